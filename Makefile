@@ -1,0 +1,134 @@
+# libumem for Linux - build.
+#
+#   make                 build/lib/libumem.so and build/lib/libumem.a
+#   make test            build and run the test suite (tests/run.sh)
+#   make bench           build and run the benchmark (the README's main job)
+#   make SAN=asan test   the suite under ASan+UBSan (objects in build-asan/)
+#   make SAN=tsan test   the suite under TSan (objects in build-tsan/)
+#   make fuzz            libFuzzer targets (clang), in build-fuzz/
+#   make install PREFIX=/usr/local
+#
+# CC=clang works everywhere.  Warnings are errors.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+SAN     ?=
+VERSION := 0.1.0
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wpointer-arith -Wno-unused-parameter
+CSTD    := -std=gnu11
+OPT     ?= -O2 -g
+BASEFLAGS := $(CSTD) $(WARN) -fPIC -pthread -Iinclude -Isrc
+
+ifeq ($(SAN),asan)
+  BUILD := build-asan
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer -DUMEM_DEBUG_ASSERT
+  OPT := -O1 -g
+else ifeq ($(SAN),tsan)
+  BUILD := build-tsan
+  SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer -DUMEM_DEBUG_ASSERT
+  OPT := -O1 -g
+else
+  BUILD ?= build
+  SANFLAGS :=
+endif
+
+CFLAGS_ALL := $(BASEFLAGS) $(OPT) $(SANFLAGS) $(CFLAGS)
+LIBFLAGS   := -fvisibility=hidden -fno-semantic-interposition
+LDLIBS     := -pthread
+
+# The layers, bottom-up (see docs/DESIGN.md).
+# CORE: everything but the malloc family.  Tests link CORE statically (so
+# their own malloc stays glibc's); the malloc family is tested through
+# libumem.so.  Sanitizer builds leave malloc.c out of the library, since
+# ASan and TSan must own malloc themselves.
+CORE_SRCS := src/platform.c src/vmem.c src/vmem_heap.c \
+            src/percpu.c src/slab.c src/magazine.c src/umem.c src/update.c \
+            src/pagemap.c src/umem_alloc.c
+CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
+ifeq ($(SAN),)
+  LIB_SRCS := $(CORE_SRCS) src/malloc.c
+else
+  LIB_SRCS := $(CORE_SRCS)
+endif
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIB_HDRS := $(wildcard src/*.h include/*.h)
+
+TEST_SRCS  := $(wildcard tests/test_*.c)
+TEST_BINS  := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRCS := $(wildcard bench/*_bench.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+EX_SRCS    := $(wildcard examples/*.c)
+EX_BINS    := $(EX_SRCS:examples/%.c=$(BUILD)/examples/%)
+
+.PHONY: all lib tests test bench benchbins examples fuzz install clean check-symbols
+
+all: lib
+
+lib: $(BUILD)/lib/libumem.so $(BUILD)/lib/libumem.a
+
+$(BUILD)/obj/%.o: src/%.c $(LIB_HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LIBFLAGS) -c $< -o $@
+
+$(BUILD)/lib/libumem.so: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libumem.so.0 -Wl,-z,now -o $@ $^ $(SANFLAGS) $(LDLIBS)
+
+$(BUILD)/lib/libumem.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# Tests and benchmarks link the objects statically so that internal
+# (hidden) symbols are reachable for white-box tests.
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(CORE_OBJS) $(LDLIBS) -lm
+
+$(BUILD)/bench/%: bench/%.c $(CORE_OBJS) $(wildcard bench/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(CORE_OBJS) $(LDLIBS) -lm
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/lib/libumem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libumem.a $(LDLIBS)
+
+tests: $(TEST_BINS) $(EX_BINS)
+
+test: tests lib check-symbols
+	BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+# We are the allocator: the library must not call the malloc family, nor
+# stdio, which allocates.
+check-symbols: $(BUILD)/lib/libumem.so
+	@sh tests/check_symbols.sh $(BUILD)/lib/libumem.so
+
+benchbins: $(BENCH_BINS)
+
+bench: benchbins
+	sh bench/run.sh $(BUILD)
+
+examples: $(EX_BINS)
+
+FUZZ_SRCS := $(wildcard tests/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/%.c=build-fuzz/%)
+fuzz: $(FUZZ_BINS)
+build-fuzz/%: tests/%.c $(wildcard tests/*.h) $(CORE_SRCS) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	clang $(BASEFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -DUMEM_DEBUG_ASSERT -o $@ $< $(CORE_SRCS) $(LDLIBS)
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 755 $(BUILD)/lib/libumem.so $(DESTDIR)$(PREFIX)/lib/libumem.so.$(VERSION)
+	ln -sf libumem.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libumem.so.0
+	ln -sf libumem.so.0 $(DESTDIR)$(PREFIX)/lib/libumem.so
+	install -m 644 $(BUILD)/lib/libumem.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz build-clang

@@ -1,0 +1,795 @@
+/*
+ * mallocbench - allocator workloads for comparing malloc implementations.
+ *
+ * It calls nothing but the standard malloc family, so that LD_PRELOAD
+ * chooses the allocator; bench/malloc_bench.sh runs it once per workload
+ * and allocator in a fresh process (so VmHWM is the workload's own peak).
+ * It is deliberately not a bench/NAME_bench.c: those are linked with the
+ * library's objects, and a malloc defined inside the executable could not
+ * be replaced by LD_PRELOAD.
+ *
+ *	mallocbench [-s SCALE] [-i IDLE_MS] WORKLOAD
+ *
+ * Workloads (ops counted for ns_per_op in brackets):
+ *   pair-SIZE   one thread: malloc(SIZE), touch, free, hot loop [pairs]
+ *   batch       100k mixed-size objects allocated, then all freed [pairs]
+ *   larson      server-like: 4 threads replace random objects in slot
+ *               arrays; the arrays change hands every round, so objects
+ *               are freed by a thread other than the one that made them
+ *               [malloc+free]
+ *   prodcons    one thread mallocs, another frees, through an SPSC ring
+ *               [objects]
+ *   realloc     16 buffers growing side by side: by doubling to 256 KiB,
+ *               and by 1..64-byte appends to 16 KiB [realloc calls]
+ *   frag        fragmentation replay: a burst of mixed objects, 7 of 8
+ *               freed (holes on every page), a second burst of other
+ *               sizes, that burst freed, one idle period; RSS at each step
+ *               [malloc+free]
+ *   scale-T     T threads of 64-byte pairs, no sharing [pairs, all threads]
+ *
+ * Every object carries a pattern derived from its identity, checked
+ * before it is freed; a wrong pattern, a misaligned or NULL block exits
+ * with status 3 and a message, so a broken allocator fails loudly
+ * instead of looking fast.  The last line of output is
+ *
+ *   RESULT wl=NAME ops=N secs=S ns_per_op=X hwm_kb=K rss_kb=K
+ *          malloc_from=PATH [more key=value]
+ *
+ * -s scales the amount of work (0.05 for smoke runs); -i is the idle time
+ * of frag (default 1000 ms).  No timing is judged here.
+ */
+#define	_GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define	MB_ALIGN	16	/* glibc's guarantee for blocks >= 16 bytes */
+#define	CACHELINE	64
+
+static double opt_scale = 1.0;
+static long opt_idle_ms = 1000;
+static const char *wl_name;
+
+/*
+ * The compiler may delete a malloc/free pair whose block does not escape
+ * (we also build with -fno-builtin-malloc); this makes the pointer and
+ * the memory behind it visible to "something".
+ */
+#define	opaque(p)	__asm__ __volatile__("" : : "r"(p) : "memory")
+
+static void
+fail(const char *what, const void *p, size_t size, uint64_t id)
+{
+	fprintf(stderr, "mallocbench %s: CHECK FAILED: %s (block %p, size %zu,"
+	    " object %llu)\n", wl_name, what, p, size,
+	    (unsigned long long)id);
+	fflush(stderr);
+	_exit(3);
+}
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+}
+
+static uint64_t
+scaled(uint64_t n)
+{
+	double v = (double)n * opt_scale;
+
+	return (v < 1 ? 1 : (uint64_t)v);
+}
+
+/* splitmix64: object tags and sizes from an index, no state needed */
+static uint64_t
+mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return (x ^ (x >> 31));
+}
+
+/* xorshift64*: per-thread random streams */
+static uint64_t
+rnd(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return (x * 0x2545f4914f6cdd1dull);
+}
+
+/* Uniform in [lo, hi]. */
+static size_t
+rnd_range(uint64_t r, size_t lo, size_t hi)
+{
+	return (lo + (size_t)(r % (hi - lo + 1)));
+}
+
+/*
+ * Read "Field:   N kB" from /proc/self/status with open/read: stdio
+ * would allocate, and the numbers are taken mid-workload.
+ */
+static long
+status_kb(const char *field)
+{
+	char buf[4096], *s;
+	ssize_t n;
+	size_t fl = strlen(field);
+	int fd = open("/proc/self/status", O_RDONLY);
+
+	if (fd < 0)
+		return (-1);
+	n = read(fd, buf, sizeof (buf) - 1);
+	(void) close(fd);
+	if (n <= 0)
+		return (-1);
+	buf[n] = '\0';
+	for (s = buf; s != NULL && *s != '\0'; s = strchr(s, '\n')) {
+		if (*s == '\n')
+			s++;
+		if (strncmp(s, field, fl) == 0 && s[fl] == ':')
+			return (strtol(s + fl + 1, NULL, 10));
+	}
+	return (-1);
+}
+
+static void
+check_block(const void *p, size_t size, uint64_t id)
+{
+	if (p == NULL)
+		fail("malloc returned NULL", p, size, id);
+	if (size >= MB_ALIGN && ((uintptr_t)p & (MB_ALIGN - 1)) != 0)
+		fail("block not 16-byte aligned", p, size, id);
+}
+
+/* A tag at both ends of a block (size >= 16): catches overlap and */
+/* blocks handed out twice. */
+static void
+tag_put(void *p, size_t size, uint64_t tag)
+{
+	uint64_t inv = ~tag;
+
+	memcpy(p, &tag, 8);
+	memcpy((char *)p + size - 8, &inv, 8);
+}
+
+static void
+tag_check(const void *p, size_t size, uint64_t tag, uint64_t id)
+{
+	uint64_t a, b;
+
+	memcpy(&a, p, 8);
+	memcpy(&b, (const char *)p + size - 8, 8);
+	if (a != tag || b != ~tag)
+		fail("object contents changed while it was live", p, size, id);
+}
+
+/* What a workload reports beyond time and peak RSS. */
+static char extra[1024];
+
+static void
+extra_add(const char *key, long long v)
+{
+	size_t l = strlen(extra);
+
+	snprintf(extra + l, sizeof (extra) - l, " %s=%lld", key, v);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * pair-SIZE: the hot path.
+ * ------------------------------------------------------------------------
+ */
+static uint64_t
+pair_loop(size_t size, uint64_t n, uint64_t base)
+{
+	uint64_t i;
+
+	for (i = base; i < base + n; i++) {
+		uint64_t *p = malloc(size);
+
+		check_block(p, size, i);
+		opaque(p);
+		tag_put(p, size, i);
+		opaque(p);
+		tag_check(p, size, i, i);
+		free(p);
+	}
+	return (n);
+}
+
+static uint64_t
+wl_pair(size_t size, double *secs)
+{
+	uint64_t n, t0;
+
+	/* Smaller blocks: cheaper pairs, more of them. */
+	n = size <= 1024 ? 20000000 : size <= 16384 ? 10000000 : 4000000;
+	n = scaled(n);
+	(void) pair_loop(size, n / 100 + 1, 0);	/* warm: lazy set-up */
+	t0 = now_ns();
+	(void) pair_loop(size, n, n);
+	*secs = (double)(now_ns() - t0) / 1e9;
+	return (n);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * batch: allocate 100k, free them all (in allocation order), repeat.
+ * ------------------------------------------------------------------------
+ */
+#define	BATCH_N		100000
+
+static uint64_t
+wl_batch(double *secs)
+{
+	uint64_t reps = scaled(60), r, t0;
+	void **ptr = malloc(BATCH_N * sizeof (void *));
+	uint32_t *sz = malloc(BATCH_N * sizeof (uint32_t));
+	size_t i;
+
+	if (ptr == NULL || sz == NULL)
+		fail("harness arrays", NULL, 0, 0);
+	for (i = 0; i < BATCH_N; i++)		/* mostly small, some 1 KiB */
+		sz[i] = (uint32_t)(mix(i) % 8 == 0 ? rnd_range(mix(~i), 16,
+		    1024) : rnd_range(mix(~i), 16, 128));
+	t0 = now_ns();
+	for (r = 0; r < reps; r++) {
+		for (i = 0; i < BATCH_N; i++) {
+			ptr[i] = malloc(sz[i]);
+			check_block(ptr[i], sz[i], i);
+			tag_put(ptr[i], sz[i], mix(r * BATCH_N + i));
+		}
+		for (i = 0; i < BATCH_N; i++) {
+			tag_check(ptr[i], sz[i], mix(r * BATCH_N + i), i);
+			free(ptr[i]);
+		}
+	}
+	*secs = (double)(now_ns() - t0) / 1e9;
+	free(ptr);
+	free(sz);
+	return (reps * BATCH_N);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * larson: after Larson & Krishnan's server benchmark.  T threads, each
+ * round each works on one slot array, replacing a random slot's object
+ * (check, free, malloc a random size 16..1000, tag); between rounds the
+ * arrays rotate among the threads, so most frees are of objects another
+ * thread allocated.
+ * ------------------------------------------------------------------------
+ */
+#define	LARSON_T	4
+#define	LARSON_SLOTS	5000
+#define	LARSON_ROUNDS	10
+
+typedef struct slot {
+	void		*s_p;
+	uint32_t	s_size;
+	uint64_t	s_tag;
+} slot_t;
+
+typedef struct larson_arg {
+	int		la_id;
+	uint64_t	la_ops;		/* per round */
+	slot_t		*la_arrays;	/* [LARSON_T][LARSON_SLOTS] */
+	pthread_barrier_t *la_bar;
+	char		la_pad[CACHELINE];
+} larson_arg_t;
+
+static void *
+larson_thread(void *arg)
+{
+	larson_arg_t *la = arg;
+	uint64_t seed = mix((uint64_t)la->la_id + 1), i;
+	int round;
+
+	for (round = 0; round < LARSON_ROUNDS; round++) {
+		slot_t *a = la->la_arrays +
+		    (size_t)((la->la_id + round) % LARSON_T) * LARSON_SLOTS;
+
+		for (i = 0; i < la->la_ops; i++) {
+			uint64_t r = rnd(&seed);
+			slot_t *s = &a[r % LARSON_SLOTS];
+			size_t size = rnd_range(r >> 32, 16, 1000);
+
+			if (s->s_p != NULL) {
+				tag_check(s->s_p, s->s_size, s->s_tag, i);
+				free(s->s_p);
+			}
+			s->s_p = malloc(size);
+			check_block(s->s_p, size, i);
+			s->s_size = (uint32_t)size;
+			s->s_tag = r;
+			tag_put(s->s_p, size, r);
+		}
+		(void) pthread_barrier_wait(la->la_bar);
+	}
+	return (NULL);
+}
+
+static uint64_t
+wl_larson(double *secs)
+{
+	slot_t *arrays = calloc(LARSON_T * LARSON_SLOTS, sizeof (slot_t));
+	larson_arg_t la[LARSON_T];
+	pthread_t tid[LARSON_T];
+	pthread_barrier_t bar;
+	uint64_t ops = scaled(60000), t0;
+	size_t i;
+	int t;
+
+	if (arrays == NULL)
+		fail("harness arrays", NULL, 0, 0);
+	(void) pthread_barrier_init(&bar, NULL, LARSON_T);
+	t0 = now_ns();
+	for (t = 0; t < LARSON_T; t++) {
+		la[t].la_id = t;
+		la[t].la_ops = ops;
+		la[t].la_arrays = arrays;
+		la[t].la_bar = &bar;
+		if (pthread_create(&tid[t], NULL, larson_thread, &la[t]) != 0)
+			fail("pthread_create", NULL, 0, 0);
+	}
+	for (t = 0; t < LARSON_T; t++)
+		(void) pthread_join(tid[t], NULL);
+	*secs = (double)(now_ns() - t0) / 1e9;
+	for (i = 0; i < LARSON_T * LARSON_SLOTS; i++) {
+		if (arrays[i].s_p != NULL) {
+			tag_check(arrays[i].s_p, arrays[i].s_size,
+			    arrays[i].s_tag, i);
+			free(arrays[i].s_p);
+		}
+	}
+	(void) pthread_barrier_destroy(&bar);
+	free(arrays);
+	return (ops * LARSON_T * LARSON_ROUNDS);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * prodcons: every object is freed by the thread that did not allocate it.
+ * A single-producer single-consumer ring; a full or empty ring spins
+ * briefly, then yields (this machine has two CPUs and may be busy).
+ * ------------------------------------------------------------------------
+ */
+#define	RING	8192		/* power of two */
+
+typedef struct ring {
+	_Alignas(CACHELINE) _Atomic uint64_t	r_head;	/* consumer */
+	_Alignas(CACHELINE) _Atomic uint64_t	r_tail;	/* producer */
+	_Alignas(CACHELINE) void		*r_slot[RING];
+	uint64_t				r_n;
+	uint64_t				r_sum;	/* consumer's */
+} ring_t;
+
+static void
+backoff(int *spins)
+{
+	if (++*spins < 100) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	} else {
+		(void) sched_yield();
+		*spins = 0;
+	}
+}
+
+static size_t
+pc_size(uint64_t i)
+{
+	return (rnd_range(mix(i), 16, 512));
+}
+
+static void *
+pc_consumer(void *arg)
+{
+	ring_t *rg = arg;
+	uint64_t i, sum = 0;
+
+	for (i = 0; i < rg->r_n; i++) {
+		int spins = 0;
+		void *p;
+		size_t size = pc_size(i);
+
+		while (atomic_load_explicit(&rg->r_tail,
+		    memory_order_acquire) == i)
+			backoff(&spins);
+		p = rg->r_slot[i & (RING - 1)];
+		atomic_store_explicit(&rg->r_head, i + 1,
+		    memory_order_release);
+		tag_check(p, size, mix(i ^ 0x5555), i);
+		sum += size;
+		free(p);
+	}
+	rg->r_sum = sum;
+	return (NULL);
+}
+
+static uint64_t
+wl_prodcons(double *secs)
+{
+	static ring_t rg;
+	pthread_t tid;
+	uint64_t i, sum = 0, t0;
+
+	rg.r_n = scaled(3000000);
+	t0 = now_ns();
+	if (pthread_create(&tid, NULL, pc_consumer, &rg) != 0)
+		fail("pthread_create", NULL, 0, 0);
+	for (i = 0; i < rg.r_n; i++) {
+		int spins = 0;
+		size_t size = pc_size(i);
+		void *p = malloc(size);
+
+		check_block(p, size, i);
+		tag_put(p, size, mix(i ^ 0x5555));
+		sum += size;
+		while (i - atomic_load_explicit(&rg.r_head,
+		    memory_order_acquire) >= RING)
+			backoff(&spins);
+		rg.r_slot[i & (RING - 1)] = p;
+		atomic_store_explicit(&rg.r_tail, i + 1, memory_order_release);
+	}
+	(void) pthread_join(tid, NULL);
+	*secs = (double)(now_ns() - t0) / 1e9;
+	if (rg.r_sum != sum)
+		fail("consumer saw other sizes than the producer made", NULL,
+		    0, 0);
+	return (rg.r_n);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * realloc: vectors that double and strings that grow by small appends,
+ * 16 at a time in round-robin so that neighbours get in the way of growth
+ * in place.  The byte at offset i of buffer b is a function of (i, b,
+ * rep); each buffer is checked in full before it is freed.
+ * ------------------------------------------------------------------------
+ */
+#define	RA_NBUF		16
+#define	RA_DOUBLE_MAX	(256 * 1024)
+#define	RA_APPEND_MAX	(16 * 1024)
+
+static unsigned char
+ra_byte(size_t i, int b, uint64_t rep)
+{
+	return ((unsigned char)(i * 131 + (size_t)b * 17 + rep));
+}
+
+static void
+ra_fill(unsigned char *p, size_t from, size_t to, int b, uint64_t rep)
+{
+	size_t i;
+
+	for (i = from; i < to; i++)
+		p[i] = ra_byte(i, b, rep);
+}
+
+static void
+ra_verify(const unsigned char *p, size_t len, int b, uint64_t rep)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != ra_byte(i, b, rep))
+			fail("realloc lost or moved contents", p, len, i);
+}
+
+static uint64_t
+wl_realloc(double *secs)
+{
+	unsigned char *buf[RA_NBUF];
+	size_t len[RA_NBUF];
+	uint64_t reps = scaled(40), rep, calls = 0, t0, seed = 42;
+	int b, busy;
+
+	t0 = now_ns();
+	for (rep = 0; rep < reps; rep++) {
+		/* Doubling, 16 B .. 256 KiB. */
+		memset(buf, 0, sizeof (buf));
+		memset(len, 0, sizeof (len));
+		do {
+			busy = 0;
+			for (b = 0; b < RA_NBUF; b++) {
+				size_t nl = len[b] == 0 ? 16 : len[b] * 2;
+				unsigned char *p;
+
+				if (nl > RA_DOUBLE_MAX)
+					continue;
+				busy = 1;
+				p = realloc(buf[b], nl);
+				check_block(p, nl, calls);
+				calls++;
+				ra_fill(p, len[b], nl, b, rep);
+				buf[b] = p;
+				len[b] = nl;
+			}
+		} while (busy);
+		for (b = 0; b < RA_NBUF; b++) {
+			ra_verify(buf[b], len[b], b, rep);
+			free(buf[b]);
+		}
+
+		/* Appends of 1..64 bytes up to 16 KiB. */
+		memset(buf, 0, sizeof (buf));
+		memset(len, 0, sizeof (len));
+		do {
+			busy = 0;
+			for (b = 0; b < RA_NBUF; b++) {
+				size_t nl = len[b] + 1 + rnd(&seed) % 64;
+				unsigned char *p;
+
+				if (len[b] >= RA_APPEND_MAX)
+					continue;
+				busy = 1;
+				p = realloc(buf[b], nl);
+				check_block(p, nl, calls);
+				calls++;
+				ra_fill(p, len[b], nl, b, rep);
+				buf[b] = p;
+				len[b] = nl;
+			}
+		} while (busy);
+		for (b = 0; b < RA_NBUF; b++) {
+			ra_verify(buf[b], len[b], b, rep);
+			free(buf[b]);
+		}
+	}
+	*secs = (double)(now_ns() - t0) / 1e9;
+	return (calls);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * frag: RSS under a fragmenting pattern, and whether it comes back.
+ *   1. burst A: FRAG_N objects, sizes 16..4 KiB skewed small, filled
+ *   2. free 7 of every 8 of A, in allocation order: every page keeps a
+ *      live object, so only an allocator that reuses holes stays small
+ *   3. burst B: FRAG_N/4 objects of other sizes (1.5x + 8), filled
+ *   4. free burst B (the survivors of A stay)
+ *   5. idle opt_idle_ms (no allocator calls): is memory given back?
+ * RSS after each step; live bytes are what the program asked for.
+ * ------------------------------------------------------------------------
+ */
+#define	FRAG_N		250000
+
+typedef struct fobj {
+	unsigned char	*f_p;
+	uint32_t	f_size;
+} fobj_t;
+
+static size_t
+frag_size(uint64_t i)
+{
+	uint64_t r = mix(i);
+
+	switch (r % 10) {
+	case 0:
+		return (rnd_range(r >> 8, 1024, 4096));
+	case 1: case 2: case 3:
+		return (rnd_range(r >> 8, 129, 1024));
+	default:
+		return (rnd_range(r >> 8, 16, 128));
+	}
+}
+
+static void
+frag_alloc(fobj_t *o, size_t size, uint64_t id)
+{
+	o->f_p = malloc(size);
+	check_block(o->f_p, size, id);
+	o->f_size = (uint32_t)size;
+	memset(o->f_p, (int)(mix(id) & 0xff), size);	/* apps touch */
+}
+
+static void
+frag_free(fobj_t *o, uint64_t id)
+{
+	unsigned char c = (unsigned char)(mix(id) & 0xff);
+	size_t s = o->f_size;
+
+	if (o->f_p[0] != c || o->f_p[s / 2] != c || o->f_p[s - 1] != c)
+		fail("object contents changed while it was live", o->f_p, s,
+		    id);
+	free(o->f_p);
+	o->f_p = NULL;
+}
+
+static uint64_t
+wl_frag(double *secs)
+{
+	size_t na = scaled(FRAG_N), nb = na / 4, i;
+	fobj_t *a = calloc(na, sizeof (fobj_t));
+	fobj_t *b = calloc(nb, sizeof (fobj_t));
+	long long live = 0;
+	uint64_t t0, t;
+	struct timespec idle;
+
+	if (a == NULL || b == NULL)
+		fail("harness arrays", NULL, 0, 0);
+	extra_add("rss0_kb", status_kb("VmRSS"));
+	t0 = now_ns();
+	for (i = 0; i < na; i++) {
+		frag_alloc(&a[i], frag_size(i), i);
+		live += a[i].f_size;
+	}
+	extra_add("live1_kb", live / 1024);
+	extra_add("rss1_kb", status_kb("VmRSS"));
+	for (i = 0; i < na; i++) {
+		if (i % 8 != 0) {
+			live -= a[i].f_size;
+			frag_free(&a[i], i);
+		}
+	}
+	extra_add("live2_kb", live / 1024);
+	extra_add("rss2_kb", status_kb("VmRSS"));
+	for (i = 0; i < nb; i++) {
+		frag_alloc(&b[i], frag_size(i + na) * 3 / 2 + 8, i + na);
+		live += b[i].f_size;
+	}
+	extra_add("live3_kb", live / 1024);
+	extra_add("rss3_kb", status_kb("VmRSS"));
+	for (i = 0; i < nb; i++) {
+		live -= b[i].f_size;
+		frag_free(&b[i], i + na);
+	}
+	extra_add("live4_kb", live / 1024);
+	extra_add("rss4_kb", status_kb("VmRSS"));
+	t = now_ns() - t0;
+	idle.tv_sec = opt_idle_ms / 1000;
+	idle.tv_nsec = (opt_idle_ms % 1000) * 1000000;
+	(void) nanosleep(&idle, NULL);
+	extra_add("rss5_kb", status_kb("VmRSS"));
+	extra_add("idle_ms", opt_idle_ms);
+	t0 = now_ns();
+	for (i = 0; i < na; i += 8)
+		frag_free(&a[i], i);
+	*secs = (double)(t + now_ns() - t0) / 1e9;
+	free(a);
+	free(b);
+	return (na + nb);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * scale-T: T threads of 64-byte pairs, nothing shared; ideal is flat
+ * time per pair... divided by min(T, CPUs).
+ * ------------------------------------------------------------------------
+ */
+typedef struct scale_arg {
+	uint64_t	sa_n;
+	uint64_t	sa_base;
+	char		sa_pad[CACHELINE];
+} scale_arg_t;
+
+static void *
+scale_thread(void *arg)
+{
+	scale_arg_t *sa = arg;
+
+	(void) pair_loop(64, sa->sa_n, sa->sa_base);
+	return (NULL);
+}
+
+static uint64_t
+wl_scale(int nthr, double *secs)
+{
+	scale_arg_t sa[64];
+	pthread_t tid[64];
+	uint64_t n = scaled(10000000), t0;
+	int t;
+
+	if (nthr < 1 || nthr > 64)
+		fail("thread count out of 1..64", NULL, 0, (uint64_t)nthr);
+	t0 = now_ns();
+	for (t = 0; t < nthr; t++) {
+		sa[t].sa_n = n;
+		sa[t].sa_base = (uint64_t)t * n;
+		if (pthread_create(&tid[t], NULL, scale_thread, &sa[t]) != 0)
+			fail("pthread_create", NULL, 0, 0);
+	}
+	for (t = 0; t < nthr; t++)
+		(void) pthread_join(tid[t], NULL);
+	*secs = (double)(now_ns() - t0) / 1e9;
+	return (n * (uint64_t)nthr);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* Which object the process's malloc resolves to: proof that the */
+/* LD_PRELOAD took (ld.so only warns when it cannot load one). */
+static const char *
+malloc_origin(void)
+{
+	Dl_info di;
+	void *f = dlsym(RTLD_DEFAULT, "malloc");
+
+	if (f == NULL || dladdr(f, &di) == 0 || di.dli_fname == NULL)
+		return ("unknown");
+	return (di.dli_fname);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: mallocbench [-s SCALE] [-i IDLE_MS] WORKLOAD\n"
+	    "  WORKLOAD: pair-SIZE batch larson prodcons realloc frag "
+	    "scale-THREADS\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	uint64_t ops;
+	double secs = 0;
+	int c;
+
+	while ((c = getopt(argc, argv, "s:i:")) != -1) {
+		switch (c) {
+		case 's':
+			opt_scale = strtod(optarg, NULL);
+			if (!(opt_scale > 0))
+				usage();
+			break;
+		case 'i':
+			opt_idle_ms = strtol(optarg, NULL, 10);
+			if (opt_idle_ms < 0)
+				usage();
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc - 1)
+		usage();
+	wl_name = argv[optind];
+	if (strncmp(wl_name, "pair-", 5) == 0) {
+		long size = strtol(wl_name + 5, NULL, 10);
+
+		if (size < 16 || size > (1L << 24))
+			usage();
+		ops = wl_pair((size_t)size, &secs);
+	} else if (strcmp(wl_name, "batch") == 0) {
+		ops = wl_batch(&secs);
+	} else if (strcmp(wl_name, "larson") == 0) {
+		ops = wl_larson(&secs);
+	} else if (strcmp(wl_name, "prodcons") == 0) {
+		ops = wl_prodcons(&secs);
+	} else if (strcmp(wl_name, "realloc") == 0) {
+		ops = wl_realloc(&secs);
+	} else if (strcmp(wl_name, "frag") == 0) {
+		ops = wl_frag(&secs);
+	} else if (strncmp(wl_name, "scale-", 6) == 0) {
+		ops = wl_scale((int)strtol(wl_name + 6, NULL, 10), &secs);
+	} else {
+		usage();
+		return (2);
+	}
+	printf("RESULT wl=%s ops=%llu secs=%.6f ns_per_op=%.3f hwm_kb=%ld "
+	    "rss_kb=%ld malloc_from=%s%s\n", wl_name, (unsigned long long)ops,
+	    secs, secs * 1e9 / (double)ops, status_kb("VmHWM"),
+	    status_kb("VmRSS"), malloc_origin(), extra);
+	return (0);
+}

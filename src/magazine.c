@@ -1,0 +1,768 @@
+/*
+ * magazine.c - the magazine layer: per-CPU loaded and previous magazines
+ * and the per-cache depot of full and empty magazines (Bonwick & Adams
+ * 2001 §3).
+ *
+ * Big theory statement
+ * --------------------
+ * Objects in magazines are constructed; objects in the slab layer are raw.
+ * Each CPU slot holds a loaded magazine (rounds in cc_word) and a previous
+ * one (cc_ploaded, cc_prounds).  The rules, exactly as in the paper:
+ *
+ *  alloc: pop from loaded if it has rounds; else if previous is full, swap
+ *	them and retry; else if the depot has a full magazine, return the
+ *	previous (empty) one to the depot, make loaded the previous and load
+ *	the full one; else take one object from the slab layer and construct
+ *	it.
+ *  free: push into loaded if it has room; else if previous is empty, swap
+ *	and retry; else if the depot has an empty magazine, give the previous
+ *	(full) one to the depot, make loaded the previous and load the empty
+ *	one; else make an empty magazine (free path only: allocating a full
+ *	one would be recursion) with the slot released, put it in the depot
+ *	and retry; if that fails, destroy the object to the slab layer.
+ * After any reload a slot holds one full and one empty magazine, so at
+ * least M allocations and M frees are served before the depot is needed
+ * again: the miss rate is at most 1/M for any workload.
+ *
+ * Who may change a slot (the protocol)
+ * ------------------------------------
+ * The fast paths (umem.c, percpu.h) only pop or push on the loaded
+ * magazine, each committed by the single store of cc_word.  Everything
+ * else - swap, depot exchange, purge, resize, drain - happens while a
+ * thread OWNS the slot:
+ *
+ *   - it holds cc_lock (so there is one owner at a time), and
+ *   - cc_word's rounds field is UMEM_CC_NONE, so every fast path on that
+ *     slot fails over to the slow path (which then waits on cc_lock), and
+ *     no fast-path store can land on the slot.
+ *
+ * Taking ownership (cc_own): lock the slot the caller is on; in rseq mode
+ * store UMEM_CC_NONE with a critical section that commits only if the
+ * caller is still on that slot (else unlock and try the new slot).  Any
+ * fast path that had read the old cc_word on that slot was preempted, so
+ * it restarts and sees NONE.  A thread that migrates after taking
+ * ownership still owns the slot: nothing on the slot changes under it.
+ * Releasing: write the new state, then store cc_word (release order), then
+ * unlock; no one else can write cc_word while it is NONE, so a plain
+ * store from any CPU is safe.
+ *
+ * Taking a slot remotely (purge, resize, idle drain; cc_own_all): lock
+ * the slots, CAS each cc_word to NONE, then a membarrier rseq fence, which
+ * restarts every critical section in flight; a fast path that read the
+ * old word before the CAS either committed before the fence (the CAS
+ * target moved: we see a word other than NONE and repeat) or restarts and
+ * sees NONE.  Without the fence (kernel < 5.10) rseq mode skips these
+ * remote operations (resize, idle drain) - correctness never depends on
+ * them.  In thread mode every fast path takes cc_lock, so locking is
+ * enough.
+ *
+ * Lock order within a cache: cc_lock (index order when several) ->
+ * cache_depot_lock.  Destructors, constructors and nested cache calls
+ * run with none of them held.
+ *
+ * Depot: full and empty lists under cache_depot_lock, entered with a
+ * trylock first; failures count as contention, and contention above
+ * umem_depot_contention_max per update interval grows the magazine size
+ * one magtype row (bounded by the row's maxbuf).  Each list tracks its
+ * minimum since the last working-set update; the update thread reaps the
+ * magazines that stayed unused for a whole interval (ws_reap).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "umem_impl.h"
+#include "percpu.h"
+
+/* illumos magtype table: M, alignment, minbuf, maxbuf. */
+umem_magtype_t umem_magtype[UMEM_NMAGTYPES] = {
+	{ 1,	8,	3200,	65536,	NULL },
+	{ 3,	16,	256,	32768,	NULL },
+	{ 7,	32,	64,	16384,	NULL },
+	{ 15,	64,	0,	8192,	NULL },
+	{ 31,	64,	0,	4096,	NULL },
+	{ 47,	64,	0,	2048,	NULL },
+	{ 63,	64,	0,	1024,	NULL },
+	{ 95,	64,	0,	512,	NULL },
+	{ 143,	64,	0,	0,	NULL },
+};
+
+umem_magtype_t *
+umem_magtype_initial(size_t chunksize)
+{
+	umem_magtype_t *mtp = umem_magtype;
+
+	while (chunksize <= mtp->mt_minbuf)
+		mtp++;
+	return (mtp);
+}
+
+/*
+ * ---- depot ----
+ */
+static void
+depot_lock(umem_cache_t *cp)
+{
+	if (!umem_trylock(&cp->cache_depot_lock)) {
+		umem_lock(&cp->cache_depot_lock);
+		cp->cache_depot_contention++;
+	}
+}
+
+static umem_magazine_t *
+depot_alloc(umem_cache_t *cp, umem_maglist_t *mlp)
+{
+	umem_magazine_t *mp;
+
+	depot_lock(cp);
+	if ((mp = mlp->ml_list) != NULL) {
+		mlp->ml_list = mp->mag_next;
+		mlp->ml_total--;
+		if (mlp->ml_total < mlp->ml_min)
+			mlp->ml_min = mlp->ml_total;
+		mlp->ml_alloc++;
+	}
+	umem_unlock(&cp->cache_depot_lock);
+	return (mp);
+}
+
+static void
+depot_free(umem_cache_t *cp, umem_maglist_t *mlp, umem_magazine_t *mp)
+{
+	depot_lock(cp);
+	mp->mag_next = mlp->ml_list;
+	mlp->ml_list = mp;
+	mlp->ml_total++;
+	mlp->ml_free++;
+	umem_unlock(&cp->cache_depot_lock);
+}
+
+void
+umem_depot_ws_update(umem_cache_t *cp)
+{
+	umem_lock(&cp->cache_depot_lock);
+	cp->cache_full.ml_reaplimit = cp->cache_full.ml_min;
+	cp->cache_full.ml_min = cp->cache_full.ml_total;
+	cp->cache_empty.ml_reaplimit = cp->cache_empty.ml_min;
+	cp->cache_empty.ml_min = cp->cache_empty.ml_total;
+	umem_unlock(&cp->cache_depot_lock);
+}
+
+/* Take up to n magazines off a list (reaping: not counted as traffic). */
+static umem_magazine_t *
+depot_take(umem_cache_t *cp, umem_maglist_t *mlp, uint64_t n)
+{
+	umem_magazine_t *head = NULL, *mp;
+
+	umem_lock(&cp->cache_depot_lock);
+	while (n-- > 0 && (mp = mlp->ml_list) != NULL) {
+		mlp->ml_list = mp->mag_next;
+		mlp->ml_total--;
+		mp->mag_next = head;
+		head = mp;
+	}
+	if (mlp->ml_total < mlp->ml_min)
+		mlp->ml_min = mlp->ml_total;
+	umem_unlock(&cp->cache_depot_lock);
+	return (head);
+}
+
+void
+umem_mag_destroy(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
+    uint32_t nrounds)
+{
+	uint32_t i;
+
+	for (i = 0; i < nrounds; i++) {
+		void *buf = mp->mag_round[i];
+
+		if (cp->cache_destructor != NULL) {
+			cp->cache_destructor(buf, cp->cache_private);
+			UMEM_STAT_ADD(cp->cache_dtor, 1);
+		}
+		umem_slab_free(cp, buf);
+	}
+	umem_cache_free(mtp->mt_cache, mp);
+}
+
+/* Destroy a list of magazines whose round arrays end at M or a NULL. */
+static void
+mag_destroy_list(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp)
+{
+	while (mp != NULL) {
+		umem_magazine_t *next = mp->mag_next;
+		uint32_t n = 0;
+
+		while (n < mtp->mt_magsize && mp->mag_round[n] != NULL)
+			n++;
+		umem_mag_destroy(cp, mtp, mp, n);
+		mp = next;
+	}
+}
+
+void
+umem_depot_ws_reap(umem_cache_t *cp)
+{
+	umem_magtype_t *mtp;
+	umem_magazine_t *full, *empty, *mp;
+	uint64_t nf, ne;
+
+	umem_lock(&cp->cache_depot_lock);
+	mtp = cp->cache_magtype;
+	nf = cp->cache_full.ml_reaplimit < cp->cache_full.ml_min ?
+	    cp->cache_full.ml_reaplimit : cp->cache_full.ml_min;
+	ne = cp->cache_empty.ml_reaplimit < cp->cache_empty.ml_min ?
+	    cp->cache_empty.ml_reaplimit : cp->cache_empty.ml_min;
+	umem_unlock(&cp->cache_depot_lock);
+	if (mtp == NULL || (nf == 0 && ne == 0))
+		return;
+	full = depot_take(cp, &cp->cache_full, nf);
+	empty = depot_take(cp, &cp->cache_empty, ne);
+	while ((mp = full) != NULL) {
+		full = mp->mag_next;
+		umem_mag_destroy(cp, mtp, mp, mtp->mt_magsize);
+	}
+	while ((mp = empty) != NULL) {
+		empty = mp->mag_next;
+		umem_cache_free(mtp->mt_cache, mp);
+	}
+}
+
+/*
+ * ---- owning a CPU slot ----
+ */
+typedef struct ccown {
+	umem_cpu_cache_t	*co_cc;
+	umem_magazine_t		*co_loaded;
+	int64_t			co_rounds;	/* -1: none */
+	umem_magazine_t		*co_ploaded;
+	int64_t			co_prounds;
+	uint32_t		co_magsize;
+} ccown_t;
+
+/* Fold the op count of a detached word into the slot's totals. */
+static void
+cc_fold(umem_cpu_cache_t *cc, uint64_t w)
+{
+	uint64_t ops = UMEM_CC_OPS(w);
+
+	if (ops != 0) {
+		int64_t net = (int64_t)cc->cc_base -
+		    (int64_t)UMEM_CC_ROUNDS(w);		/* pops - pushes */
+		uint64_t pops = (uint64_t)((int64_t)ops + net) / 2;
+
+		cc->cc_alloc += pops;
+		cc->cc_free += ops - pops;
+	}
+}
+
+static void
+cc_load(ccown_t *o, umem_cpu_cache_t *cc, uint64_t w)
+{
+	cc_fold(cc, w);
+	o->co_cc = cc;
+	o->co_loaded = cc->cc_loaded;
+	o->co_rounds = UMEM_CC_ROUNDS(w) == UMEM_CC_NONE ? -1 :
+	    (int64_t)UMEM_CC_ROUNDS(w);
+	o->co_ploaded = cc->cc_ploaded;
+	o->co_prounds = cc->cc_prounds;
+	o->co_magsize = cc->cc_magsize;
+}
+
+/* First use of a slot: the fork handlers lock only used slots. */
+void
+umem_cc_mark_used(umem_cache_t *cp, uint32_t slot)
+{
+	__atomic_store_n(&cp->cache_cpu[slot].cc_used, 1, __ATOMIC_RELAXED);
+	if (slot < UMEM_USED_WORDS * 64)
+		(void) __atomic_fetch_or(&cp->cache_used_map[slot / 64],
+		    1ULL << (slot % 64), __ATOMIC_RELAXED);
+}
+
+/*
+ * Take the caller's slot.  0, or -1: bypass the magazine layer.  In both
+ * modes the slot is left detached (cc_word = NONE) while owned, so that a
+ * fork child can tell a slot caught in the middle of a slow path.
+ */
+static int
+cc_own(umem_cache_t *cp, ccown_t *o)
+{
+	umem_cpu_cache_t *cc;
+	uint32_t slot;
+	uint64_t w;
+
+	for (;;) {
+		slot = umem_percpu_slot();
+		if (slot >= cp->cache_ncpu)
+			return (-1);
+		cc = &cp->cache_cpu[slot];
+		umem_lock(&cc->cc_lock);
+		if (!umem_percpu.pc_rseq) {
+			w = cc->cc_word;
+			__atomic_store_n(&cc->cc_word, UMEM_CC_NONE,
+			    __ATOMIC_RELAXED);
+			break;
+		}
+		w = umem_percpu_claim(cc, slot);
+		if (w != UMEM_PC_MOVED)
+			break;
+		umem_unlock(&cc->cc_lock);
+	}
+	if (UMEM_UNLIKELY(!__atomic_load_n(&cc->cc_used, __ATOMIC_RELAXED)))
+		umem_cc_mark_used(cp, slot);
+	cc_load(o, cc, w);
+	return (0);
+}
+
+static void
+cc_store(ccown_t *o)
+{
+	umem_cpu_cache_t *cc = o->co_cc;
+	uint32_t r = o->co_rounds < 0 ? (uint32_t)UMEM_CC_NONE :
+	    (uint32_t)o->co_rounds;
+
+	cc->cc_loaded = o->co_loaded;
+	cc->cc_ploaded = o->co_ploaded;
+	cc->cc_prounds = o->co_prounds;
+	cc->cc_magsize = o->co_magsize;
+	cc->cc_base = r;
+	__atomic_store_n(&cc->cc_word, (uint64_t)r, __ATOMIC_RELEASE);
+}
+
+static void
+cc_release(ccown_t *o)
+{
+	cc_store(o);
+	umem_unlock(&o->co_cc->cc_lock);
+}
+
+static void
+cc_swap(ccown_t *o)
+{
+	umem_magazine_t *mp = o->co_loaded;
+	int64_t r = o->co_rounds;
+
+	o->co_loaded = o->co_ploaded;
+	o->co_rounds = o->co_prounds;
+	o->co_ploaded = mp;
+	o->co_prounds = r;
+}
+
+void *
+umem_mag_alloc(umem_cache_t *cp)
+{
+	umem_magazine_t *fmp;
+	void *obj = NULL;
+	ccown_t o;
+
+	if (cc_own(cp, &o) != 0)
+		return (NULL);
+	for (;;) {
+		if (o.co_rounds > 0) {
+			obj = o.co_loaded->mag_round[--o.co_rounds];
+			o.co_cc->cc_alloc++;
+			break;
+		}
+		if (o.co_prounds > 0) {
+			cc_swap(&o);
+			continue;
+		}
+		if (o.co_magsize == 0)
+			break;
+		if ((fmp = depot_alloc(cp, &cp->cache_full)) != NULL) {
+			if (o.co_ploaded != NULL)
+				depot_free(cp, &cp->cache_empty, o.co_ploaded);
+			o.co_ploaded = o.co_loaded;
+			o.co_prounds = o.co_rounds;
+			o.co_loaded = fmp;
+			o.co_rounds = o.co_magsize;
+			continue;
+		}
+		break;
+	}
+	cc_release(&o);
+	return (obj);
+}
+
+int
+umem_mag_free(umem_cache_t *cp, void *buf)
+{
+	umem_magazine_t *emp;
+	umem_magtype_t *mtp;
+	ccown_t o;
+
+	for (;;) {
+		if (cc_own(cp, &o) != 0)
+			return (0);
+		for (;;) {
+			if (o.co_rounds >= 0 && o.co_rounds < o.co_magsize) {
+				o.co_loaded->mag_round[o.co_rounds++] = buf;
+				o.co_cc->cc_free++;
+				cc_release(&o);
+				return (1);
+			}
+			if (o.co_prounds == 0) {
+				cc_swap(&o);
+				continue;
+			}
+			if (o.co_magsize == 0) {
+				cc_release(&o);
+				return (0);
+			}
+			if ((emp = depot_alloc(cp, &cp->cache_empty)) != NULL) {
+				if (o.co_ploaded != NULL)
+					depot_free(cp, &cp->cache_full,
+					    o.co_ploaded);
+				o.co_ploaded = o.co_loaded;
+				o.co_prounds = o.co_rounds;
+				o.co_loaded = emp;
+				o.co_rounds = 0;
+				continue;
+			}
+			break;
+		}
+		/*
+		 * No empty magazine: make one with the slot released (the
+		 * magazine cache may need slabs, and so other caches).
+		 */
+		mtp = cp->cache_magtype;
+		cc_release(&o);
+		emp = umem_cache_alloc(mtp->mt_cache, UMEM_DEFAULT);
+		if (emp == NULL)
+			return (0);
+		umem_lock(&cp->cache_depot_lock);
+		if (cp->cache_magtype == mtp) {
+			emp->mag_next = cp->cache_empty.ml_list;
+			cp->cache_empty.ml_list = emp;
+			cp->cache_empty.ml_total++;
+			cp->cache_mag_create++;
+			emp = NULL;
+		}
+		umem_unlock(&cp->cache_depot_lock);
+		if (emp != NULL)	/* resized meanwhile */
+			umem_cache_free(mtp->mt_cache, emp);
+	}
+}
+
+/*
+ * ---- remote ownership: purge, resize, idle drain ----
+ */
+
+/*
+ * Own the slots of cp whose bit is set in want (NULL: all) from any
+ * thread: lock them in index order, then (rseq) detach them with CAS and
+ * a fence.  Returns 0, or -1 (nothing held) if rseq mode has no fence and
+ * the cache is not quiescent.
+ */
+static int
+cc_own_all(umem_cache_t *cp, const uint8_t *want, int quiescent)
+{
+	uint32_t i, n = cp->cache_ncpu;
+	int again;
+
+	if (umem_percpu.pc_rseq && !quiescent && !umem_percpu.pc_fence)
+		return (-1);
+	for (i = 0; i < n; i++)
+		if (want == NULL || want[i])
+			umem_lock(&cp->cache_cpu[i].cc_lock);
+	if (!umem_percpu.pc_rseq || quiescent) {
+		for (i = 0; i < n; i++) {
+			umem_cpu_cache_t *cc = &cp->cache_cpu[i];
+
+			if (want == NULL || want[i]) {
+				cc->cc_claimed = cc->cc_word;
+				cc->cc_word = UMEM_CC_NONE;
+			}
+		}
+		return (0);
+	}
+	for (i = 0; i < n; i++)
+		cp->cache_cpu[i].cc_claimed = UMEM_CC_NONE;
+	do {
+		again = 0;
+		for (i = 0; i < n; i++) {
+			umem_cpu_cache_t *cc = &cp->cache_cpu[i];
+			uint64_t w;
+
+			if (want != NULL && !want[i])
+				continue;
+			w = __atomic_load_n(&cc->cc_word, __ATOMIC_ACQUIRE);
+			while (w != UMEM_CC_NONE &&
+			    !__atomic_compare_exchange_n(&cc->cc_word, &w,
+			    UMEM_CC_NONE, 0, __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
+				;
+			if (w != UMEM_CC_NONE)
+				cc->cc_claimed = w;
+		}
+		if (umem_percpu_fence() != 0)
+			umem_panic("umem: membarrier fence failed");
+		for (i = 0; i < n; i++) {
+			umem_cpu_cache_t *cc = &cp->cache_cpu[i];
+
+			if ((want == NULL || want[i]) && __atomic_load_n(
+			    &cc->cc_word, __ATOMIC_ACQUIRE) != UMEM_CC_NONE)
+				again = 1;	/* a fast path was first */
+		}
+	} while (again);
+	return (0);
+}
+
+/*
+ * Empty the owned slots in want into a list of magazines (partial ones
+ * NULL-terminated), set their magazine size, and release them.
+ */
+static umem_magazine_t *
+cc_strip_release(umem_cache_t *cp, const uint8_t *want, uint32_t magsize)
+{
+	umem_magazine_t *list = NULL;
+	uint32_t i;
+
+	for (i = 0; i < cp->cache_ncpu; i++) {
+		umem_cpu_cache_t *cc = &cp->cache_cpu[i];
+		ccown_t o;
+
+		if (want != NULL && !want[i])
+			continue;
+		cc_load(&o, cc, cc->cc_claimed);
+		if (o.co_loaded != NULL) {
+			if (o.co_rounds < o.co_magsize)
+				o.co_loaded->mag_round[o.co_rounds] = NULL;
+			o.co_loaded->mag_next = list;
+			list = o.co_loaded;
+		}
+		if (o.co_ploaded != NULL) {
+			if (o.co_prounds < o.co_magsize)
+				o.co_ploaded->mag_round[o.co_prounds] = NULL;
+			o.co_ploaded->mag_next = list;
+			list = o.co_ploaded;
+		}
+		o.co_loaded = o.co_ploaded = NULL;
+		o.co_rounds = o.co_prounds = -1;
+		if (magsize != UINT32_MAX)
+			o.co_magsize = magsize;
+		cc_release(&o);
+	}
+	return (list);
+}
+
+static void
+depot_purge(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t **fullp,
+    umem_magazine_t **emptyp)
+{
+	*fullp = cp->cache_full.ml_list;
+	*emptyp = cp->cache_empty.ml_list;
+	cp->cache_full.ml_list = cp->cache_empty.ml_list = NULL;
+	cp->cache_full.ml_total = cp->cache_full.ml_min = 0;
+	cp->cache_full.ml_reaplimit = 0;
+	cp->cache_empty.ml_total = cp->cache_empty.ml_min = 0;
+	cp->cache_empty.ml_reaplimit = 0;
+	(void) mtp;
+}
+
+static void
+depot_destroy_lists(umem_cache_t *cp, umem_magtype_t *mtp,
+    umem_magazine_t *full, umem_magazine_t *empty)
+{
+	umem_magazine_t *mp;
+
+	while ((mp = full) != NULL) {
+		full = mp->mag_next;
+		umem_mag_destroy(cp, mtp, mp, mtp->mt_magsize);
+	}
+	while ((mp = empty) != NULL) {
+		empty = mp->mag_next;
+		umem_cache_free(mtp->mt_cache, mp);
+	}
+}
+
+/*
+ * Empty the whole magazine layer of cp into the slab layer.  quiescent:
+ * the caller guarantees no thread uses the cache (cache destroy).
+ */
+static void
+mag_purge(umem_cache_t *cp, int quiescent)
+{
+	umem_magazine_t *cpul = NULL, *full, *empty;
+	umem_magtype_t *mtp = cp->cache_magtype;
+
+	if (mtp == NULL)
+		return;
+	if (cc_own_all(cp, NULL, quiescent) == 0)
+		cpul = cc_strip_release(cp, NULL, UINT32_MAX);
+	umem_lock(&cp->cache_depot_lock);
+	depot_purge(cp, mtp, &full, &empty);
+	umem_unlock(&cp->cache_depot_lock);
+	mag_destroy_list(cp, mtp, cpul);
+	depot_destroy_lists(cp, mtp, full, empty);
+}
+
+void
+umem_mag_purge(umem_cache_t *cp)
+{
+	mag_purge(cp, 0);
+}
+
+void
+umem_mag_purge_quiescent(umem_cache_t *cp)
+{
+	mag_purge(cp, 1);
+}
+
+int
+umem_mag_resize_check(umem_cache_t *cp)
+{
+	umem_magtype_t *mtp;
+	uint64_t delta;
+
+	if (cp->cache_flags & UMF_NOMAGAZINE)
+		return (0);
+	umem_lock(&cp->cache_depot_lock);
+	mtp = cp->cache_magtype;
+	delta = cp->cache_depot_contention - cp->cache_depot_contention_prev;
+	cp->cache_depot_contention_prev = cp->cache_depot_contention;
+	if (cp->cache_resize_quiet) {
+		/* The interval after a resize (illumos: prev + INT_MAX). */
+		cp->cache_resize_quiet = 0;
+		delta = 0;
+	}
+	umem_unlock(&cp->cache_depot_lock);
+	return (mtp != NULL && delta > umem_depot_contention_max &&
+	    cp->cache_chunksize < mtp->mt_maxbuf &&
+	    mtp + 1 < umem_magtype + UMEM_NMAGTYPES &&
+	    (!umem_percpu.pc_rseq || umem_percpu.pc_fence));
+}
+
+void
+umem_mag_resize(umem_cache_t *cp)
+{
+	umem_magazine_t *cpul, *full, *empty;
+	umem_magtype_t *mtp = cp->cache_magtype, *nmtp;
+
+	if (mtp == NULL || mtp + 1 >= umem_magtype + UMEM_NMAGTYPES)
+		return;
+	nmtp = mtp + 1;
+	if (cc_own_all(cp, NULL, 0) != 0)
+		return;
+	umem_lock(&cp->cache_depot_lock);
+	depot_purge(cp, mtp, &full, &empty);
+	cp->cache_magtype = nmtp;
+	cp->cache_mag_resize++;
+	cp->cache_depot_contention_prev = cp->cache_depot_contention;
+	cp->cache_resize_quiet = 1;
+	umem_unlock(&cp->cache_depot_lock);
+	/* Slots come back empty with the new size, before anyone runs. */
+	cpul = cc_strip_release(cp, NULL, nmtp->mt_magsize);
+	mag_destroy_list(cp, mtp, cpul);
+	depot_destroy_lists(cp, mtp, full, empty);
+}
+
+void
+umem_mag_drain_idle(umem_cache_t *cp)
+{
+	uint8_t want[1024];
+	uint32_t i, n = cp->cache_ncpu, cnt = 0;
+	umem_magazine_t *list;
+	umem_magtype_t *mtp;
+
+	if (cp->cache_magtype == NULL || n > sizeof (want))
+		return;
+	for (i = 0; i < n; i++) {
+		umem_cpu_cache_t *cc = &cp->cache_cpu[i];
+		uint64_t w = __atomic_load_n(&cc->cc_word, __ATOMIC_RELAXED);
+
+		want[i] = 0;
+		if (!__atomic_load_n(&cc->cc_used, __ATOMIC_RELAXED))
+			continue;
+		if (w == cc->cc_seen && UMEM_CC_ROUNDS(w) != UMEM_CC_NONE) {
+			want[i] = 1;
+			cnt++;
+		}
+		cc->cc_seen = w;
+	}
+	if (cnt == 0 || cc_own_all(cp, want, 0) != 0)
+		return;
+	mtp = cp->cache_magtype;	/* stable: we own slots */
+	list = cc_strip_release(cp, want, UINT32_MAX);
+	for (i = 0; i < n; i++)
+		if (want[i])
+			cp->cache_cpu[i].cc_seen = UMEM_CC_NONE;
+	UMEM_STAT_ADD(cp->cache_cpu_drain, cnt);
+	mag_destroy_list(cp, mtp, list);
+}
+
+/*
+ * ---- setup and statistics ----
+ */
+void
+umem_cpu_init(umem_cache_t *cp, uint32_t magsize)
+{
+	uint32_t i;
+
+	for (i = 0; i < cp->cache_ncpu; i++) {
+		umem_cpu_cache_t *cc = &cp->cache_cpu[i];
+
+		memset(cc, 0, sizeof (*cc));
+		umem_lock_init(&cc->cc_lock);
+		cc->cc_word = UMEM_CC_NONE;
+		cc->cc_base = (uint32_t)UMEM_CC_NONE;
+		cc->cc_prounds = -1;
+		cc->cc_magsize = magsize;
+		cc->cc_seen = UMEM_CC_NONE;
+	}
+}
+
+void
+umem_mag_cpu_totals(umem_cache_t *cp, uint64_t *allocp, uint64_t *freep,
+    uint64_t *roundsp)
+{
+	uint64_t a = 0, f = 0, r = 0;
+	uint32_t i;
+
+	for (i = 0; i < cp->cache_ncpu; i++) {
+		umem_cpu_cache_t *cc = &cp->cache_cpu[i];
+		uint64_t w, ops;
+
+		umem_lock(&cc->cc_lock);
+		w = __atomic_load_n(&cc->cc_word, __ATOMIC_ACQUIRE);
+		a += cc->cc_alloc;
+		f += cc->cc_free;
+		ops = UMEM_CC_OPS(w);
+		if (ops != 0) {
+			int64_t net = (int64_t)cc->cc_base -
+			    (int64_t)UMEM_CC_ROUNDS(w);
+			uint64_t pops = (uint64_t)((int64_t)ops + net) / 2;
+
+			a += pops;
+			f += ops - pops;
+		}
+		if (UMEM_CC_ROUNDS(w) != UMEM_CC_NONE)
+			r += UMEM_CC_ROUNDS(w);
+		if (cc->cc_prounds > 0)
+			r += (uint64_t)cc->cc_prounds;
+		umem_unlock(&cc->cc_lock);
+	}
+	*allocp = a;
+	*freep = f;
+	*roundsp = r;
+}
+
+int
+umem_cc_state(umem_cache_t *cp, uint32_t slot, umem_cc_state_t *sp)
+{
+	umem_cpu_cache_t *cc;
+	uint64_t w;
+
+	if (slot == UINT32_MAX)
+		slot = umem_percpu_slot();
+	if (slot >= cp->cache_ncpu)
+		return (-1);
+	cc = &cp->cache_cpu[slot];
+	umem_lock(&cc->cc_lock);
+	w = __atomic_load_n(&cc->cc_word, __ATOMIC_ACQUIRE);
+	sp->cs_rounds = UMEM_CC_ROUNDS(w) == UMEM_CC_NONE ? -1 :
+	    (int64_t)UMEM_CC_ROUNDS(w);
+	sp->cs_prounds = cc->cc_prounds;
+	sp->cs_magsize = cc->cc_magsize;
+	sp->cs_slot = slot;
+	umem_unlock(&cc->cc_lock);
+	return (0);
+}

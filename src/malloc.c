@@ -1,0 +1,337 @@
+/*
+ * malloc.c - the malloc family over the block layer (umem_alloc.h).
+ *
+ * Results and errno follow glibc 2.36 for every edge case: malloc(0) is a
+ * unique block; calloc and reallocarray overflow give ENOMEM; realloc(p, 0)
+ * frees p and returns NULL; memalign and aligned_alloc round a
+ * non-power-of-two alignment up; posix_memalign returns EINVAL for an
+ * alignment that is not a power of two multiple of sizeof (void *) and
+ * leaves errno alone.  Every block of 16 bytes or more is 16-aligned.
+ *
+ * A pointer that is not ours, or a double free, is reported (umem_error:
+ * abort unless aborting is off) and otherwise ignored: the heap is never
+ * touched through it.  glibc's internal __libc_* names are provided too.
+ */
+#define	_GNU_SOURCE
+#include "umem_alloc.h"
+
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define	MALLOC_ALIGNMENT	16
+
+UMEM_EXPORT void *
+malloc(size_t size)
+{
+	return (umem_block_alloc(size, 0));
+}
+
+UMEM_EXPORT void
+free(void *buf)
+{
+	if (buf != NULL)
+		umem_block_free(buf, "free");
+}
+
+UMEM_EXPORT void *
+calloc(size_t n, size_t m)
+{
+	size_t total;
+	void *buf;
+
+	if (__builtin_mul_overflow(n, m, &total)) {
+		errno = ENOMEM;
+		return (NULL);
+	}
+	buf = umem_block_alloc(total, 0);
+	/* Large blocks are fresh or released pages: already zero. */
+	if (buf != NULL && total <= UMEM_MAXBUF)
+		(void) memset(buf, 0, total);
+	return (buf);
+}
+
+UMEM_EXPORT void *
+realloc(void *old, size_t size)
+{
+	uintptr_t pm;
+	size_t oldsize;
+	void *buf;
+
+	if (old == NULL)
+		return (umem_block_alloc(size, 0));
+	if (size == 0) {
+		umem_block_free(old, "realloc");
+		return (NULL);
+	}
+	pm = umem_pagemap_get(old);
+	if (pm > UMEM_PM_INTERIOR && !(pm & UMEM_PM_LARGE) &&
+	    !((uintptr_t)old & 15)) {
+		umem_cache_t *cp = (umem_cache_t *)pm;
+
+		oldsize = cp->cache_bufsize;
+		if (size <= UMEM_MAXBUF && umem_size_to_cache(size) == cp)
+			return (old);
+	} else if ((pm & UMEM_PM_LARGE) &&
+	    IS_P2ALIGNED(old, umem_pagesize)) {
+		oldsize = (size_t)(pm & ~UMEM_PM_LARGE);
+		if (size > UMEM_MAXBUF && umem_large_resize(old, oldsize, size))
+			return (old);
+	} else {
+		umem_block_bad_free(old, pm, "realloc");
+		errno = EINVAL;
+		return (NULL);
+	}
+	if ((buf = umem_block_alloc(size, 0)) == NULL)
+		return (NULL);		/* old is untouched */
+	(void) memcpy(buf, old, oldsize < size ? oldsize : size);
+	umem_block_free(old, "realloc");
+	return (buf);
+}
+
+UMEM_EXPORT void *
+reallocarray(void *old, size_t n, size_t m)
+{
+	size_t total;
+
+	if (__builtin_mul_overflow(n, m, &total)) {
+		errno = ENOMEM;
+		return (NULL);
+	}
+	return (realloc(old, total));
+}
+
+UMEM_EXPORT void *
+memalign(size_t align, size_t size)
+{
+	if (align <= MALLOC_ALIGNMENT)
+		return (umem_block_alloc(size, 0));
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return (NULL);
+	}
+	if (!IS_P2(align))
+		align = (size_t)1 << highbit(align);
+	return (umem_alloc_aligned_any(size, align, 0));
+}
+
+UMEM_EXPORT void *
+aligned_alloc(size_t align, size_t size)
+{
+	return (memalign(align, size));
+}
+
+UMEM_EXPORT int
+posix_memalign(void **bufp, size_t align, size_t size)
+{
+	int saved = errno;
+	void *buf;
+
+	if (align == 0 || align % sizeof (void *) != 0 || !IS_P2(align))
+		return (EINVAL);
+	buf = memalign(align, size);
+	errno = saved;
+	if (buf == NULL)
+		return (ENOMEM);
+	*bufp = buf;
+	return (0);
+}
+
+UMEM_EXPORT void *
+valloc(size_t size)
+{
+	return (memalign(umem_pagesize, size));
+}
+
+UMEM_EXPORT void *
+pvalloc(size_t size)
+{
+	size_t rsize = P2ROUNDUP(size, umem_pagesize);
+
+	if (rsize < size) {
+		errno = ENOMEM;
+		return (NULL);
+	}
+	return (memalign(umem_pagesize, rsize == 0 ? umem_pagesize : rsize));
+}
+
+UMEM_EXPORT size_t
+malloc_usable_size(void *buf)
+{
+	return (umem_block_size(buf));
+}
+
+/* C23 sized frees (glibc 2.36 has none): the size is a promise we ignore. */
+void free_sized(void *, size_t);
+void free_aligned_sized(void *, size_t, size_t);
+
+UMEM_EXPORT void
+free_sized(void *buf, size_t size)
+{
+	(void) size;
+	free(buf);
+}
+
+UMEM_EXPORT void
+free_aligned_sized(void *buf, size_t align, size_t size)
+{
+	(void) align;
+	(void) size;
+	free(buf);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Introspection and tuning
+ * ------------------------------------------------------------------------
+ */
+
+/* Give every cached free page back to the OS now. */
+UMEM_EXPORT int
+malloc_trim(size_t pad)
+{
+	(void) pad;
+	if (!__atomic_load_n(&umem_alloc_ready, __ATOMIC_ACQUIRE))
+		return (0);
+	umem_reap_now();
+	return (1);
+}
+
+static void
+umem_mallinfo(size_t *arenap, size_t *inusep, size_t *largep)
+{
+	vmem_t *heap = vmem_heap_arena(NULL, NULL);
+	size_t large = 0;
+
+	if (umem_oversize_arena != NULL)
+		large = vmem_size(umem_oversize_arena, VMEM_ALLOC);
+	*arenap = heap != NULL ? vmem_size(heap, VMEM_ALLOC) : 0;
+	*largep = large;
+	*inusep = umem_alloc_inuse() + large;
+}
+
+UMEM_EXPORT struct mallinfo2
+mallinfo2(void)
+{
+	struct mallinfo2 mi;
+	size_t arena, inuse, large;
+
+	(void) memset(&mi, 0, sizeof (mi));
+	umem_mallinfo(&arena, &inuse, &large);
+	mi.arena = arena;
+	mi.hblkhd = large;
+	mi.uordblks = inuse;
+	mi.fordblks = arena > inuse ? arena - inuse : 0;
+	mi.keepcost = 0;
+	return (mi);
+}
+
+UMEM_EXPORT struct mallinfo
+mallinfo(void)
+{
+	struct mallinfo2 m2 = mallinfo2();
+	struct mallinfo mi;
+
+	(void) memset(&mi, 0, sizeof (mi));
+	mi.arena = (int)m2.arena;
+	mi.hblkhd = (int)m2.hblkhd;
+	mi.uordblks = (int)m2.uordblks;
+	mi.fordblks = (int)m2.fordblks;
+	return (mi);
+}
+
+UMEM_EXPORT void
+malloc_stats(void)
+{
+	(void) umem_cache_stats_print(STDERR_FILENO);
+}
+
+/* glibc's parameters are accepted and have no effect here. */
+UMEM_EXPORT int
+mallopt(int param, int value)
+{
+	(void) value;
+	return (param >= -8 && param <= 1 ? 1 : 0);
+}
+
+UMEM_EXPORT int
+malloc_info(int options, FILE *fp)
+{
+	char buf[512];
+	size_t arena, inuse, large, n;
+	int fd;
+
+	if (options != 0) {
+		errno = EINVAL;
+		return (-1);
+	}
+	if (fp == NULL || (fd = fileno(fp)) < 0) {
+		errno = EINVAL;
+		return (-1);
+	}
+	umem_mallinfo(&arena, &inuse, &large);
+	n = umem_format(buf, sizeof (buf), "<malloc version=\"umem-1\">\n"
+	    "<total type=\"heap\" size=\"%zu\"/>\n"
+	    "<total type=\"inuse\" size=\"%zu\"/>\n"
+	    "<total type=\"large\" size=\"%zu\"/>\n"
+	    "</malloc>\n", arena, inuse, large);
+	return (write(fd, buf, n < sizeof (buf) ? n : sizeof (buf) - 1) < 0 ?
+	    -1 : 0);
+}
+
+/*
+ * glibc's internal names, which some programs and libraries call.  Thin
+ * wrappers (tail calls), since an alias would have to copy glibc's
+ * attributes, which clang cannot express.
+ */
+void *__libc_malloc(size_t);
+void __libc_free(void *);
+void *__libc_calloc(size_t, size_t);
+void *__libc_realloc(void *, size_t);
+void *__libc_memalign(size_t, size_t);
+void *__libc_valloc(size_t);
+void *__libc_pvalloc(size_t);
+
+UMEM_EXPORT void *
+__libc_malloc(size_t size)
+{
+	return (malloc(size));
+}
+
+UMEM_EXPORT void
+__libc_free(void *buf)
+{
+	free(buf);
+}
+
+UMEM_EXPORT void *
+__libc_calloc(size_t n, size_t m)
+{
+	return (calloc(n, m));
+}
+
+UMEM_EXPORT void *
+__libc_realloc(void *old, size_t size)
+{
+	return (realloc(old, size));
+}
+
+UMEM_EXPORT void *
+__libc_memalign(size_t align, size_t size)
+{
+	return (memalign(align, size));
+}
+
+UMEM_EXPORT void *
+__libc_valloc(size_t size)
+{
+	return (valloc(size));
+}
+
+UMEM_EXPORT void *
+__libc_pvalloc(size_t size)
+{
+	return (pvalloc(size));
+}

@@ -1,0 +1,59 @@
+/*
+ * pagemap.c - the address -> owner map (see pagemap.h).
+ *
+ * Leaves are mapped on first use and never freed: a leaf covers 1 GiB of
+ * address space with 2 MiB of entries, and only the entries of pages that
+ * were ever recorded are touched, so its cost in memory is one word per
+ * page of heap ever used (0.2%).  Writers serialise on one lock; readers
+ * take none.
+ */
+#include "pagemap.h"
+#include "platform.h"
+
+uintptr_t *umem_pagemap_root[1 << UMEM_PM_ROOT_SHIFT];
+static umem_lock_t umem_pagemap_lock = UMEM_LOCK_INITIALIZER;
+
+#define	PM_LEAF_ENTRIES	((size_t)1 << UMEM_PM_LEAF_SHIFT)
+
+static uintptr_t *
+pagemap_leaf(size_t r)
+{
+	uintptr_t *leaf = umem_pagemap_root[r];
+
+	if (leaf == NULL) {
+		leaf = umem_pages_map(PM_LEAF_ENTRIES * sizeof (uintptr_t));
+		if (leaf == NULL)
+			return (NULL);
+		__atomic_store_n(&umem_pagemap_root[r], leaf, __ATOMIC_RELEASE);
+	}
+	return (leaf);
+}
+
+int
+umem_pagemap_set(const void *addr, size_t size, uintptr_t first,
+    uintptr_t rest)
+{
+	uintptr_t a = (uintptr_t)addr, end = a + size;
+
+	if (end >> UMEM_PM_VA_BITS || end < a)
+		return (-1);
+	umem_lock(&umem_pagemap_lock);
+	/* Map every leaf first, so that a failure changes nothing. */
+	for (uintptr_t r = a >> (UMEM_PM_PAGE_SHIFT + UMEM_PM_LEAF_SHIFT);
+	    r <= (end - 1) >> (UMEM_PM_PAGE_SHIFT + UMEM_PM_LEAF_SHIFT); r++) {
+		if (pagemap_leaf(r) == NULL) {
+			umem_unlock(&umem_pagemap_lock);
+			return (-1);
+		}
+	}
+	for (uintptr_t p = a; p < end; p += (uintptr_t)1 << UMEM_PM_PAGE_SHIFT) {
+		uintptr_t *leaf = umem_pagemap_root[p >> (UMEM_PM_PAGE_SHIFT +
+		    UMEM_PM_LEAF_SHIFT)];
+
+		__atomic_store_n(&leaf[(p >> UMEM_PM_PAGE_SHIFT) &
+		    (PM_LEAF_ENTRIES - 1)], p == a ? first : rest,
+		    __ATOMIC_RELAXED);
+	}
+	umem_unlock(&umem_pagemap_lock);
+	return (0);
+}

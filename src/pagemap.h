@@ -1,0 +1,54 @@
+/*
+ * pagemap.h - address -> owner map, one word per 4 KiB page.
+ *
+ * This is how free() finds a block's cache without a per-object header:
+ * the slab layer records every page of a malloc cache's slabs, the large-
+ * allocation path records its blocks.  Lookups take no lock: two loads
+ * (a root of 1 GiB regions, then a leaf of pages) and never fault, since
+ * a missing leaf reads as 0 ("not ours").
+ *
+ * Values: 0 = not ours; a umem_cache_t pointer (128-aligned) = a slab page
+ * of that cache; (size | UMEM_PM_LARGE) = the first page of a large block
+ * of that many bytes; UMEM_PM_INTERIOR = any other page of a large block.
+ */
+#ifndef _UMEM_PAGEMAP_H
+#define	_UMEM_PAGEMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define	UMEM_PM_PAGE_SHIFT	12
+#define	UMEM_PM_LEAF_SHIFT	18	/* pages per leaf: 1 GiB */
+#define	UMEM_PM_ROOT_SHIFT	18	/* leaves: 2^48 bytes in all */
+#define	UMEM_PM_VA_BITS		(UMEM_PM_PAGE_SHIFT + UMEM_PM_LEAF_SHIFT + \
+				    UMEM_PM_ROOT_SHIFT)
+#define	UMEM_PM_LARGE		((uintptr_t)1)
+#define	UMEM_PM_INTERIOR	((uintptr_t)2)
+
+extern uintptr_t *umem_pagemap_root[1 << UMEM_PM_ROOT_SHIFT];
+
+static inline uintptr_t
+umem_pagemap_get(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	uintptr_t *leaf;
+
+	if (a >> UMEM_PM_VA_BITS)
+		return (0);
+	leaf = __atomic_load_n(&umem_pagemap_root[a >> (UMEM_PM_PAGE_SHIFT +
+	    UMEM_PM_LEAF_SHIFT)], __ATOMIC_ACQUIRE);
+	if (leaf == NULL)
+		return (0);
+	return (__atomic_load_n(&leaf[(a >> UMEM_PM_PAGE_SHIFT) &
+	    ((1u << UMEM_PM_LEAF_SHIFT) - 1)], __ATOMIC_RELAXED));
+}
+
+/*
+ * Record value for every page of [addr, addr + size) (page-aligned).
+ * The first page gets first, the others rest.  0, or -1 if a leaf could
+ * not be mapped (nothing is changed then).
+ */
+int umem_pagemap_set(const void *addr, size_t size, uintptr_t first,
+    uintptr_t rest);
+
+#endif /* _UMEM_PAGEMAP_H */

@@ -1,0 +1,449 @@
+/*
+ * platform.c - pages, time, locks, reports and record pools for Linux.
+ *
+ * Everything above this file reaches the OS only through it.  It uses
+ * system calls and async-signal-safe libc functions only, so it can run
+ * before the malloc layer exists, inside malloc, and in a forked child.
+ */
+#define	_GNU_SOURCE
+#include "platform.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+size_t umem_pagesize = 4096;
+int umem_abort_on_error = 1;
+
+void
+umem_platform_init(void)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+
+	if (ps > 0 && IS_P2((size_t)ps))
+		umem_pagesize = (size_t)ps;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Pages
+ * ------------------------------------------------------------------------
+ */
+void *
+umem_pages_map(size_t size)
+{
+	int saved = errno;
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	errno = saved;
+	return (p == MAP_FAILED ? NULL : p);
+}
+
+void
+umem_pages_unmap(void *addr, size_t size)
+{
+	int saved = errno;
+
+	(void) munmap(addr, size);
+	errno = saved;
+}
+
+/*
+ * Reserve address space that is readable and writable from the start but
+ * not charged against commit (MAP_NORESERVE): pages are backed on first
+ * touch and given back with umem_pages_release().  Keeping one protection
+ * for the whole reservation means the kernel never splits it into more
+ * mappings, however fragmented its use (see DESIGN.md, "page backend").
+ * The result is aligned to align (a power of two >= the page size) by
+ * over-mapping and trimming.
+ */
+void *
+umem_pages_reserve(size_t size, size_t align)
+{
+	int saved = errno;
+	size_t extra = align > umem_pagesize ? align - umem_pagesize : 0;
+	char *p, *a;
+
+	if (size + extra < size) {
+		errno = ENOMEM;
+		return (NULL);
+	}
+	p = mmap(NULL, size + extra, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		errno = ENOMEM;
+		return (NULL);
+	}
+	a = (char *)P2ROUNDUP((uintptr_t)p, align);
+	if (a != p)
+		(void) munmap(p, (size_t)(a - p));
+	if (a + size != p + size + extra)
+		(void) munmap(a + size, (size_t)(p + size + extra - (a + size)));
+	errno = saved;
+	return (a);
+}
+
+/*
+ * Give the physical pages behind [addr, addr + size) back to the OS.  The
+ * range stays mapped and reads as zero afterwards.  MADV_DONTNEED (not
+ * MADV_FREE) so that RSS drops at once and measurements are honest.
+ */
+void
+umem_pages_release(void *addr, size_t size)
+{
+	int saved = errno;
+
+	(void) madvise(addr, size, MADV_DONTNEED);
+	errno = saved;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Time and condition variables
+ * ------------------------------------------------------------------------
+ */
+uint64_t
+umem_gethrtime(void)
+{
+	struct timespec ts;
+
+	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+}
+
+void
+umem_cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t attr;
+
+	(void) pthread_condattr_init(&attr);
+	(void) pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	(void) pthread_cond_init(cv, &attr);
+	(void) pthread_condattr_destroy(&attr);
+}
+
+void
+umem_cond_timedwait_ns(pthread_cond_t *cv, umem_lock_t *l, uint64_t ns)
+{
+	uint64_t t = umem_gethrtime() + ns;
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(t / 1000000000ull);
+	ts.tv_nsec = (long)(t % 1000000000ull);
+	(void) pthread_cond_timedwait(cv, l, &ts);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Formatting and reports
+ * ------------------------------------------------------------------------
+ */
+typedef struct fmtbuf {
+	char	*fb_buf;
+	size_t	fb_len;		/* capacity including the NUL */
+	size_t	fb_pos;		/* characters produced (may exceed fb_len) */
+} fmtbuf_t;
+
+static void
+fmt_putc(fmtbuf_t *fb, char c)
+{
+	if (fb->fb_pos + 1 < fb->fb_len)
+		fb->fb_buf[fb->fb_pos] = c;
+	fb->fb_pos++;
+}
+
+static void
+fmt_num(fmtbuf_t *fb, uint64_t v, unsigned base, int neg, int width, int zero)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v != 0);
+	if (neg && zero)
+		fmt_putc(fb, '-');
+	for (int w = n + (neg != 0); w < width; w++)
+		fmt_putc(fb, zero ? '0' : ' ');
+	if (neg && !zero)
+		fmt_putc(fb, '-');
+	while (n > 0)
+		fmt_putc(fb, tmp[--n]);
+}
+
+size_t
+umem_vformat(char *buf, size_t len, const char *fmt, va_list ap)
+{
+	fmtbuf_t fb = { buf, len, 0 };
+
+	for (const char *f = fmt; *f != '\0'; f++) {
+		int lng = 0, width = 0, zero = 0;
+
+		if (*f != '%') {
+			fmt_putc(&fb, *f);
+			continue;
+		}
+		f++;
+		if (*f == '0') {
+			zero = 1;
+			f++;
+		}
+		while (*f >= '0' && *f <= '9')
+			width = width * 10 + (*f++ - '0');
+		while (*f == 'l' || *f == 'z') {
+			lng = (*f == 'z') ? 2 : lng + 1;
+			f++;
+		}
+		switch (*f) {
+		case 'd':
+		case 'i': {
+			int64_t v = lng ? va_arg(ap, int64_t) : va_arg(ap, int);
+
+			fmt_num(&fb, v < 0 ? -(uint64_t)v : (uint64_t)v, 10,
+			    v < 0, width, zero);
+			break;
+		}
+		case 'u':
+		case 'x': {
+			uint64_t v = lng ? va_arg(ap, uint64_t) :
+			    va_arg(ap, unsigned);
+
+			fmt_num(&fb, v, *f == 'x' ? 16 : 10, 0, width, zero);
+			break;
+		}
+		case 'p':
+			fmt_putc(&fb, '0');
+			fmt_putc(&fb, 'x');
+			fmt_num(&fb, (uintptr_t)va_arg(ap, void *), 16, 0,
+			    width, zero);
+			break;
+		case 's': {
+			const char *s = va_arg(ap, const char *);
+			size_t n = s == NULL ? 6 : strlen(s);
+
+			for (size_t i = n; i < (size_t)width; i++)
+				fmt_putc(&fb, ' ');
+			for (size_t i = 0; i < n; i++)
+				fmt_putc(&fb, s == NULL ? "(null)"[i] : s[i]);
+			break;
+		}
+		case 'c':
+			fmt_putc(&fb, (char)va_arg(ap, int));
+			break;
+		case '%':
+			fmt_putc(&fb, '%');
+			break;
+		case '\0':
+			f--;
+			break;
+		default:
+			fmt_putc(&fb, '%');
+			fmt_putc(&fb, *f);
+			break;
+		}
+	}
+	if (len > 0)
+		buf[fb.fb_pos < len ? fb.fb_pos : len - 1] = '\0';
+	return (fb.fb_pos);
+}
+
+size_t
+umem_format(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	n = umem_vformat(buf, len, fmt, ap);
+	va_end(ap);
+	return (n);
+}
+
+#define	UMEM_REPORT_MAX	1024
+
+static umem_lock_t report_lock = UMEM_LOCK_INITIALIZER;
+static char report_last[UMEM_REPORT_MAX];
+static size_t report_last_len;
+
+static void
+report_write(const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, s, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+static void
+umem_vreport(const char *fmt, va_list ap)
+{
+	char line[UMEM_REPORT_MAX];
+	int saved = errno;
+	size_t n = umem_vformat(line, sizeof (line) - 1, fmt, ap);
+
+	if (n > sizeof (line) - 2)
+		n = sizeof (line) - 2;
+	line[n++] = '\n';
+	line[n] = '\0';
+	umem_lock(&report_lock);
+	(void) memcpy(report_last, line, n + 1);
+	report_last_len = n;
+	report_write(line, n);
+	umem_unlock(&report_lock);
+	errno = saved;
+}
+
+void
+umem_report(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	umem_vreport(fmt, ap);
+	va_end(ap);
+}
+
+void
+umem_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	umem_vreport(fmt, ap);
+	va_end(ap);
+	if (umem_abort_on_error)
+		abort();
+}
+
+void
+umem_panic(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	umem_vreport(fmt, ap);
+	va_end(ap);
+	abort();
+}
+
+/*
+ * Shared by the public error calls of each layer (vmem_last_error(), ...).
+ */
+size_t umem_last_report(char *buf, size_t len);
+
+size_t
+umem_last_report(char *buf, size_t len)
+{
+	size_t n;
+
+	umem_lock(&report_lock);
+	n = report_last_len;
+	if (len > 0) {
+		size_t c = n < len - 1 ? n : len - 1;
+
+		(void) memcpy(buf, report_last, c);
+		buf[c] = '\0';
+	}
+	umem_unlock(&report_lock);
+	return (n);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Record pools
+ * ------------------------------------------------------------------------
+ */
+static int
+pool_grow(umem_pool_t *pp)
+{
+	char *p = umem_pages_map(pp->pool_chunk);
+
+	if (p == NULL)
+		return (0);
+	pp->pool_next = p;
+	pp->pool_limit = p + pp->pool_chunk;
+	pp->pool_mapped += pp->pool_chunk;
+	return (1);
+}
+
+static void *
+pool_take(umem_pool_t *pp)
+{
+	void *rec = pp->pool_free;
+
+	if (rec != NULL) {
+		pp->pool_free = *(void **)rec;
+	} else {
+		if ((size_t)(pp->pool_limit - pp->pool_next) < pp->pool_size &&
+		    !pool_grow(pp))
+			return (NULL);
+		rec = pp->pool_next;
+		pp->pool_next += pp->pool_size;
+	}
+	pp->pool_inuse++;
+	return (rec);
+}
+
+void *
+umem_pool_alloc(umem_pool_t *pp)
+{
+	void *rec;
+
+	umem_lock(&pp->pool_lock);
+	rec = pool_take(pp);
+	umem_unlock(&pp->pool_lock);
+	return (rec);
+}
+
+void
+umem_pool_free(umem_pool_t *pp, void *rec)
+{
+	umem_lock(&pp->pool_lock);
+	*(void **)rec = pp->pool_free;
+	pp->pool_free = rec;
+	pp->pool_inuse--;
+	umem_unlock(&pp->pool_lock);
+}
+
+size_t
+umem_pool_alloc_list(umem_pool_t *pp, void **listp, size_t n)
+{
+	size_t got = 0;
+
+	umem_lock(&pp->pool_lock);
+	while (got < n) {
+		void *rec = pool_take(pp);
+
+		if (rec == NULL)
+			break;
+		*(void **)rec = *listp;
+		*listp = rec;
+		got++;
+	}
+	umem_unlock(&pp->pool_lock);
+	return (got);
+}
+
+void
+umem_pool_free_list(umem_pool_t *pp, void *head, void *tail, size_t n)
+{
+	if (n == 0)
+		return;
+	umem_lock(&pp->pool_lock);
+	*(void **)tail = pp->pool_free;
+	pp->pool_free = head;
+	pp->pool_inuse -= n;
+	umem_unlock(&pp->pool_lock);
+}

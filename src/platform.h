@@ -1,0 +1,116 @@
+/*
+ * platform.h - the operating-system layer under everything else.
+ *
+ * Pages, locks, time, error reports and a tiny fixed-size record pool.
+ * Nothing here calls malloc or stdio: the library is the malloc, so the
+ * bottom layer may use only system calls and async-signal-safe libc.
+ */
+#ifndef _UMEM_PLATFORM_H
+#define	_UMEM_PLATFORM_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#define	UMEM_EXPORT	__attribute__((visibility("default")))
+#define	UMEM_LIKELY(x)	__builtin_expect(!!(x), 1)
+#define	UMEM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define	UMEM_CACHE_LINE	64
+
+/* Power-of-two arithmetic (illumos sysmacros names). */
+#define	IS_P2(x)		(((x) & ((x) - 1)) == 0)
+#define	P2ALIGN(x, a)		((x) & -(a))
+#define	P2PHASE(x, a)		((x) & ((a) - 1))
+#define	P2NPHASE(x, a)		(-(x) & ((a) - 1))
+#define	P2ROUNDUP(x, a)		(-(-(x) & -(a)))
+#define	P2END(x, a)		(-(~(x) & -(a)))
+#define	P2PHASEUP(x, a, p)	((p) - (((p) - (x)) & -(a)))
+/* True if [x, x + len) crosses an align boundary. */
+#define	P2BOUNDARY(x, len, a)	(((x) ^ ((x) + (len) - 1)) > (a) - 1)
+#define	IS_P2ALIGNED(x, a)	(((uintptr_t)(x) & ((uintptr_t)(a) - 1)) == 0)
+
+/* 1-based index of the highest / lowest set bit; 0 for 0. */
+static inline int
+highbit(uint64_t x)
+{
+	return (x == 0 ? 0 : 64 - __builtin_clzll(x));
+}
+
+static inline int
+lowbit(uint64_t x)
+{
+	return (x == 0 ? 0 : __builtin_ctzll(x) + 1);
+}
+
+/* Pages. */
+extern size_t umem_pagesize;		/* set by umem_platform_init() */
+extern void umem_platform_init(void);
+void *umem_pages_map(size_t size);		/* RW, zeroed; NULL on failure */
+void umem_pages_unmap(void *addr, size_t size);
+void *umem_pages_reserve(size_t size, size_t align); /* RW, NORESERVE */
+void umem_pages_release(void *addr, size_t size); /* give pages to the OS */
+
+/* Locks: plain pthread mutexes (they never allocate). */
+typedef pthread_mutex_t umem_lock_t;
+#define	UMEM_LOCK_INITIALIZER	PTHREAD_MUTEX_INITIALIZER
+#define	umem_lock_init(l)	((void) pthread_mutex_init((l), NULL))
+#define	umem_lock_destroy(l)	((void) pthread_mutex_destroy(l))
+#define	umem_lock(l)		((void) pthread_mutex_lock(l))
+#define	umem_unlock(l)		((void) pthread_mutex_unlock(l))
+#define	umem_trylock(l)		(pthread_mutex_trylock(l) == 0)
+void umem_cond_init(pthread_cond_t *cv);	/* CLOCK_MONOTONIC */
+void umem_cond_timedwait_ns(pthread_cond_t *cv, umem_lock_t *l, uint64_t ns);
+
+/* Monotonic nanoseconds. */
+uint64_t umem_gethrtime(void);
+
+/*
+ * Error reports.  umem_vformat() is a small vsnprintf (%s %c %d %i %u %x
+ * %p %% with l, ll, z modifiers, width and '0' flag) that never allocates.
+ * umem_report() writes a line to stderr and keeps it as the last error;
+ * umem_error() reports and then aborts unless aborting was turned off;
+ * umem_panic() always aborts (internal invariants, unusable arguments).
+ */
+size_t umem_vformat(char *buf, size_t len, const char *fmt, va_list ap);
+size_t umem_format(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void umem_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void umem_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void umem_panic(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+extern int umem_abort_on_error;
+
+#ifdef UMEM_DEBUG_ASSERT
+#define	ASSERT(e)	((e) ? (void)0 : umem_panic("assertion failed: %s, " \
+			    "file %s, line %d", #e, __FILE__, __LINE__))
+#else
+#define	ASSERT(e)	((void)0)
+#endif
+
+/*
+ * A pool of fixed-size records (boundary tags, arena structures) carved from
+ * pages mapped here.  It is what lets vmem start without any heap.  Records
+ * are recycled, never unmapped.
+ */
+typedef struct umem_pool {
+	umem_lock_t	pool_lock;
+	size_t		pool_size;	/* record size */
+	size_t		pool_chunk;	/* bytes mapped at a time */
+	void		*pool_free;	/* free records, linked through word 0 */
+	char		*pool_next;	/* unused part of the current chunk */
+	char		*pool_limit;
+	uint64_t	pool_inuse;
+	uint64_t	pool_mapped;	/* bytes mapped */
+} umem_pool_t;
+
+#define	UMEM_POOL_INIT(size, chunk) \
+	{ UMEM_LOCK_INITIALIZER, (size), (chunk), NULL, NULL, NULL, 0, 0 }
+
+void *umem_pool_alloc(umem_pool_t *pp);	/* NULL when mapping fails */
+void umem_pool_free(umem_pool_t *pp, void *rec);
+/* Take up to n records as a list linked through word 0; returns the count. */
+size_t umem_pool_alloc_list(umem_pool_t *pp, void **listp, size_t n);
+void umem_pool_free_list(umem_pool_t *pp, void *head, void *tail, size_t n);
+
+#endif /* _UMEM_PLATFORM_H */

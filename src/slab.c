@@ -1,0 +1,568 @@
+/*
+ * slab.c - the slab layer: raw (unconstructed) buffers carved from slabs
+ * that come from the cache's source arena.
+ *
+ * Big theory statement
+ * --------------------
+ * A slab is slabsize bytes from vmem_xalloc(source), cut into `chunks'
+ * buffers of chunksize bytes starting at a colour offset, with a count of
+ * allocated buffers (slab_refcnt).  Two layouts (Bonwick 1994 §3.2):
+ *
+ *  small (chunk < slabsize / 8, or UMC_NOHASH): slabsize is one page (or
+ *	the arena quantum if larger), xalloc'ed aligned to its size; the
+ *	umem_slab_t sits in the last bytes of the slab, so buf -> slab is
+ *	P2END(buf, slabsize) - sizeof (slab).  A free buffer's last word holds
+ *	the free-list link (the start of an object is hotter, so a stray write
+ *	after free more likely spares the list).
+ *
+ *  large (otherwise, always for UMC_NOTOUCH): slab and bufctl records come
+ *	from the umem_slab / umem_bufctl caches; nothing is ever written into
+ *	the buffers (so the "memory" may be integer IDs).  Allocated buffers
+ *	are found on free through a per-cache hash of bufctls, rescaled by the
+ *	update thread to keep chains near length 1; a free of an address not
+ *	in the hash is reported as a bad free.
+ *
+ * Geometry: small slabs waste less than one chunk < slabsize / 8.  Large
+ * slabs try 1..8 chunks per slab and keep the slab size with the least
+ * waste per chunk, so waste <= 1/8 wherever 8 chunks are possible.
+ * Quantum caches take the slab size vmem gives them.  The leftover space
+ * (maxcolor) colours successive slabs: the first buffer moves by `align'
+ * per slab, 0, align, ..., maxcolor, 0, ...
+ *
+ * Slab list: circular, headed by cache_nullslab.  Slabs before
+ * cache_freelist are full; from cache_freelist on, every slab has a free
+ * buffer, partially used slabs first (a full slab that gets a buffer back
+ * moves to the cache_freelist position; new slabs go to the tail).  A slab
+ * whose last buffer comes back leaves the list: it is kept as the cache's
+ * one spare slab (so an alloc/free pair at a slab boundary does not call
+ * vmem each time), and the spare goes back to the source arena at the next
+ * update pass that finds it unused, on reap, or when a second slab empties.
+ *
+ * Locking: cache_lock protects the list, the hash and the counters; it is
+ * dropped around every vmem call and every nested cache call (slab and
+ * bufctl records), so the slab layer is a leaf in the lock order.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "umem_impl.h"
+#include "pagemap.h"
+
+const size_t umem_slab_header_size = sizeof (umem_slab_t);
+
+static size_t
+roundup_q(size_t x, size_t q)
+{
+	return ((x + q - 1) / q * q);
+}
+
+int
+umem_slab_geometry(umem_cache_t *cp, size_t forced)
+{
+	size_t chunk = cp->cache_chunksize;
+	size_t q = cp->cache_arena_quantum;
+	size_t page = umem_pagesize;
+	size_t small_slab = q > page ? q : page;
+	size_t avail;
+
+	if (forced != 0) {
+		/* vmem quantum cache: external layout, vmem's slab size. */
+		if (forced < chunk)
+			return (EINVAL);
+		cp->cache_flags |= UMF_HASH;
+		cp->cache_slabsize = forced;
+		cp->cache_chunks = (uint32_t)(forced / chunk);
+		cp->cache_maxcolor = P2ALIGN(forced % chunk, cp->cache_align);
+		return (0);
+	}
+	if ((cp->cache_cflags & UMC_NOHASH) ||
+	    (!(cp->cache_flags & UMF_NOTOUCH) &&
+	    chunk < small_slab / UMEM_VOID_FRACTION)) {
+		if (!IS_P2(small_slab))
+			return (EINVAL);
+		if (chunk + sizeof (umem_slab_t) > small_slab)
+			return (EINVAL);
+		avail = small_slab - sizeof (umem_slab_t);
+		cp->cache_slabsize = small_slab;
+		cp->cache_chunks = (uint32_t)(avail / chunk);
+		cp->cache_maxcolor = P2ALIGN(avail % chunk, cp->cache_align);
+		cp->cache_bufctl = chunk - sizeof (void *);
+		return (0);
+	} else {
+		size_t best = 0, bestwaste = SIZE_MAX, n;
+
+		for (n = 1; n <= UMEM_VOID_FRACTION; n++) {
+			size_t ss, fit, waste;
+
+			if (chunk > SIZE_MAX / n)
+				break;
+			ss = roundup_q(chunk * n, q);
+			if (ss < chunk * n)
+				break;
+			fit = ss / chunk;
+			waste = (ss % chunk) / fit;
+			if (waste < bestwaste) {
+				bestwaste = waste;
+				best = ss;
+			}
+		}
+		if (best == 0)
+			return (ENOMEM);
+		cp->cache_flags |= UMF_HASH;
+		cp->cache_slabsize = best;
+		cp->cache_chunks = (uint32_t)(best / chunk);
+		cp->cache_maxcolor = P2ALIGN(best % chunk, cp->cache_align);
+		return (0);
+	}
+}
+
+/*
+ * ---- hash of allocated bufctls (large slabs) ----
+ */
+#define	UMEM_HASH(cp, addr) (&(cp)->cache_hash_table[			\
+	((uintptr_t)(addr) >> (cp)->cache_hash_shift) & (cp)->cache_hash_mask])
+
+int
+umem_hash_init(umem_cache_t *cp)
+{
+	size_t sz = UMEM_HASH_INITIAL * sizeof (void *);
+
+	cp->cache_hash_shift = highbit(cp->cache_chunksize) - 1;
+	cp->cache_hash_table = vmem_alloc(umem_hash_arena, sz, VM_NOSLEEP);
+	if (cp->cache_hash_table == NULL)
+		return (-1);
+	memset(cp->cache_hash_table, 0, sz);
+	cp->cache_hash_mask = UMEM_HASH_INITIAL - 1;
+	return (0);
+}
+
+void
+umem_hash_fini(umem_cache_t *cp)
+{
+	if (cp->cache_hash_table != NULL)
+		vmem_free(umem_hash_arena, cp->cache_hash_table,
+		    (cp->cache_hash_mask + 1) * sizeof (void *));
+	cp->cache_hash_table = NULL;
+}
+
+static size_t
+hash_target(uint64_t buftotal)
+{
+	size_t n = (size_t)1 << (highbit(3 * buftotal + 4) - 2);
+
+	return (n < UMEM_HASH_INITIAL ? UMEM_HASH_INITIAL : n);
+}
+
+int
+umem_hash_rescale_needed(umem_cache_t *cp)
+{
+	uint64_t total;
+	size_t size;
+
+	if (!(cp->cache_flags & UMF_HASH))
+		return (0);
+	umem_lock(&cp->cache_lock);
+	total = cp->cache_buftotal;
+	size = cp->cache_hash_mask + 1;
+	umem_unlock(&cp->cache_lock);
+	return ((total > 2 * size || (total < size / 2 &&
+	    size > UMEM_HASH_INITIAL)) && hash_target(total) != size);
+}
+
+void
+umem_hash_rescale(umem_cache_t *cp)
+{
+	umem_bufctl_t **newtab, **oldtab;
+	size_t newsize, oldsize, i;
+
+	umem_lock(&cp->cache_lock);
+	newsize = hash_target(cp->cache_buftotal);
+	umem_unlock(&cp->cache_lock);
+
+	newtab = vmem_alloc(umem_hash_arena, newsize * sizeof (void *),
+	    VM_NOSLEEP);
+	if (newtab == NULL)
+		return;
+	memset(newtab, 0, newsize * sizeof (void *));
+
+	umem_lock(&cp->cache_lock);
+	oldtab = cp->cache_hash_table;
+	oldsize = cp->cache_hash_mask + 1;
+	for (i = 0; i < oldsize; i++) {
+		umem_bufctl_t *bcp = oldtab[i], *next;
+
+		for (; bcp != NULL; bcp = next) {
+			umem_bufctl_t **hp;
+
+			next = bcp->bc_next;
+			hp = &newtab[((uintptr_t)bcp->bc_addr >>
+			    cp->cache_hash_shift) & (newsize - 1)];
+			bcp->bc_next = *hp;
+			*hp = bcp;
+		}
+	}
+	cp->cache_hash_table = newtab;
+	cp->cache_hash_mask = newsize - 1;
+	cp->cache_hash_rescale++;
+	umem_unlock(&cp->cache_lock);
+
+	vmem_free(umem_hash_arena, oldtab, oldsize * sizeof (void *));
+}
+
+/*
+ * ---- slabs ----
+ */
+static umem_slab_t *
+slab_create(umem_cache_t *cp)
+{
+	size_t slabsize = cp->cache_slabsize, chunk = cp->cache_chunksize;
+	size_t color, xalign;
+	umem_slab_t *sp;
+	umem_bufctl_t *head = NULL, **tailp = &head;
+	char *mem, *buf;
+	uint32_t chunks, i;
+
+	umem_lock(&cp->cache_lock);
+	color = cp->cache_color;
+	cp->cache_color = (color + cp->cache_align > cp->cache_maxcolor) ?
+	    0 : color + cp->cache_align;
+	umem_unlock(&cp->cache_lock);
+
+	if (!(cp->cache_flags & UMF_HASH))
+		xalign = slabsize;	/* buf -> slab by address arithmetic */
+	else
+		xalign = cp->cache_align > cp->cache_arena_quantum ?
+		    cp->cache_align : 0;
+	mem = vmem_xalloc(cp->cache_arena, slabsize, xalign, 0, 0, NULL,
+	    NULL, VM_NOSLEEP);
+	if (mem == NULL)
+		return (NULL);
+
+	if (!(cp->cache_flags & UMF_HASH)) {
+		sp = (umem_slab_t *)(mem + slabsize - sizeof (umem_slab_t));
+		chunks = (uint32_t)((slabsize - sizeof (umem_slab_t) - color) /
+		    chunk);
+		buf = mem + color;
+		for (i = 0; i < chunks; i++, buf += chunk) {
+			umem_bufctl_t *bcp =
+			    (umem_bufctl_t *)(buf + cp->cache_bufctl);
+
+			*tailp = bcp;
+			tailp = &bcp->bc_next;
+		}
+		*tailp = NULL;
+	} else {
+		sp = umem_cache_alloc(umem_slab_cache, UMEM_DEFAULT);
+		if (sp == NULL)
+			goto fail;
+		chunks = (uint32_t)((slabsize - color) / chunk);
+		buf = mem + color;
+		for (i = 0; i < chunks; i++, buf += chunk) {
+			umem_bufctl_t *bcp =
+			    umem_cache_alloc(umem_bufctl_cache, UMEM_DEFAULT);
+
+			if (bcp == NULL) {
+				*tailp = NULL;
+				while (head != NULL) {
+					bcp = head;
+					head = head->bc_next;
+					umem_cache_free(umem_bufctl_cache, bcp);
+				}
+				umem_cache_free(umem_slab_cache, sp);
+				goto fail;
+			}
+			bcp->bc_addr = buf;
+			bcp->bc_slab = sp;
+			*tailp = bcp;
+			tailp = &bcp->bc_next;
+		}
+		*tailp = NULL;
+	}
+	/* malloc finds a block's cache from its address: record the pages. */
+	if ((cp->cache_flags & UMF_PAGEMAP) &&
+	    umem_pagemap_set(mem, slabsize, (uintptr_t)cp, (uintptr_t)cp) != 0) {
+		if (cp->cache_flags & UMF_HASH) {
+			while (head != NULL) {
+				umem_bufctl_t *bcp = head;
+
+				head = head->bc_next;
+				umem_cache_free(umem_bufctl_cache, bcp);
+			}
+			umem_cache_free(umem_slab_cache, sp);
+		}
+		goto fail;
+	}
+	sp->slab_cache = cp;
+	sp->slab_mem = mem;
+	sp->slab_base = mem + color;
+	sp->slab_head = head;
+	sp->slab_refcnt = 0;
+	sp->slab_chunks = chunks;
+	sp->slab_next = sp->slab_prev = NULL;
+	return (sp);
+fail:
+	vmem_xfree(cp->cache_arena, mem, slabsize);
+	return (NULL);
+}
+
+/* Give a slab with no allocated buffers back to the source.  No locks. */
+static void
+slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
+{
+	void *mem = sp->slab_mem;
+
+	if (cp->cache_flags & UMF_HASH) {
+		umem_bufctl_t *bcp = sp->slab_head, *next;
+
+		for (; bcp != NULL; bcp = next) {
+			next = bcp->bc_next;
+			umem_cache_free(umem_bufctl_cache, bcp);
+		}
+		umem_cache_free(umem_slab_cache, sp);
+	}
+	if (cp->cache_flags & UMF_PAGEMAP)
+		(void) umem_pagemap_set(mem, cp->cache_slabsize, 0, 0);
+	vmem_xfree(cp->cache_arena, mem, cp->cache_slabsize);
+}
+
+/* Insert sp at the tail of the list (it has free buffers).  cache_lock. */
+static void
+slab_insert_tail(umem_cache_t *cp, umem_slab_t *sp)
+{
+	umem_slab_t *null = &cp->cache_nullslab;
+
+	sp->slab_next = null;
+	sp->slab_prev = null->slab_prev;
+	null->slab_prev->slab_next = sp;
+	null->slab_prev = sp;
+	if (cp->cache_freelist == null)
+		cp->cache_freelist = sp;
+}
+
+static void
+slab_unlink(umem_cache_t *cp, umem_slab_t *sp)
+{
+	if (cp->cache_freelist == sp)
+		cp->cache_freelist = sp->slab_next;
+	sp->slab_prev->slab_next = sp->slab_next;
+	sp->slab_next->slab_prev = sp->slab_prev;
+	sp->slab_next = sp->slab_prev = NULL;
+}
+
+#define	CACHE_SPARE(cp)	((cp)->cache_spare)
+
+void *
+umem_slab_alloc(umem_cache_t *cp)
+{
+	umem_slab_t *sp, *nsp;
+	umem_bufctl_t *bcp;
+	void *buf;
+
+	umem_lock(&cp->cache_lock);
+	while ((sp = cp->cache_freelist) == &cp->cache_nullslab) {
+		if ((nsp = CACHE_SPARE(cp)) != NULL) {
+			CACHE_SPARE(cp) = NULL;
+		} else {
+			umem_unlock(&cp->cache_lock);
+			nsp = slab_create(cp);
+			if (nsp == NULL)
+				return (NULL);
+			umem_lock(&cp->cache_lock);
+			cp->cache_slab_create++;
+			cp->cache_buftotal += nsp->slab_chunks;
+			if (cp->cache_buftotal > cp->cache_bufmax)
+				cp->cache_bufmax = cp->cache_buftotal;
+			if (cp->cache_freelist != &cp->cache_nullslab) {
+				/* Another thread made one meanwhile. */
+				if (CACHE_SPARE(cp) == NULL) {
+					CACHE_SPARE(cp) = nsp;
+					cp->cache_spare_pass = UMEM_STAT_READ(
+					    umem_update_passes);
+					continue;
+				}
+				cp->cache_buftotal -= nsp->slab_chunks;
+				cp->cache_slab_destroy++;
+				umem_unlock(&cp->cache_lock);
+				slab_destroy(cp, nsp);
+				umem_lock(&cp->cache_lock);
+				continue;
+			}
+		}
+		slab_insert_tail(cp, nsp);
+	}
+	bcp = sp->slab_head;
+	sp->slab_head = bcp->bc_next;
+	sp->slab_refcnt++;
+	if (sp->slab_head == NULL)
+		cp->cache_freelist = sp->slab_next;	/* sp is now full */
+	if (cp->cache_flags & UMF_HASH) {
+		umem_bufctl_t **hp = UMEM_HASH(cp, bcp->bc_addr);
+
+		buf = bcp->bc_addr;
+		bcp->bc_next = *hp;
+		*hp = bcp;
+	} else {
+		buf = (char *)bcp - cp->cache_bufctl;
+	}
+	cp->cache_slab_alloc++;
+	umem_unlock(&cp->cache_lock);
+	return (buf);
+}
+
+void
+umem_slab_free(umem_cache_t *cp, void *buf)
+{
+	umem_slab_t *sp, *dead = NULL;
+	umem_bufctl_t *bcp;
+
+	umem_lock(&cp->cache_lock);
+	if (cp->cache_flags & UMF_HASH) {
+		umem_bufctl_t **prevp = UMEM_HASH(cp, buf);
+		uint64_t depth = 1;
+
+		while ((bcp = *prevp) != NULL && bcp->bc_addr != buf) {
+			prevp = &bcp->bc_next;
+			depth++;
+		}
+		cp->cache_hash_lookup++;
+		cp->cache_hash_depth += depth;
+		if (bcp == NULL) {
+			umem_unlock(&cp->cache_lock);
+			umem_error("umem_cache_free: '%s' (%p): buffer %p was "
+			    "not allocated from this cache", cp->cache_name,
+			    (void *)cp, buf);
+			return;
+		}
+		*prevp = bcp->bc_next;
+		sp = bcp->bc_slab;
+	} else {
+		sp = (umem_slab_t *)(P2END((uintptr_t)buf, cp->cache_slabsize) -
+		    sizeof (umem_slab_t));
+		if (sp->slab_cache != cp || (char *)buf <
+		    (char *)sp->slab_base || (size_t)((char *)buf -
+		    (char *)sp->slab_base) % cp->cache_chunksize != 0 ||
+		    sp->slab_refcnt == 0) {
+			umem_unlock(&cp->cache_lock);
+			umem_error("umem_cache_free: '%s' (%p): buffer %p was "
+			    "not allocated from this cache", cp->cache_name,
+			    (void *)cp, buf);
+			return;
+		}
+		bcp = (umem_bufctl_t *)((char *)buf + cp->cache_bufctl);
+	}
+	if (sp->slab_head == NULL) {
+		/* Was full: now partial, so it goes to the freelist front. */
+		umem_slab_t *fl = cp->cache_freelist;
+
+		sp->slab_prev->slab_next = sp->slab_next;
+		sp->slab_next->slab_prev = sp->slab_prev;
+		sp->slab_next = fl;
+		sp->slab_prev = fl->slab_prev;
+		fl->slab_prev->slab_next = sp;
+		fl->slab_prev = sp;
+		cp->cache_freelist = sp;
+	}
+	bcp->bc_next = sp->slab_head;
+	sp->slab_head = bcp;
+	sp->slab_refcnt--;
+	cp->cache_slab_free++;
+	if (sp->slab_refcnt == 0) {
+		slab_unlink(cp, sp);
+		if (CACHE_SPARE(cp) == NULL) {
+			CACHE_SPARE(cp) = sp;
+			cp->cache_spare_pass =
+			    UMEM_STAT_READ(umem_update_passes);
+		} else {
+			dead = sp;
+			cp->cache_buftotal -= sp->slab_chunks;
+			cp->cache_slab_destroy++;
+		}
+	}
+	umem_unlock(&cp->cache_lock);
+	if (dead != NULL)
+		slab_destroy(cp, dead);
+}
+
+/*
+ * Give the spare empty slab back to the source arena if it has been unused
+ * since before the last update pass (all = 0), or anyway (all = 1).
+ * Returns 1 if there was one.
+ */
+int
+umem_slab_release_spare(umem_cache_t *cp, int all)
+{
+	umem_slab_t *sp;
+
+	umem_lock(&cp->cache_lock);
+	if ((sp = CACHE_SPARE(cp)) != NULL && (all ||
+	    cp->cache_spare_pass < UMEM_STAT_READ(umem_update_passes))) {
+		CACHE_SPARE(cp) = NULL;
+		cp->cache_buftotal -= sp->slab_chunks;
+		cp->cache_slab_destroy++;
+	} else {
+		sp = NULL;
+	}
+	umem_unlock(&cp->cache_lock);
+	if (sp == NULL)
+		return (0);
+	slab_destroy(cp, sp);
+	return (1);
+}
+
+size_t
+umem_slab_color(umem_cache_t *cp, void *buf)
+{
+	umem_slab_t *sp = NULL;
+	size_t color = SIZE_MAX;
+
+	umem_lock(&cp->cache_lock);
+	if (cp->cache_flags & UMF_HASH) {
+		umem_bufctl_t *bcp = *UMEM_HASH(cp, buf);
+
+		while (bcp != NULL && bcp->bc_addr != buf)
+			bcp = bcp->bc_next;
+		if (bcp != NULL)
+			sp = bcp->bc_slab;
+	} else {
+		sp = (umem_slab_t *)(P2END((uintptr_t)buf, cp->cache_slabsize) -
+		    sizeof (umem_slab_t));
+	}
+	if (sp != NULL)
+		color = (size_t)((char *)sp->slab_base - (char *)sp->slab_mem);
+	umem_unlock(&cp->cache_lock);
+	return (color);
+}
+
+/*
+ * Cache destruction: give back every slab; the ones with allocated buffers
+ * (the caller broke the contract) are counted and left alone.  Returns the
+ * number of buffers still allocated.
+ */
+uint64_t
+umem_slab_destroy_all(umem_cache_t *cp)
+{
+	umem_slab_t *sp, *next, *dead = NULL;
+	uint64_t busy = 0;
+
+	umem_lock(&cp->cache_lock);
+	for (sp = cp->cache_nullslab.slab_next; sp != &cp->cache_nullslab;
+	    sp = next) {
+		next = sp->slab_next;
+		if (sp->slab_refcnt != 0) {
+			busy += sp->slab_refcnt;
+			continue;
+		}
+		slab_unlink(cp, sp);
+		cp->cache_buftotal -= sp->slab_chunks;
+		cp->cache_slab_destroy++;
+		sp->slab_next = dead;
+		dead = sp;
+	}
+	umem_unlock(&cp->cache_lock);
+	while ((sp = dead) != NULL) {
+		dead = sp->slab_next;
+		slab_destroy(cp, sp);
+	}
+	(void) umem_slab_release_spare(cp, 1);
+	return (busy);
+}

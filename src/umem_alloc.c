@@ -1,0 +1,437 @@
+/*
+ * umem_alloc.c - umem_alloc(), umem_zalloc(), umem_free() and the block
+ * layer under malloc: size classes over object caches, large blocks from
+ * vmem, and the page map that finds a block's owner from its address.
+ *
+ * Big theory statement
+ * --------------------
+ * Sizes up to UMEM_MAXBUF are served by one object cache per size class
+ * (umem_alloc_<size>), chosen by table lookup: (size + 15) >> 4 up to 1 KiB,
+ * (size + 255) >> 8 above.  Every class is a multiple of 16, so every block
+ * of 16 bytes or more is 16-aligned; power-of-two classes up to a page are
+ * aligned to their size, which is what the aligned allocators use.
+ *
+ * Larger sizes are whole pages from the umem_oversize arena (importing from
+ * the heap, so freed pages go back to the OS at once).
+ *
+ * No per-block header.  The slabs of the class caches are recorded page by
+ * page in the page map (pagemap.h), and so are large blocks (their size in
+ * the first page's entry), so a free of a bare pointer finds its cache in
+ * two loads.  This is how malloc(16) costs 16 bytes rather than illumos' 32.
+ * The page map also makes bad frees cheap to detect: a pointer that is not
+ * ours, an interior pointer of a large block, and a misaligned pointer are
+ * reported (umem_error: abort unless aborting is off).
+ *
+ * Double frees of class blocks are caught with a key: a free stores, in the
+ * block's first word, a value derived from a per-process secret and the
+ * block's address; an allocation clears it.  A free that finds its key
+ * already there is a double free (the block is free, in a magazine or in
+ * its slab).  The slab layer links free buffers through their last word,
+ * never the first, so the key survives there too.
+ */
+#define	_GNU_SOURCE
+#include "umem_alloc.h"
+#include "pagemap.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* The size classes. */
+static const uint32_t umem_alloc_sizes[] = {
+	16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240,
+	256, 320, 384, 448, 512, 640, 768, 896, 1024,
+	1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
+	5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
+	20480, 24576, 28672, 32768, 40960, 49152, 57344, 65536
+};
+#define	UMEM_NCLASSES	(sizeof (umem_alloc_sizes) / sizeof (uint32_t))
+
+umem_cache_t *umem_alloc_table_small[UMEM_SMALL_MAX / 16 + 1];
+umem_cache_t *umem_alloc_table_large[UMEM_MAXBUF / 256 + 1];
+static umem_cache_t *umem_alloc_caches[UMEM_NCLASSES];
+/* Power-of-two classes 16..pagesize, naturally aligned: for memalign. */
+static umem_cache_t *umem_alloc_p2[16];
+
+vmem_t *umem_oversize_arena;
+uintptr_t umem_free_secret;
+
+static umem_lock_t umem_alloc_init_lock = UMEM_LOCK_INITIALIZER;
+static vmem_alloc_t *umem_heap_alloc;
+static vmem_free_t *umem_heap_free;
+
+/*
+ * Large blocks come from spans of at least UMEM_OVERSIZE_IMPORT, so that
+ * a block can often grow in place (realloc) into free pages after it.  A
+ * freed block's pages go back to the OS at once (umem_large_free), and a
+ * span that becomes entirely free goes back to the heap.
+ */
+#define	UMEM_OVERSIZE_IMPORT	(1ul << 20)
+
+static void *
+umem_oversize_import(vmem_t *heap, size_t *sizep, int vmflag)
+{
+	size_t size = P2ROUNDUP(*sizep, UMEM_OVERSIZE_IMPORT);
+	void *p;
+
+	if (size < *sizep)
+		return (NULL);
+	if ((p = umem_heap_alloc(heap, size, vmflag)) == NULL) {
+		size = *sizep;
+		p = umem_heap_alloc(heap, size, vmflag);
+	}
+	if (p != NULL)
+		*sizep = size;
+	return (p);
+}
+
+/* Once (pthread_once): it needs only vmem, never the allocator. */
+static pthread_once_t umem_oversize_once = PTHREAD_ONCE_INIT;
+
+static void
+umem_oversize_create(void)
+{
+	vmem_t *heap = vmem_heap_arena(&umem_heap_alloc, &umem_heap_free);
+
+	umem_oversize_arena = vmem_xcreate("umem_oversize", NULL, 0,
+	    umem_pagesize, umem_oversize_import, umem_heap_free, heap, 0,
+	    VM_NOSLEEP);
+}
+static pthread_t umem_alloc_init_thread;
+static int umem_alloc_initing;
+int umem_alloc_ready;
+
+/*
+ * ------------------------------------------------------------------------
+ * Initialisation
+ * ------------------------------------------------------------------------
+ */
+static int
+umem_alloc_init_locked(void)
+{
+	size_t i, sz;
+
+	/* First: umem_init() starts a thread, and that needs calloc. */
+	(void) pthread_once(&umem_oversize_once, umem_oversize_create);
+	if (umem_init() != 0)
+		return (-1);
+	if (umem_oversize_arena == NULL)
+		return (-1);
+	if (getrandom(&umem_free_secret, sizeof (umem_free_secret),
+	    GRND_NONBLOCK) != sizeof (umem_free_secret))
+		umem_free_secret = (uintptr_t)umem_gethrtime() *
+		    0x9e3779b97f4a7c15ull;
+	umem_free_secret |= 1;	/* never equal to a zeroed word */
+
+	for (i = 0; i < UMEM_NCLASSES; i++) {
+		char name[32];
+		size_t size = umem_alloc_sizes[i], align = 16;
+
+		if (IS_P2(size))
+			align = size < umem_pagesize ? size : umem_pagesize;
+		(void) umem_format(name, sizeof (name), "umem_alloc_%zu", size);
+		umem_alloc_caches[i] = umem_cache_create_internal(name, size,
+		    align, NULL, NULL, NULL, NULL, NULL, UMC_PAGEMAP, 0);
+		if (umem_alloc_caches[i] == NULL)
+			return (-1);
+		if (IS_P2(size))
+			umem_alloc_p2[highbit(size) - 1] = umem_alloc_caches[i];
+	}
+	/* Lookup tables: the smallest class that holds each size. */
+	for (i = 0, sz = 0; sz <= UMEM_SMALL_MAX; sz += 16) {
+		while (umem_alloc_sizes[i] < sz)
+			i++;
+		umem_alloc_table_small[sz / 16] = umem_alloc_caches[i];
+	}
+	for (i = 0, sz = 0; sz <= UMEM_MAXBUF; sz += 256) {
+		while (umem_alloc_sizes[i] < sz)
+			i++;
+		umem_alloc_table_large[sz / 256] = umem_alloc_caches[i];
+	}
+	return (0);
+}
+
+/*
+ * 1 when the class caches exist.  A thread that calls back into the
+ * allocator while initialising it (pthread_create of the update thread
+ * needs calloc) gets 0 and is served from pages meanwhile.
+ */
+int
+umem_alloc_init(void)
+{
+	int rv;
+
+	if (__atomic_load_n(&umem_alloc_ready, __ATOMIC_ACQUIRE))
+		return (1);
+	if (__atomic_load_n(&umem_alloc_initing, __ATOMIC_ACQUIRE) &&
+	    pthread_equal(umem_alloc_init_thread, pthread_self()))
+		return (0);
+	umem_lock(&umem_alloc_init_lock);
+	if (!umem_alloc_ready) {
+		umem_alloc_init_thread = pthread_self();
+		__atomic_store_n(&umem_alloc_initing, 1, __ATOMIC_RELEASE);
+		rv = umem_alloc_init_locked();
+		__atomic_store_n(&umem_alloc_initing, 0, __ATOMIC_RELEASE);
+		if (rv == 0)
+			__atomic_store_n(&umem_alloc_ready, 1,
+			    __ATOMIC_RELEASE);
+	}
+	umem_unlock(&umem_alloc_init_lock);
+	return (umem_alloc_ready);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Large blocks
+ * ------------------------------------------------------------------------
+ */
+void *
+umem_large_alloc(size_t size, size_t align, int umflags)
+{
+	size_t rsize = P2ROUNDUP(size, umem_pagesize);
+	void *buf;
+
+	if (rsize < size || rsize > (SIZE_MAX >> 2) || size == 0) {
+		errno = ENOMEM;
+		return (NULL);
+	}
+	(void) pthread_once(&umem_oversize_once, umem_oversize_create);
+	if (umem_oversize_arena == NULL) {
+		errno = ENOMEM;
+		return (NULL);
+	}
+	if (align <= umem_pagesize)
+		align = 0;
+	for (;;) {
+		buf = vmem_xalloc(umem_oversize_arena, rsize, align, 0, 0,
+		    NULL, NULL, VM_NOSLEEP);
+		if (buf != NULL && umem_pagemap_set(buf, rsize,
+		    rsize | UMEM_PM_LARGE, UMEM_PM_INTERIOR) == 0)
+			return (buf);
+		if (buf != NULL)
+			vmem_xfree(umem_oversize_arena, buf, rsize);
+		if (!(umflags & UMEM_NOFAIL)) {
+			errno = ENOMEM;
+			return (NULL);
+		}
+		umem_nofail();
+	}
+}
+
+void
+umem_large_free(void *buf, size_t rsize)
+{
+	(void) umem_pagemap_set(buf, rsize, 0, 0);
+	umem_pages_release(buf, rsize);
+	vmem_xfree(umem_oversize_arena, buf, rsize);
+}
+
+/*
+ * Grow or shrink a large block in place; 1 if done.  (Growth succeeds when
+ * the pages after it are free in the arena.)
+ */
+int
+umem_large_resize(void *buf, size_t rsize, size_t newsize)
+{
+	size_t nsize = P2ROUNDUP(newsize, umem_pagesize);
+
+	if (nsize < newsize)
+		return (0);
+	if (nsize == rsize)
+		return (1);
+	if (nsize > rsize) {
+		if (vmem_resize(umem_oversize_arena, buf, rsize, nsize) != 0)
+			return (0);
+		if (umem_pagemap_set(buf, nsize, nsize | UMEM_PM_LARGE,
+		    UMEM_PM_INTERIOR) != 0) {
+			(void) vmem_resize(umem_oversize_arena, buf, nsize,
+			    rsize);
+			return (0);
+		}
+	} else {
+		/* Forget and release the tail before anyone can reuse it. */
+		char *tail = (char *)buf + nsize;
+
+		(void) umem_pagemap_set(tail, rsize - nsize, 0, 0);
+		umem_pages_release(tail, rsize - nsize);
+		if (vmem_resize(umem_oversize_arena, buf, rsize, nsize) != 0) {
+			(void) umem_pagemap_set(buf, rsize,
+			    rsize | UMEM_PM_LARGE, UMEM_PM_INTERIOR);
+			return (0);
+		}
+		(void) umem_pagemap_set(buf, umem_pagesize,
+		    nsize | UMEM_PM_LARGE, UMEM_PM_INTERIOR);
+	}
+	return (1);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Aligned blocks
+ * ------------------------------------------------------------------------
+ */
+
+/* A block of size bytes aligned to align (a power of two). */
+void *
+umem_alloc_aligned_any(size_t size, size_t align, int umflags)
+{
+	if (size == 0)
+		size = 1;
+	if (align <= 16)
+		return (umem_block_alloc(size, umflags));
+	if (align <= umem_pagesize && size <= umem_pagesize &&
+	    umem_alloc_init()) {
+		size_t c = size <= align ? align : (size_t)1 << highbit(size - 1);
+		umem_cache_t *cp = umem_alloc_p2[highbit(c) - 1];
+		void *buf = umem_cache_alloc(cp, umflags);
+
+		if (buf != NULL)
+			*(uintptr_t *)buf = 0;
+		else
+			errno = ENOMEM;
+		return (buf);
+	}
+	return (umem_large_alloc(size, align, umflags));
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Free of a bare pointer
+ * ------------------------------------------------------------------------
+ */
+void
+umem_block_bad_free(void *buf, uintptr_t pm, const char *who)
+{
+	if (pm == 0)
+		umem_error("%s(%p): invalid free: not allocated by libumem",
+		    who, buf);
+	else if (pm == UMEM_PM_INTERIOR || (pm & UMEM_PM_LARGE))
+		umem_error("%s(%p): invalid free: pointer into the middle of "
+		    "a block", who, buf);
+	else
+		umem_error("%s(%p): invalid free: misaligned pointer into "
+		    "cache %s", who, buf, ((umem_cache_t *)pm)->cache_name);
+}
+
+void
+umem_block_double_free(void *buf, umem_cache_t *cp, const char *who)
+{
+	umem_error("%s(%p): double free (cache %s, block of %zu bytes)", who,
+	    buf, cp->cache_name, cp->cache_bufsize);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * umem_alloc(3)
+ * ------------------------------------------------------------------------
+ */
+UMEM_EXPORT void *
+umem_alloc(size_t size, int flags)
+{
+	if (size == 0)
+		return (NULL);
+	return (umem_block_alloc(size, flags & UMEM_FLAGS));
+}
+
+UMEM_EXPORT void *
+umem_zalloc(size_t size, int flags)
+{
+	void *buf = umem_alloc(size, flags);
+
+	if (buf != NULL && size <= UMEM_MAXBUF)
+		(void) memset(buf, 0, size);	/* large blocks are zeroed */
+	return (buf);
+}
+
+UMEM_EXPORT void
+umem_free(void *buf, size_t size)
+{
+	uintptr_t pm;
+
+	if (buf == NULL)
+		return;
+	pm = umem_pagemap_get(buf);
+	if (size != 0 && size <= UMEM_MAXBUF &&
+	    pm == (uintptr_t)umem_size_to_cache(size)) {
+		umem_block_free(buf, "umem_free");
+		return;
+	}
+	if (size > UMEM_MAXBUF && (pm & UMEM_PM_LARGE) &&
+	    P2ROUNDUP(size, umem_pagesize) == (pm & ~UMEM_PM_LARGE)) {
+		umem_large_free(buf, pm & ~UMEM_PM_LARGE);
+		return;
+	}
+	if (pm == 0 || pm == UMEM_PM_INTERIOR) {
+		umem_block_bad_free(buf, pm, "umem_free");
+		return;
+	}
+	umem_error("umem_free(%p, %zu): wrong size: the block holds %zu bytes",
+	    buf, size, (pm & UMEM_PM_LARGE) ? (size_t)(pm & ~UMEM_PM_LARGE) :
+	    ((umem_cache_t *)pm)->cache_bufsize);
+}
+
+UMEM_EXPORT void *
+umem_alloc_align(size_t size, size_t align, int flags)
+{
+	if (size == 0)
+		return (NULL);
+	if (align == 0 || !IS_P2(align)) {
+		errno = EINVAL;
+		return (NULL);
+	}
+	return (umem_alloc_aligned_any(size, align, flags & UMEM_FLAGS));
+}
+
+UMEM_EXPORT void
+umem_free_align(void *buf, size_t size)
+{
+	(void) size;
+	if (buf != NULL)
+		umem_block_free(buf, "umem_free_align");
+}
+
+/* The usable size of a block of ours (0 for NULL). */
+size_t
+umem_block_size(void *buf)
+{
+	uintptr_t pm;
+
+	if (buf == NULL)
+		return (0);
+	pm = umem_pagemap_get(buf);
+	if (pm & UMEM_PM_LARGE)
+		return ((size_t)(pm & ~UMEM_PM_LARGE));
+	if (pm == 0 || pm == UMEM_PM_INTERIOR) {
+		umem_block_bad_free(buf, pm, "malloc_usable_size");
+		return (0);
+	}
+	return (((umem_cache_t *)pm)->cache_bufsize);
+}
+
+/* Before the classes exist: initialise, or serve pages meanwhile. */
+void *
+umem_block_alloc_slow(size_t size, int umflags)
+{
+	if (umem_alloc_init())
+		return (umem_block_alloc(size, umflags));
+	return (umem_large_alloc(size == 0 ? 1 : size, 0, umflags));
+}
+
+/* Bytes in blocks handed out by the class caches (for mallinfo). */
+size_t
+umem_alloc_inuse(void)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < UMEM_NCLASSES; i++) {
+		umem_cache_stat_t st;
+
+		if (umem_alloc_caches[i] == NULL ||
+		    umem_cache_getstat(umem_alloc_caches[i], &st) != 0)
+			continue;
+		if (st.cs_buf_inuse > st.cs_buf_magazine)
+			total += (st.cs_buf_inuse - st.cs_buf_magazine) *
+			    st.cs_bufsize;
+	}
+	return (total);
+}

@@ -1,0 +1,90 @@
+/*
+ * umem_alloc.h - the block layer shared by umem_alloc.c and malloc.c:
+ * size classes, large blocks, and the inline fast paths.  Not installed.
+ */
+#ifndef _UMEM_ALLOC_H
+#define	_UMEM_ALLOC_H
+
+#include <errno.h>
+#include "umem_impl.h"
+#include "pagemap.h"
+
+#define	UMEM_SMALL_MAX	1024		/* classes step 16 up to here */
+#define	UMEM_MAXBUF	65536		/* largest class; above: pages */
+
+extern umem_cache_t *umem_alloc_table_small[UMEM_SMALL_MAX / 16 + 1];
+extern umem_cache_t *umem_alloc_table_large[UMEM_MAXBUF / 256 + 1];
+extern uintptr_t umem_free_secret;
+extern vmem_t *umem_oversize_arena;
+extern int umem_alloc_ready;
+
+int umem_alloc_init(void);		/* 1 when the classes exist */
+void *umem_large_alloc(size_t size, size_t align, int umflags);
+void umem_large_free(void *buf, size_t rsize);
+int umem_large_resize(void *buf, size_t rsize, size_t newsize);
+void *umem_alloc_aligned_any(size_t size, size_t align, int umflags);
+size_t umem_block_size(void *buf);
+size_t umem_alloc_inuse(void);
+void umem_block_bad_free(void *buf, uintptr_t pm, const char *who);
+void umem_block_double_free(void *buf, umem_cache_t *cp, const char *who);
+void *umem_block_alloc_slow(size_t size, int umflags);
+
+/* The class cache for 0 < size <= UMEM_MAXBUF (NULL before init). */
+static inline umem_cache_t *
+umem_size_to_cache(size_t size)
+{
+	if (size <= UMEM_SMALL_MAX)
+		return (umem_alloc_table_small[(size + 15) >> 4]);
+	return (umem_alloc_table_large[(size + 255) >> 8]);
+}
+
+/*
+ * A block of at least size bytes (size may be 0).  Clears the block's
+ * first word, where free() keeps its double-free key.
+ */
+static inline void *
+umem_block_alloc(size_t size, int umflags)
+{
+	if (UMEM_LIKELY(size <= UMEM_MAXBUF)) {
+		umem_cache_t *cp = umem_size_to_cache(size);
+		void *buf;
+
+		if (UMEM_UNLIKELY(cp == NULL))
+			return (umem_block_alloc_slow(size, umflags));
+		buf = umem_cache_alloc(cp, umflags);
+		if (UMEM_LIKELY(buf != NULL)) {
+			*(uintptr_t *)buf = 0;
+			return (buf);
+		}
+		errno = ENOMEM;
+		return (NULL);
+	}
+	return (umem_large_alloc(size, 0, umflags));
+}
+
+/* Free a block of ours found by address (buf != NULL). */
+static inline void
+umem_block_free(void *buf, const char *who)
+{
+	uintptr_t pm = umem_pagemap_get(buf);
+
+	if (UMEM_LIKELY(pm > UMEM_PM_INTERIOR && !(pm & UMEM_PM_LARGE) &&
+	    !((uintptr_t)buf & 15))) {
+		uintptr_t key = umem_free_secret ^ (uintptr_t)buf;
+
+		if (UMEM_UNLIKELY(*(uintptr_t *)buf == key)) {
+			umem_block_double_free(buf, (umem_cache_t *)pm, who);
+			return;
+		}
+		*(uintptr_t *)buf = key;
+		umem_cache_free((umem_cache_t *)pm, buf);
+		return;
+	}
+	if ((pm & UMEM_PM_LARGE) && IS_P2ALIGNED(buf, umem_pagesize)) {
+		umem_large_free(buf, (size_t)(pm & ~UMEM_PM_LARGE));
+		return;
+	}
+	umem_block_bad_free(buf, pm, who);
+}
+
+#endif /* _UMEM_ALLOC_H */

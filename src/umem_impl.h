@@ -1,0 +1,338 @@
+/*
+ * umem_impl.h - object-cache internals shared by the slab layer (slab.c),
+ * the magazine layer (magazine.c), CPU identity (percpu.c), the cache
+ * glue (umem.c), the update thread (update.c) and white-box tests.
+ * Not installed.
+ *
+ * Layering, top-down (see docs/DESIGN.md, "Object caches and magazines"):
+ *
+ *	umem_cache_alloc/free	umem.c: fast path inline (rseq or slot lock)
+ *	magazine layer		magazine.c: per-CPU loaded + previous
+ *				magazines, depot of full / empty magazines
+ *	slab layer		slab.c: raw buffers carved from slabs
+ *	vmem			slabs are vmem_xalloc()s from the source arena
+ *
+ * Lock order (earlier first); nothing is ever taken in the other order:
+ *
+ *	umem_init_lock -> umem_update_lock -> umem_cache_lock (cache list)
+ *	  -> per cache: cache_cpu[0..n-1].cc_lock (index order)
+ *	  -> cache_depot_lock -> cache_lock (slab layer)
+ *	  -> vmem locks (vmem_fork_prepare) -> platform pools
+ *
+ * The slab layer drops cache_lock around every call into vmem, and no
+ * cache lock is held while a constructor, destructor, reclaim callback or
+ * a nested umem_cache_alloc/free (magazines, slab and bufctl records) runs.
+ */
+#ifndef _UMEM_IMPL_H
+#define	_UMEM_IMPL_H
+
+#include <umem.h>
+#include "platform.h"
+#include "vmem_impl.h"
+
+/* Private cflags (illumos values). */
+#define	UMC_QCACHE	0x00100000	/* vmem quantum cache */
+#define	UMC_PAGEMAP	0x00200000	/* record slabs in the page map */
+#define	UMC_INTERNAL	0x80000000	/* the library's own caches */
+#define	UMC_PUBLIC	\
+	(UMC_NOTOUCH | UMC_NODEBUG | UMC_NOMAGAZINE | UMC_NOHASH)
+
+/* cache_flags */
+#define	UMF_HASH	0x0001	/* external slab + bufctl, hashed */
+#define	UMF_NOMAGAZINE	0x0002	/* no magazine layer */
+#define	UMF_NOTOUCH	0x0004	/* never write into buffers */
+#define	UMF_DEAD	0x0008	/* destroyed (catches use after destroy) */
+#define	UMF_PAGEMAP	0x0010	/* slab pages recorded in the page map */
+
+#define	UMEM_NAMELEN		31
+#define	UMEM_ALIGN		8	/* minimum alignment */
+#define	UMEM_SECOND_ALIGN	16	/* for buffers of 16 bytes or more */
+#define	UMEM_VOID_FRACTION	8	/* at most 1/8 of a slab wasted */
+#define	UMEM_HASH_INITIAL	64	/* buckets */
+
+/*
+ * A magazine: M pointers to constructed objects plus a link for the depot
+ * lists.  Its round count lives in the CPU cache (cc_word / cc_prounds)
+ * while loaded, and is implicit in the depot (full = M, empty = 0).
+ */
+typedef struct umem_magazine {
+	struct umem_magazine	*mag_next;
+	void			*mag_round[];
+} umem_magazine_t;
+
+/* A row of the magazine-type table (illumos umem_magtype[]). */
+typedef struct umem_magtype {
+	uint32_t	mt_magsize;	/* M, rounds per magazine */
+	uint32_t	mt_align;	/* magazine alignment */
+	size_t		mt_minbuf;	/* initial type iff chunk > minbuf */
+	size_t		mt_maxbuf;	/* grow beyond only if chunk < maxbuf */
+	struct umem_cache *mt_cache;	/* "umem_magazine_<M>" */
+} umem_magtype_t;
+
+#define	UMEM_NMAGTYPES	9
+extern umem_magtype_t umem_magtype[UMEM_NMAGTYPES];
+
+/* A depot list of full or empty magazines. */
+typedef struct umem_maglist {
+	umem_magazine_t	*ml_list;
+	uint64_t	ml_total;	/* magazines on the list */
+	uint64_t	ml_min;		/* least ml_total since last update */
+	uint64_t	ml_reaplimit;	/* ml_min of the previous interval */
+	uint64_t	ml_alloc;	/* magazines taken */
+	uint64_t	ml_free;	/* magazines given */
+} umem_maglist_t;
+
+/*
+ * A bufctl: one per buffer of a hashed (large) slab, from umem_bufctl.
+ * For small slabs the "bufctl" is the last word of the free buffer itself,
+ * so only bc_next exists there.  bc_next links the slab's free list while
+ * the buffer is free and the hash chain while it is allocated.
+ */
+typedef struct umem_bufctl {
+	struct umem_bufctl	*bc_next;
+	void			*bc_addr;
+	struct umem_slab	*bc_slab;
+} umem_bufctl_t;
+
+/*
+ * A slab.  Small slabs embed it at the end of their single page; large
+ * slabs get it from umem_slab.  Slabs are on a circular list headed by the
+ * cache's null slab; every slab from cache_freelist to the end of the
+ * list has a free buffer, the ones before it are fully allocated.
+ */
+typedef struct umem_slab {
+	struct umem_cache	*slab_cache;
+	void			*slab_mem;	/* vmem_xalloc()ed address */
+	void			*slab_base;	/* first buffer: mem + colour */
+	umem_bufctl_t		*slab_head;	/* free buffers */
+	struct umem_slab	*slab_next;
+	struct umem_slab	*slab_prev;
+	uint32_t		slab_refcnt;	/* buffers allocated */
+	uint32_t		slab_chunks;	/* buffers in the slab */
+} umem_slab_t;
+
+/*
+ * Per-CPU cache, one per CPU slot, 128 bytes (two cache lines: adjacent-
+ * line prefetch) and 128-aligned.  The first line is all the rseq fast
+ * path touches.
+ *
+ * cc_word is the one word that commits a CPU-cache change:
+ *	bits 0-15	rounds in the loaded magazine; UMEM_CC_NONE (0xffff)
+ *			when there is no loaded magazine or the slot is
+ *			"detached" (owned by a slow path, see magazine.c);
+ *			both make the fast paths take the slow path
+ *	bits 16-63	operations (pops + pushes) since the last fold
+ * Folding: pops - pushes = cc_base - rounds, so the two counts follow from
+ * the op count; slow paths fold them into cc_alloc / cc_free.
+ */
+#define	UMEM_CC_NONE		0xffffULL
+#define	UMEM_CC_ROUNDS(w)	((uint32_t)((w) & 0xffff))
+#define	UMEM_CC_OPS(w)		((w) >> 16)
+#define	UMEM_CC_ONE_OP		0x10000ULL
+#define	UMEM_CPU_CACHE_SHIFT	7
+#define	UMEM_CPU_CACHE_SIZE	(1 << UMEM_CPU_CACHE_SHIFT)
+
+typedef struct umem_cpu_cache {
+	union {
+		struct {
+			/* line 0: fast path */
+			uint64_t	cc_word;
+			umem_magazine_t	*cc_loaded;
+			uint32_t	cc_magsize;	/* M; 0 = layer off */
+			uint32_t	cc_base;	/* rounds at fold */
+			umem_magazine_t	*cc_ploaded;	/* previous magazine */
+			int64_t		cc_prounds;	/* its rounds; -1 none */
+			uint64_t	cc_alloc;	/* folded magazine hits */
+			uint64_t	cc_free;
+			uint64_t	cc_seen;	/* update thread's view */
+			/* line 1: slow path */
+			umem_lock_t	cc_lock;
+			uint32_t	cc_used;	/* ever used */
+			uint64_t	cc_claimed;	/* word when detached */
+		};
+		char	cc_pad[UMEM_CPU_CACHE_SIZE];
+	};
+} __attribute__((aligned(UMEM_CPU_CACHE_SIZE))) umem_cpu_cache_t;
+
+#define	UMEM_USED_WORDS		16	/* slots >= 1024 count as used */
+
+/*
+ * An object cache.  Allocated from umem_cache_arena, 128-aligned, with
+ * cache_ncpu CPU caches at the end.
+ */
+struct umem_cache {
+	/* read-mostly, used by every slow path */
+	char			cache_name[UMEM_NAMELEN + 1];
+	uint32_t		cache_flags;	/* UMF_* */
+	uint32_t		cache_cflags;	/* UMC_* as created */
+	size_t			cache_bufsize;
+	size_t			cache_align;
+	size_t			cache_chunksize;
+	size_t			cache_slabsize;
+	size_t			cache_bufctl;	/* small: link offset in buf */
+	uint32_t		cache_chunks;	/* per slab at colour 0 */
+	uint32_t		cache_ncpu;	/* CPU cache slots */
+	uint32_t		cache_cpu_mask;	/* thread mode: ncpu - 1 */
+	umem_constructor_t	*cache_constructor;
+	umem_destructor_t	*cache_destructor;
+	umem_reclaim_t		*cache_reclaim;
+	void			*cache_private;
+	vmem_t			*cache_arena;
+	size_t			cache_arena_quantum;
+	struct umem_cache	*cache_next;	/* all caches */
+	struct umem_cache	*cache_prev;
+	uint64_t		cache_size;	/* bytes of this structure */
+
+	/* counters kept outside any lock (relaxed atomics) */
+	uint64_t		cache_alloc_fail;
+	uint64_t		cache_ctor;
+	uint64_t		cache_dtor;
+	uint64_t		cache_ctor_fail;
+	uint64_t		cache_reclaim_count;
+	uint64_t		cache_reap_count;
+	uint64_t		cache_cpu_drain;
+	uint64_t		cache_direct_alloc; /* served by the slab layer */
+	uint64_t		cache_direct_free;  /* umem_cache_free to slab */
+
+	/* depot (magazine layer), under cache_depot_lock */
+	umem_lock_t		cache_depot_lock __attribute__((aligned(64)));
+	umem_magtype_t		*cache_magtype;
+	umem_maglist_t		cache_full;
+	umem_maglist_t		cache_empty;
+	uint64_t		cache_depot_contention;
+	uint64_t		cache_depot_contention_prev;
+	uint64_t		cache_mag_create;
+	uint64_t		cache_mag_resize;
+	int			cache_resize_quiet; /* skip next check */
+
+	/* slab layer, under cache_lock */
+	umem_lock_t		cache_lock __attribute__((aligned(64)));
+	umem_slab_t		*cache_freelist;
+	umem_slab_t		cache_nullslab;	/* list head */
+	umem_slab_t		*cache_spare;	/* one empty slab kept */
+	uint64_t		cache_spare_pass; /* update pass when kept */
+	size_t			cache_color;	/* next slab's colour */
+	size_t			cache_maxcolor;
+	umem_bufctl_t		**cache_hash_table;
+	size_t			cache_hash_mask;
+	int			cache_hash_shift;
+	uint64_t		cache_slab_create;
+	uint64_t		cache_slab_destroy;
+	uint64_t		cache_slab_alloc;
+	uint64_t		cache_slab_free;
+	uint64_t		cache_buftotal;
+	uint64_t		cache_bufmax;
+	uint64_t		cache_hash_rescale;
+	uint64_t		cache_hash_lookup;
+	uint64_t		cache_hash_depth;
+
+	/* slots ever used (fork locks only these); bit set on first use */
+	uint64_t		cache_used_map[UMEM_USED_WORDS];
+	uint64_t		cache_fork_map[UMEM_USED_WORDS];
+
+	umem_cpu_cache_t	cache_cpu[]
+	    __attribute__((aligned(UMEM_CPU_CACHE_SIZE)));
+};
+
+#define	UMEM_STAT_ADD(x, n)	\
+	((void) __atomic_fetch_add(&(x), (n), __ATOMIC_RELAXED))
+#define	UMEM_STAT_READ(x)	__atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+/*
+ * ---- Global state (umem.c) ----
+ */
+extern umem_lock_t umem_init_lock;
+extern umem_lock_t umem_cache_lock;	/* the cache list */
+extern umem_cache_t umem_null_cache;	/* list head, never used */
+extern vmem_t *umem_default_arena;	/* slabs of user caches */
+extern vmem_t *umem_internal_arena;	/* library metadata, page quantum */
+extern vmem_t *umem_cache_arena;	/* cache structures */
+extern vmem_t *umem_hash_arena;		/* hash tables */
+extern umem_cache_t *umem_slab_cache;
+extern umem_cache_t *umem_bufctl_cache;
+extern int umem_ready;			/* init finished */
+extern int umem_nomagazines;		/* UMEM_OPTIONS=nomagazines */
+extern uint64_t umem_update_interval_ns; /* 0 = no update thread */
+extern uint64_t umem_reap_interval_ns;
+extern uint64_t umem_depot_contention_max;
+extern int umem_drain_idle;
+
+int umem_init(void);			/* 0, or -1 with errno */
+/* UMEM_NOFAIL failure: run the callback; returns to retry, or exits. */
+void umem_nofail(void);
+
+/*
+ * ---- Slab layer (slab.c) ----
+ */
+/* Compute the slab geometry of a new cache; 0 or an errno value. */
+int umem_slab_geometry(umem_cache_t *cp, size_t forced_slabsize);
+void *umem_slab_alloc(umem_cache_t *cp);	/* raw buffer or NULL */
+void umem_slab_free(umem_cache_t *cp, void *buf);
+int umem_slab_release_spare(umem_cache_t *cp, int all);
+uint64_t umem_slab_destroy_all(umem_cache_t *cp);	/* -> buffers in use */
+int umem_hash_init(umem_cache_t *cp);		/* 0 or -1 */
+void umem_hash_fini(umem_cache_t *cp);
+int umem_hash_rescale_needed(umem_cache_t *cp);
+void umem_hash_rescale(umem_cache_t *cp);
+/* Colour (offset of the first buffer) of the slab holding buf; tests. */
+size_t umem_slab_color(umem_cache_t *cp, void *buf);
+/* Small-slab header size, for geometry tests. */
+extern const size_t umem_slab_header_size;
+
+/*
+ * ---- Magazine layer (magazine.c) ----
+ */
+void umem_cpu_init(umem_cache_t *cp, uint32_t magsize);
+void umem_cc_mark_used(umem_cache_t *cp, uint32_t slot);
+/* Slow paths: an object from the magazine layer, or NULL (go to slabs). */
+void *umem_mag_alloc(umem_cache_t *cp);
+/* 1 if the magazine layer took buf, 0 if the caller must destroy it. */
+int umem_mag_free(umem_cache_t *cp, void *buf);
+/* Destruct the first nrounds rounds of a magazine of type mtp, free it. */
+void umem_mag_destroy(umem_cache_t *cp, umem_magtype_t *mtp,
+    umem_magazine_t *mp, uint32_t nrounds);
+void umem_depot_ws_update(umem_cache_t *cp);
+void umem_depot_ws_reap(umem_cache_t *cp);
+/* Empty every CPU cache and the depot (all objects to the slab layer). */
+void umem_mag_purge(umem_cache_t *cp);
+void umem_mag_purge_quiescent(umem_cache_t *cp);	/* nobody uses cp */
+/* Grow the magazine size one magtype row if contention asks; 1 if grown. */
+int umem_mag_resize_check(umem_cache_t *cp);
+void umem_mag_resize(umem_cache_t *cp);
+/* Give back the magazines of CPU slots unused since the last call. */
+void umem_mag_drain_idle(umem_cache_t *cp);
+/* Totals over the CPU caches, for statistics. */
+void umem_mag_cpu_totals(umem_cache_t *cp, uint64_t *allocp, uint64_t *freep,
+    uint64_t *roundsp);
+umem_magtype_t *umem_magtype_initial(size_t chunksize);
+
+/* White-box test hooks: snapshot of the caller's CPU cache state. */
+typedef struct umem_cc_state {
+	int64_t		cs_rounds;	/* loaded: -1 none */
+	int64_t		cs_prounds;	/* previous: -1 none */
+	uint32_t	cs_magsize;
+	uint32_t	cs_slot;
+} umem_cc_state_t;
+int umem_cc_state(umem_cache_t *cp, uint32_t slot, umem_cc_state_t *sp);
+
+/*
+ * ---- Update thread, reap, fork (update.c) ----
+ */
+void umem_update_start(void);		/* idempotent; no locks held */
+extern volatile int umem_update_need_start;
+void umem_update_all(void);		/* one pass (the thread's body) */
+void umem_reap_now(void);		/* unthrottled reap of every cache */
+void umem_reap_async(void);		/* ask the update thread to reap */
+void umem_reap_failing(void);		/* throttled, never blocks on locks */
+void umem_fork_init(void);
+extern uint64_t umem_update_passes;	/* passes run (tests wait on it) */
+
+/*
+ * ---- Cache creation used by vmem's quantum caches ----
+ */
+umem_cache_t *umem_cache_create_internal(const char *name, size_t bufsize,
+    size_t align, umem_constructor_t *ctor, umem_destructor_t *dtor,
+    umem_reclaim_t *reclaim, void *priv, vmem_t *source, int cflags,
+    size_t forced_slabsize);
+
+#endif /* _UMEM_IMPL_H */

@@ -1,0 +1,377 @@
+/*
+ * update.c - background work (the update thread), reaping, and fork.
+ *
+ * Big theory statement
+ * --------------------
+ * The update thread is started as soon as the library is initialised (and
+ * again, lazily, in a fork child), not only after a failed allocation, so
+ * that periodic work happens in every process.  Every update interval
+ * (UMEM_OPTIONS=update_interval=MS, default 1 s) it makes one pass over
+ * the caches, in illumos order (each step makes the next cheaper):
+ *
+ *   1. hash rescale, when a hashed cache's buffer count is more than 2x
+ *      off its hash size;
+ *   2. depot working-set update, and magazine resize when the depot lock
+ *      was contended more than max_contention times in the interval;
+ *   3. depot reap of the magazines that stayed unused for a whole
+ *      interval (objects destructed into the slab layer, empty slabs to
+ *      the source arena, spans to the OS through the heap arena);
+ *   4. idle drain: CPU slots whose cc_word did not change for a whole
+ *      interval give their loaded and previous magazines back;
+ *   5. the cache's spare empty slab, if unused since the last pass;
+ *
+ * then vmem_update().  So memory freed by the program is back in the
+ * arenas within about three intervals of idleness, with no call to
+ * umem_reap(); what stays cached is the working set of busy caches.  The
+ * thread blocks all signals; the next pass is timed from the end of the
+ * previous one, so a slow pass throttles itself.
+ *
+ * umem_reap(): reclaim callbacks, then the same depot reap; throttled to
+ * once per reap_interval.  vmem calls qc_reap (umem_reap_async) when an
+ * arena runs short: that only wakes the thread, since vmem may be deep in
+ * a call chain.
+ *
+ * Fork (pthread_atfork), one lock order (see umem_impl.h):
+ *   prepare: umem_init_lock, umem_update_lock, umem_cache_lock, then for
+ *	every cache in list order its *used* CPU slots' cc_lock (slots that
+ *	were never used hold nothing), cache_depot_lock, cache_lock; then
+ *	vmem's own atfork handlers take the arena and pool locks (they were
+ *	registered first, at vmem's initialisation, so glibc runs their
+ *	prepare after ours and their parent/child before ours).  Fork cost is
+ *	caches x slots in use, not caches x possible CPUs.
+ *   parent: release in reverse.
+ *   child: reinitialise the locks; a slot that another thread owned in
+ *	the middle of a slow path (detached) is reset empty, its magazines
+ *	lost (bounded, like illumos's accepted in-flight leaks); the update
+ *	thread no longer exists, so it is restarted lazily by the child's
+ *	first slow path.  rseq fast paths in other threads at the moment of
+ *	fork commit with one store, so the child sees each slot before or
+ *	after them, never in between.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "umem_impl.h"
+#include "percpu.h"
+
+static umem_lock_t umem_update_lock = UMEM_LOCK_INITIALIZER;
+static pthread_cond_t umem_update_cv;
+static int umem_update_running;		/* the thread exists */
+static int umem_update_reap;		/* reap requested */
+volatile int umem_update_need_start;
+uint64_t umem_update_passes;
+static uint64_t umem_reap_last;
+
+#if defined(__SANITIZE_THREAD__)
+#define	UMEM_TSAN	1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define	UMEM_TSAN	1
+#endif
+#endif
+
+#ifdef UMEM_TSAN
+/*
+ * TSan cannot start threads in the child of a multithreaded fork (and
+ * TSan's own helper thread makes every process multithreaded), so TSan
+ * builds run fork children without the update thread.
+ */
+static int umem_tsan_forked;
+
+static void
+tsan_child(void)
+{
+	umem_tsan_forked = 1;
+}
+
+static void __attribute__((constructor))
+tsan_atfork(void)
+{
+	(void) pthread_atfork(NULL, NULL, tsan_child);
+}
+#endif
+
+static void
+cache_update(umem_cache_t *cp)
+{
+	if (umem_hash_rescale_needed(cp))
+		umem_hash_rescale(cp);
+	if (cp->cache_magtype != NULL) {
+		umem_depot_ws_update(cp);
+		if (umem_mag_resize_check(cp))
+			umem_mag_resize(cp);
+		umem_depot_ws_reap(cp);
+		if (umem_drain_idle)
+			umem_mag_drain_idle(cp);
+	}
+	(void) umem_slab_release_spare(cp, 0);
+}
+
+void
+umem_update_all(void)
+{
+	umem_cache_t *cp;
+
+	umem_lock(&umem_cache_lock);
+	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
+	    cp = cp->cache_next)
+		cache_update(cp);
+	umem_unlock(&umem_cache_lock);
+	UMEM_STAT_ADD(umem_update_passes, 1);
+	vmem_update();
+}
+
+/* Throttle: 1 if a reap may run now. */
+static int
+reap_due(void)
+{
+	uint64_t now = umem_gethrtime();
+	uint64_t last = __atomic_load_n(&umem_reap_last, __ATOMIC_RELAXED);
+
+	if (last != 0 && now - last < umem_reap_interval_ns)
+		return (0);
+	return (__atomic_compare_exchange_n(&umem_reap_last, &last, now, 0,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+}
+
+static void
+reap_all(int try)
+{
+	umem_cache_t *cp;
+
+	if (!umem_ready)
+		return;
+	if (try) {
+		/* From a failing allocation: maybe inside a reap already. */
+		if (!umem_trylock(&umem_cache_lock))
+			return;
+	} else {
+		umem_lock(&umem_cache_lock);
+	}
+	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
+	    cp = cp->cache_next) {
+		if (cp->cache_reclaim != NULL) {
+			cp->cache_reclaim(cp->cache_private);
+			UMEM_STAT_ADD(cp->cache_reclaim_count, 1);
+		}
+		umem_depot_ws_reap(cp);
+		(void) umem_slab_release_spare(cp, 1);
+		UMEM_STAT_ADD(cp->cache_reap_count, 1);
+	}
+	umem_unlock(&umem_cache_lock);
+}
+
+void
+umem_reap_now(void)
+{
+	reap_all(0);
+}
+
+void
+umem_reap_failing(void)
+{
+	if (umem_ready && reap_due())
+		reap_all(1);
+}
+
+UMEM_EXPORT void
+umem_reap(void)
+{
+	if (!umem_ready || !reap_due())
+		return;
+	umem_reap_now();
+}
+
+void
+umem_reap_async(void)
+{
+	if (!umem_ready || !reap_due())
+		return;
+	umem_lock(&umem_update_lock);
+	if (umem_update_running) {
+		umem_update_reap = 1;
+		(void) pthread_cond_signal(&umem_update_cv);
+		umem_unlock(&umem_update_lock);
+		return;
+	}
+	umem_unlock(&umem_update_lock);
+	/* No thread: allow the next call through rather than reap in vmem. */
+	__atomic_store_n(&umem_reap_last, 0, __ATOMIC_RELAXED);
+}
+
+static void *
+update_thread(void *arg)
+{
+	(void) arg;
+	umem_lock(&umem_update_lock);
+	for (;;) {
+		uint64_t deadline = umem_gethrtime() + umem_update_interval_ns;
+		int reap;
+
+		while (!umem_update_reap && umem_gethrtime() < deadline) {
+			uint64_t now = umem_gethrtime();
+
+			umem_cond_timedwait_ns(&umem_update_cv,
+			    &umem_update_lock, deadline > now ?
+			    deadline - now : 0);
+		}
+		reap = umem_update_reap;
+		umem_update_reap = 0;
+		umem_unlock(&umem_update_lock);
+		if (reap)
+			umem_reap_now();
+		else
+			umem_update_all();
+		umem_lock(&umem_update_lock);
+	}
+	return (NULL);
+}
+
+void
+umem_update_start(void)
+{
+	pthread_attr_t attr;
+	pthread_t tid;
+	sigset_t all, old;
+	int err;
+
+#ifdef UMEM_TSAN
+	if (umem_tsan_forked) {
+		umem_update_need_start = 0;
+		return;
+	}
+#endif
+	if (umem_update_interval_ns == 0 || !umem_ready) {
+		umem_update_need_start = 0;
+		return;
+	}
+	umem_lock(&umem_update_lock);
+	if (umem_update_running) {
+		umem_update_need_start = 0;
+		umem_unlock(&umem_update_lock);
+		return;
+	}
+	umem_update_running = 1;
+	umem_update_need_start = 0;
+	umem_unlock(&umem_update_lock);
+
+	(void) sigfillset(&all);
+	(void) pthread_sigmask(SIG_SETMASK, &all, &old);
+	(void) pthread_attr_init(&attr);
+	(void) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&tid, &attr, update_thread, NULL);
+	(void) pthread_attr_destroy(&attr);
+	(void) pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err != 0) {
+		umem_lock(&umem_update_lock);
+		umem_update_running = 0;
+		umem_unlock(&umem_update_lock);
+	}
+}
+
+/*
+ * ---- fork ----
+ */
+static int
+slot_used(const uint64_t *map, uint32_t i)
+{
+	return (i >= UMEM_USED_WORDS * 64 ||
+	    (map[i / 64] & (1ULL << (i % 64))) != 0);
+}
+
+static void
+umem_fork_prepare(void)
+{
+	umem_cache_t *cp;
+	uint32_t i, w;
+
+	umem_lock(&umem_init_lock);
+	umem_lock(&umem_update_lock);
+	umem_lock(&umem_cache_lock);
+	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
+	    cp = cp->cache_next) {
+		for (w = 0; w < UMEM_USED_WORDS; w++)
+			cp->cache_fork_map[w] = __atomic_load_n(
+			    &cp->cache_used_map[w], __ATOMIC_RELAXED);
+		for (i = 0; i < cp->cache_ncpu; i++)
+			if (slot_used(cp->cache_fork_map, i))
+				umem_lock(&cp->cache_cpu[i].cc_lock);
+		umem_lock(&cp->cache_depot_lock);
+		umem_lock(&cp->cache_lock);
+	}
+	/*
+	 * vmem's own handlers (registered at vmem's init, which precedes
+	 * ours) run after this prepare and before our parent/child handlers,
+	 * so the vmem locks come last in the order, as documented.
+	 */
+}
+
+static void
+umem_fork_parent(void)
+{
+	umem_cache_t *cp;
+	uint32_t i;
+
+	for (cp = umem_null_cache.cache_prev; cp != &umem_null_cache;
+	    cp = cp->cache_prev) {
+		umem_unlock(&cp->cache_lock);
+		umem_unlock(&cp->cache_depot_lock);
+		for (i = cp->cache_ncpu; i-- > 0; )
+			if (slot_used(cp->cache_fork_map, i))
+				umem_unlock(&cp->cache_cpu[i].cc_lock);
+	}
+	umem_unlock(&umem_cache_lock);
+	umem_unlock(&umem_update_lock);
+	umem_unlock(&umem_init_lock);
+}
+
+static void
+umem_fork_child(void)
+{
+	umem_cache_t *cp;
+	uint32_t i;
+
+	for (cp = umem_null_cache.cache_prev; cp != &umem_null_cache;
+	    cp = cp->cache_prev) {
+		umem_lock_init(&cp->cache_lock);
+		umem_lock_init(&cp->cache_depot_lock);
+		for (i = 0; i < cp->cache_ncpu; i++) {
+			umem_cpu_cache_t *cc = &cp->cache_cpu[i];
+
+			/* Used slots, and any first used during prepare. */
+			if (!slot_used(cp->cache_fork_map, i) &&
+			    !__atomic_load_n(&cc->cc_used, __ATOMIC_RELAXED))
+				continue;
+			umem_lock_init(&cc->cc_lock);
+			if (cc->cc_word == UMEM_CC_NONE &&
+			    cc->cc_loaded != NULL) {
+				/* Owned mid-slow-path by a thread now gone. */
+				cc->cc_loaded = cc->cc_ploaded = NULL;
+				cc->cc_prounds = -1;
+				cc->cc_base = (uint32_t)UMEM_CC_NONE;
+			}
+		}
+	}
+	umem_lock_init(&umem_cache_lock);
+	umem_lock_init(&umem_update_lock);
+	umem_cond_init(&umem_update_cv);
+	umem_update_running = 0;
+	umem_update_reap = 0;
+	umem_update_need_start = umem_ready;
+	umem_percpu_fork_child();
+	umem_lock_init(&umem_init_lock);
+}
+
+void
+umem_fork_init(void)
+{
+	static int done;
+
+	umem_cond_init(&umem_update_cv);
+	if (!done) {
+		done = 1;
+		(void) pthread_atfork(umem_fork_prepare, umem_fork_parent,
+		    umem_fork_child);
+	}
+}

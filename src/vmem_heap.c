@@ -1,0 +1,102 @@
+/*
+ * vmem_heap.c - the page backend: the heap arena over mmap.
+ *
+ * The heap arena ("heap", quantum = page size) holds address space that is
+ * mapped readable and writable from the start.  It grows by importing
+ * large reservations (at least VMEM_HEAP_RESERVE, more as the heap grows)
+ * through umem_pages_reserve(), and keeps them: address space is cheap,
+ * mappings are not.  Arenas that want memory import from it through the
+ * pair returned by vmem_heap_arena():
+ *
+ *   vmem_heap_alloc  takes pages from the heap; they read as zero (fresh
+ *                    mappings, or pages given back with MADV_DONTNEED);
+ *   vmem_heap_free   gives the physical pages to the OS (MADV_DONTNEED)
+ *                    and the address range back to the heap.
+ *
+ * Because the protection of a reservation never changes, the kernel never
+ * splits it: the number of mappings is the number of reservations (and
+ * neighbouring reservations usually merge), whatever the fragmentation.
+ * A 64 GiB heap of 128 KiB slabs stays within a few dozen mappings, far
+ * below vm.max_map_count.  Guard pages (the debugging firewall) will need
+ * a separate arena whose mappings do change protection.
+ */
+#define	_GNU_SOURCE
+#include "vmem_impl.h"
+
+#include <errno.h>
+
+#define	VMEM_HEAP_RESERVE	(64ul << 20)	/* smallest reservation */
+#define	VMEM_HEAP_RESERVE_MAX	(4ul << 30)	/* growth stops doubling */
+#define	VMEM_HEAP_ALIGN		(2ul << 20)	/* huge-page friendly */
+
+static vmem_t *vmem_heap;
+static pthread_once_t vmem_heap_once = PTHREAD_ONCE_INIT;
+static size_t vmem_heap_reserved;	/* under the heap's import path */
+
+/*
+ * Import for the heap itself: reserve address space.  Reservations grow
+ * with the heap (an eighth of what is reserved already), so a large heap
+ * needs few of them.
+ */
+static void *
+vmem_heap_reserve(vmem_t *src, size_t *sizep, int vmflag)
+{
+	size_t want = *sizep, size;
+	size_t grow = __atomic_load_n(&vmem_heap_reserved, __ATOMIC_RELAXED) / 8;
+	void *p;
+
+	if (grow > VMEM_HEAP_RESERVE_MAX)
+		grow = VMEM_HEAP_RESERVE_MAX;
+	size = want > grow ? want : grow;
+	if (size < VMEM_HEAP_RESERVE)
+		size = VMEM_HEAP_RESERVE;
+	size = P2ROUNDUP(size, VMEM_HEAP_ALIGN);
+	if (size < want)
+		return (NULL);
+	p = umem_pages_reserve(size, VMEM_HEAP_ALIGN);
+	if (p == NULL && size > want) {
+		/* Short of address space: try for just what was asked. */
+		size = P2ROUNDUP(want, umem_pagesize);
+		p = umem_pages_reserve(size, umem_pagesize);
+	}
+	if (p == NULL)
+		return (NULL);
+	__atomic_fetch_add(&vmem_heap_reserved, size, __ATOMIC_RELAXED);
+	*sizep = size;
+	return (p);
+}
+
+static void *
+vmem_heap_alloc(vmem_t *heap, size_t size, int vmflag)
+{
+	return (vmem_alloc(heap, size, vmflag));
+}
+
+static void
+vmem_heap_free(vmem_t *heap, void *addr, size_t size)
+{
+	umem_pages_release(addr, size);
+	vmem_free(heap, addr, size);
+}
+
+static void
+vmem_heap_init(void)
+{
+	umem_platform_init();
+	/* No free function: reservations are kept (see above). */
+	vmem_heap = vmem_xcreate("heap", NULL, 0, umem_pagesize,
+	    vmem_heap_reserve, NULL, NULL, 0, VM_SLEEP);
+	if (vmem_heap == NULL)
+		umem_panic("vmem: cannot create the heap arena");
+}
+
+UMEM_EXPORT vmem_t *
+vmem_heap_arena(vmem_alloc_t **allocp, vmem_free_t **freep)
+{
+	(void) pthread_once(&vmem_heap_once, vmem_heap_init);
+	if (allocp != NULL)
+		*allocp = vmem_heap_alloc;
+	if (freep != NULL)
+		*freep = vmem_heap_free;
+	return (vmem_heap);
+}

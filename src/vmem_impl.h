@@ -1,0 +1,60 @@
+/*
+ * vmem_impl.h - vmem internals shared with the layers above and white-box
+ * tests.  Not installed.
+ */
+#ifndef _UMEM_VMEM_IMPL_H
+#define	_UMEM_VMEM_IMPL_H
+
+#include <vmem.h>
+#include "platform.h"
+
+#define	VMEM_NQCACHE_MAX	16
+#define	VMEM_FREELISTS		64
+#define	VMEM_HASH_INITIAL	16
+
+/*
+ * The quantum-cache hook: the one place where the layers loop (an arena's
+ * quantum caches are object caches whose slabs come from that arena).  vmem
+ * knows nothing of caches; the object-cache layer defines this table and
+ * vmem calls through it.  The reference is a plain (strong) one so that a
+ * program linked with libumem.a pulls the object-cache layer in; a table
+ * with NULL members means "no quantum caches" (vmem then works alone).
+ */
+typedef struct vmem_qcache_ops {
+	/* Make a cache of size-byte objects, aligned to align, whose slabs */
+	/* are slabsize-byte vmem_xalloc()s from vmp.  NULL on failure. */
+	void	*(*qc_create)(const char *name, size_t size, size_t align,
+		    size_t slabsize, vmem_t *vmp);
+	void	(*qc_destroy)(void *cache);
+	void	*(*qc_alloc)(void *cache, int vmflag);
+	void	(*qc_free)(void *cache, void *buf);
+	/* Called when an arena cannot satisfy a request: give memory back. */
+	void	(*qc_reap)(void);
+} vmem_qcache_ops_t;
+
+extern const vmem_qcache_ops_t vmem_qcache_ops;
+
+/* Quantum-cache slab size for qcache_max: next power of two above 3x. */
+size_t vmem_qcache_slabsize(size_t qcache_max);
+
+/*
+ * Full consistency check of an arena (address order, no overlap, coalescing,
+ * freelists and bitmap, hash, statistics).  Returns 0, or -1 after writing a
+ * report naming the first broken invariant.  O(segments): for tests.
+ */
+int vmem_verify(vmem_t *vmp);
+
+/* Grow or shrink an allocated segment in place: 0, or -1 with errno. */
+int vmem_resize(vmem_t *vmp, void *addr, size_t oldsize, size_t newsize);
+
+/* Periodic work: rescale hash tables, wake sleepers.  For the update thread. */
+void vmem_update(void);
+
+/* Fork: lock every arena in the documented order / unlock in the parent or child. */
+void vmem_fork_prepare(void);
+void vmem_fork_parent(void);
+void vmem_fork_child(void);
+
+size_t umem_last_report(char *buf, size_t len);
+
+#endif /* _UMEM_VMEM_IMPL_H */

@@ -1,0 +1,1487 @@
+/*
+ * malloc_conformance.c - the malloc family against glibc 2.36 (Debian 12).
+ *
+ * A standalone program: it is NOT linked with libumem.  Run it as is to
+ * check glibc, or with LD_PRELOAD=<allocator.so> to check an allocator that
+ * replaces glibc's.  Every expected result below is what glibc 2.36 does
+ * (measured by running it), so a correct drop-in passes unchanged.
+ *
+ * Build with -fno-builtin: the compiler must not fold or elide the very
+ * calls under test (malloc(SIZE_MAX), free(malloc(n)), malloc+memset).
+ *
+ *	cc -std=gnu11 -O2 -fno-builtin -pthread -o malloc_conformance \
+ *	    tests/malloc_conformance.c
+ *
+ * Entry points that do not come from the object that provides malloc
+ * (e.g. pvalloc or mallinfo2 left to glibc by jemalloc 5.3) fail
+ * t_provenance: their results would describe, or come from, glibc's heap,
+ * and freeing such a block through the preloaded free() corrupts it.  The
+ * tests of those entry points are skipped rather than run into a crash.
+ * MALLOC_CONFORMANCE_FOREIGN_OK=1 turns the provenance failures into
+ * notes, to validate the rest of the suite against incomplete allocators.
+ */
+#include "test.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#define	MiB		((size_t)1 << 20)
+
+static size_t pagesize;
+static int foreign_ok;
+static void *malloc_base;		/* load base of the object giving malloc */
+static const char *malloc_obj = "?";
+static int skipped;
+
+/* Hide a value from the optimiser so that it cannot fold calls on it. */
+static size_t
+opaque(size_t v)
+{
+	__asm__ __volatile__("" : "+r" (v));
+	return (v);
+}
+
+static void *
+launder(void *p)
+{
+	__asm__ __volatile__("" : "+r" (p));
+	return (p);
+}
+
+static void
+skip(const char *what)
+{
+	skipped++;
+	fprintf(stderr, "  skip %s: %s\n", test_cur_name, what);
+}
+
+/* Does the symbol resolve into the same object as malloc? */
+static int
+ours(const char *name)
+{
+	void *sym = dlsym(RTLD_DEFAULT, name);
+	Dl_info di;
+
+	if (sym == NULL || dladdr(sym, &di) == 0)
+		return (0);
+	return (di.dli_fbase == malloc_base);
+}
+
+/* Largest power of two <= n (n > 0). */
+static size_t
+floor_pow2(size_t n)
+{
+	size_t p = 1;
+
+	while (p <= n / 2)
+		p <<= 1;
+	return (p);
+}
+
+static size_t
+ceil_pow2(size_t n)
+{
+	size_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return (p);
+}
+
+/*
+ * The alignment a block of n bytes must have: 16 (alignof(max_align_t))
+ * from 16 bytes up; below that, enough for any type that fits in n bytes.
+ * (glibc gives 16 for every size; jemalloc gives 8 to malloc(8).)
+ */
+static size_t
+need_align(size_t n)
+{
+	if (n >= 16)
+		return (16);
+	return (n == 0 ? 1 : floor_pow2(n));
+}
+
+static int
+aligned(const void *p, size_t a)
+{
+	return (((uintptr_t)p & (a - 1)) == 0);
+}
+
+/* Position- and tag-dependent bytes, so that shifted copies show. */
+static inline unsigned char
+pat(size_t i, unsigned tag)
+{
+	return ((unsigned char)((i ^ (i >> 8) ^ (i >> 16)) * 131u + tag));
+}
+
+static void
+fill(void *p, size_t from, size_t to, unsigned tag)
+{
+	unsigned char *b = p;
+	size_t i;
+
+	for (i = from; i < to; i++)
+		b[i] = pat(i, tag);
+}
+
+/* Index of the first wrong byte in [from, to), or (size_t)-1. */
+static size_t
+verify(const void *p, size_t from, size_t to, unsigned tag)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = from; i < to; i++)
+		if (b[i] != pat(i, tag))
+			return (i);
+	return ((size_t)-1);
+}
+
+static int
+all_zero(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (b[i] != 0)
+			return (0);
+	return (1);
+}
+
+static size_t
+rss_bytes(void)
+{
+	char buf[128];
+	long size = 0, res = 0;
+	ssize_t n;
+	int fd = open("/proc/self/statm", O_RDONLY);
+
+	if (fd < 0)
+		return (0);
+	n = read(fd, buf, sizeof (buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return (0);
+	buf[n] = '\0';
+	if (sscanf(buf, "%ld %ld", &size, &res) != 2)
+		return (0);
+	return ((size_t)res * pagesize);
+}
+
+/* Bytes the allocator reports in use (mallinfo2: arena + mmapped). */
+static size_t
+inuse_bytes(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return (mi.uordblks + mi.hblkhd);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void *ctor_block;
+
+static void __attribute__((constructor))
+ctor_alloc(void)
+{
+	/* Allocations before main (other libraries' constructors do this). */
+	ctor_block = malloc(200);
+	if (ctor_block != NULL)
+		fill(ctor_block, 0, 200, 7);
+}
+
+static void
+t_constructor_alloc(void)
+{
+	CHECK(ctor_block != NULL);
+	if (ctor_block == NULL)
+		return;
+	CHECK(verify(ctor_block, 0, 200, 7) == (size_t)-1);
+	CHECK(aligned(ctor_block, 16));
+	ctor_block = realloc(ctor_block, 5000);
+	CHECK(ctor_block != NULL);
+	if (ctor_block != NULL)
+		CHECK(verify(ctor_block, 0, 200, 7) == (size_t)-1);
+	free(ctor_block);
+}
+
+/*
+ * Every entry point must come from the allocator that provides malloc:
+ * a glibc pvalloc/__libc_malloc block freed by another free() corrupts
+ * the heap, and glibc's mallinfo2/malloc_trim see only glibc's heap.
+ */
+static const char *const family[] = {
+	"malloc", "free", "calloc", "realloc", "reallocarray", "memalign",
+	"posix_memalign", "aligned_alloc", "valloc", "pvalloc",
+	"malloc_usable_size", "malloc_trim", "mallinfo", "mallinfo2",
+	"malloc_stats", "mallopt", "malloc_info",
+	/* glibc's own names for the allocating entry points */
+	"__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc",
+	"__libc_memalign", "__libc_valloc", "__libc_pvalloc",
+};
+
+static void
+t_provenance(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof (family) / sizeof (family[0]); i++) {
+		void *sym = dlsym(RTLD_DEFAULT, family[i]);
+		Dl_info di;
+		const char *where = "(not found)";
+
+		if (sym != NULL && dladdr(sym, &di) != 0)
+			where = di.dli_fname;
+		if (ours(family[i]))
+			continue;
+		if (foreign_ok) {
+			fprintf(stderr, "  note %s: %s comes from %s, malloc "
+			    "from %s\n", test_cur_name, family[i], where,
+			    malloc_obj);
+			continue;
+		}
+		CHECKF(0, "%s comes from %s, malloc from %s", family[i], where,
+		    malloc_obj);
+	}
+	/* C23 names, if anything defines them, must be ours too. */
+	if (dlsym(RTLD_DEFAULT, "free_sized") != NULL)
+		CHECK(ours("free_sized"));
+	if (dlsym(RTLD_DEFAULT, "free_aligned_sized") != NULL)
+		CHECK(ours("free_aligned_sized"));
+}
+
+/* malloc(0): a unique, freeable, non-NULL pointer each time; errno kept. */
+static void
+t_malloc_zero(void)
+{
+	enum { N = 1000 };
+	static void *v[N];
+	int i, j, dup = 0, nulls = 0;
+
+	errno = 0;
+	for (i = 0; i < N; i++) {
+		v[i] = malloc(opaque(0));
+		nulls += v[i] == NULL;
+	}
+	CHECK(errno == 0);
+	CHECK(nulls == 0);
+	/* distinct: sort-free check on a small window is enough for slabs */
+	for (i = 0; i < N; i++)
+		for (j = i + 1; j < N && j < i + 64; j++)
+			dup += v[i] != NULL && v[i] == v[j];
+	CHECK(dup == 0);
+	for (i = 0; i < N; i++)
+		free(v[i]);
+
+	/* the other ways of asking for zero bytes */
+	v[0] = calloc(opaque(0), 0);
+	v[1] = calloc(opaque(0), opaque(SIZE_MAX));
+	v[2] = calloc(opaque(SIZE_MAX), 0);
+	v[3] = realloc(NULL, opaque(0));
+	v[4] = memalign(64, opaque(0));
+	v[5] = aligned_alloc(64, opaque(0));
+	v[6] = valloc(opaque(0));
+	CHECK(v[0] != NULL && v[1] != NULL && v[2] != NULL && v[3] != NULL);
+	CHECK(v[4] != NULL && aligned(v[4], 64));
+	CHECK(v[5] != NULL && aligned(v[5], 64));
+	CHECK(v[6] != NULL && aligned(v[6], pagesize));
+	CHECK(v[0] != v[1] && v[1] != v[2] && v[2] != v[3]);
+	for (i = 0; i < 7; i++)
+		free(v[i]);
+	v[0] = (void *)0x1;
+	CHECK(posix_memalign(&v[0], 64, opaque(0)) == 0);
+	CHECK(v[0] != (void *)0x1 && v[0] != NULL && aligned(v[0], 64));
+	free(v[0]);
+}
+
+/* Sizes nobody can have: NULL and ENOMEM, never a crash. */
+static const size_t huge_sizes[] = {
+	SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 4096, (size_t)PTRDIFF_MAX + 1,
+	(size_t)PTRDIFF_MAX, (size_t)PTRDIFF_MAX - 4096, (size_t)1 << 62,
+};
+#define	NHUGE	(sizeof (huge_sizes) / sizeof (huge_sizes[0]))
+
+static void
+t_malloc_huge(void)
+{
+	size_t i;
+
+	for (i = 0; i < NHUGE; i++) {
+		void *p;
+
+		errno = 0;
+		p = malloc(opaque(huge_sizes[i]));
+		CHECKF(p == NULL && errno == ENOMEM,
+		    "malloc(%#zx) = %p errno %d", huge_sizes[i], p, errno);
+		free(p);
+	}
+}
+
+/*
+ * Every size 1..4096 live at once: alignment, malloc_usable_size >= n,
+ * and no two blocks overlap (each keeps its own pattern).
+ */
+static void
+t_alignment_small(void)
+{
+	enum { N = 4096 };
+	static unsigned char *v[N + 1];
+	size_t n, bad_align = 0, bad_usable = 0, bad_data = 0, nulls = 0;
+	int usable = ours("malloc_usable_size");
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		for (n = 1; n <= N; n++) {
+			v[n] = pass == 0 ? malloc(opaque(n)) :
+			    calloc(1, opaque(n));
+			if (v[n] == NULL) {
+				nulls++;
+				continue;
+			}
+			if (!aligned(v[n], need_align(n)))
+				bad_align++;
+			if (usable && malloc_usable_size(v[n]) < n)
+				bad_usable++;
+			if (pass == 1 && !all_zero(v[n], n))
+				bad_data++;
+			fill(v[n], 0, n, (unsigned)n);
+		}
+		for (n = 1; n <= N; n++)
+			if (v[n] != NULL &&
+			    verify(v[n], 0, n, (unsigned)n) != (size_t)-1)
+				bad_data++;
+		for (n = 1; n <= N; n++)
+			free(v[n]);
+		CHECK(nulls == 0);
+		CHECKF(bad_align == 0, "%zu misaligned", bad_align);
+		CHECKF(bad_usable == 0, "%zu with usable size < n", bad_usable);
+		CHECKF(bad_data == 0, "%zu with wrong contents", bad_data);
+	}
+}
+
+static const size_t large_sizes[] = {
+	4097, 5000, 8191, 8193, 12288, 16385, 32768, 65535, 65537,
+	131071, 131072, 131073, 262144 + 8, 1048575, 1048577, 4194304,
+	33554432 + 17, 67108864,
+};
+#define	NLARGE	(sizeof (large_sizes) / sizeof (large_sizes[0]))
+
+static void
+t_alignment_large(void)
+{
+	int usable = ours("malloc_usable_size");
+	unsigned char *v[NLARGE];
+	size_t i, j;
+
+	for (i = 0; i < NLARGE; i++) {
+		size_t n = large_sizes[i];
+
+		v[i] = (i & 1) ? calloc(opaque(n), 1) : malloc(opaque(n));
+		CHECKF(v[i] != NULL, "size %zu", n);
+		if (v[i] == NULL)
+			continue;
+		CHECKF(aligned(v[i], 16), "size %zu at %p", n, (void *)v[i]);
+		if (usable)
+			CHECK(malloc_usable_size(v[i]) >= n);
+		if (i & 1)
+			CHECKF(all_zero(v[i], n), "calloc(%zu)", n);
+		/* touch the ends and a byte per page */
+		for (j = 0; j < n - 1; j += 4096)
+			v[i][j] = (unsigned char)(i + j / 4096);
+		v[i][n - 1] = 0x5a;
+	}
+	for (i = 0; i < NLARGE; i++) {
+		size_t n = large_sizes[i];
+		size_t bad = 0;
+
+		if (v[i] == NULL)
+			continue;
+		for (j = 0; j < n - 1; j += 4096)
+			bad += v[i][j] != (unsigned char)(i + j / 4096);
+		CHECKF(bad == 0 && v[i][n - 1] == 0x5a, "size %zu", n);
+		free(v[i]);
+	}
+}
+
+/*
+ * malloc_usable_size(NULL) is 0, and the whole usable size may be written
+ * (glibc documents the slack as usable) without harming the neighbours.
+ */
+static void
+t_usable_size(void)
+{
+	static const size_t sizes[] = { 1, 8, 13, 16, 24, 40, 100, 250, 600,
+	    1000, 2000, 3000, 5000, 10000, 70000, 200000, 3000000 };
+	size_t i;
+
+	if (!ours("malloc_usable_size")) {
+		skip("malloc_usable_size is not the allocator's");
+		return;
+	}
+	CHECK(malloc_usable_size(NULL) == 0);
+	for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
+		size_t n = sizes[i], ua, ub, uc;
+		unsigned char *a = malloc(opaque(n));
+		unsigned char *b = malloc(opaque(n));
+		unsigned char *c = malloc(opaque(n));
+
+		CHECK(a != NULL && b != NULL && c != NULL);
+		if (a == NULL || b == NULL || c == NULL) {
+			free(a);
+			free(b);
+			free(c);
+			continue;
+		}
+		ua = malloc_usable_size(a);
+		ub = malloc_usable_size(b);
+		uc = malloc_usable_size(c);
+		CHECKF(ua >= n && ub >= n && uc >= n, "n %zu: %zu %zu %zu",
+		    n, ua, ub, uc);
+		fill(a, 0, ua, 1);
+		fill(c, 0, uc, 3);
+		fill(b, 0, ub, 2);
+		CHECKF(verify(a, 0, ua, 1) == (size_t)-1, "n %zu", n);
+		CHECKF(verify(c, 0, uc, 3) == (size_t)-1, "n %zu", n);
+		CHECKF(verify(b, 0, ub, 2) == (size_t)-1, "n %zu", n);
+		/* usable size is stable while the block lives */
+		CHECK(malloc_usable_size(b) == ub);
+		free(b);
+		free(a);
+		free(c);
+	}
+}
+
+/* free(NULL) does nothing; free() keeps errno (glibc >= 2.33). */
+static void
+t_free_errno(void)
+{
+	static const size_t sizes[] = { 0, 1, 100, 5000, 100000, 300000,
+	    8 * MiB };
+	size_t i;
+
+	errno = EDOM;
+	free(NULL);
+	CHECK(errno == EDOM);
+	for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
+		void *p = malloc(opaque(sizes[i]));
+
+		CHECK(p != NULL);
+		errno = ERANGE;
+		free(p);
+		CHECKF(errno == ERANGE, "size %zu: errno %d", sizes[i], errno);
+	}
+}
+
+static void
+t_calloc_overflow(void)
+{
+	static const size_t bad[][2] = {
+		{ SIZE_MAX, 2 }, { 2, SIZE_MAX }, { SIZE_MAX / 2, 3 },
+		{ (size_t)1 << 32, (size_t)1 << 32 }, { SIZE_MAX, SIZE_MAX },
+		{ SIZE_MAX / 2 + 1, 2 }, { 1, SIZE_MAX }, { SIZE_MAX, 1 },
+		{ (size_t)PTRDIFF_MAX + 1, 1 }, { 1, (size_t)PTRDIFF_MAX },
+		{ (size_t)1 << 32, (size_t)1 << 31 },	/* 2^63: no overflow */
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
+		void *p;
+
+		errno = 0;
+		p = calloc(opaque(bad[i][0]), opaque(bad[i][1]));
+		CHECKF(p == NULL && errno == ENOMEM, "calloc(%#zx, %#zx) = %p "
+		    "errno %d", bad[i][0], bad[i][1], p, errno);
+		free(p);
+	}
+}
+
+/*
+ * calloc zeroes, also when it reuses dirty blocks of the same size that
+ * were just freed (the case a "fresh memory is zero" shortcut gets wrong).
+ */
+static void
+t_calloc_dirty(void)
+{
+	static const size_t sizes[] = { 1, 8, 16, 24, 48, 64, 100, 128, 256,
+	    500, 1024, 3000, 4096, 8000, 16384, 40000, 100000, 140000,
+	    1 * MiB, 4 * MiB + 3 };
+	enum { K = 24 };
+	void *v[K];
+	size_t i;
+	int k, round;
+
+	for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
+		size_t n = sizes[i], bad = 0;
+		int kmax = n > 200000 ? 3 : K;
+
+		for (round = 0; round < 3; round++) {
+			for (k = 0; k < kmax; k++) {
+				v[k] = malloc(opaque(n));
+				if (v[k] != NULL)
+					memset(v[k], 0xa5, n);
+			}
+			/* free in a different order each round */
+			for (k = 0; k < kmax; k++) {
+				int j = round == 1 ? kmax - 1 - k :
+				    round == 2 ? (k * 7) % kmax : k;
+
+				if (round == 2 && kmax % 7 == 0)
+					j = k;
+				free(v[j]);
+			}
+			for (k = 0; k < kmax; k++) {
+				v[k] = calloc(opaque(n), 1);
+				CHECK(v[k] != NULL);
+				if (v[k] != NULL && !all_zero(v[k], n))
+					bad++;
+				if (v[k] != NULL)
+					memset(v[k], 0x5a, n);
+			}
+			for (k = 0; k < kmax; k++)
+				free(v[k]);
+		}
+		CHECKF(bad == 0, "size %zu: %zu non-zero callocs", n, bad);
+	}
+}
+
+/* realloc(NULL, n) is malloc(n); realloc(p, 0) frees p and gives NULL. */
+static void
+t_realloc_edges(void)
+{
+	int info = ours("mallinfo2");
+	unsigned char *p, *q;
+	size_t before, after;
+
+	errno = 0;
+	p = realloc(NULL, opaque(100));
+	CHECK(p != NULL && aligned(p, 16) && errno == 0);
+	if (p != NULL)
+		fill(p, 0, 100, 9);
+	q = realloc(NULL, opaque(0));
+	CHECK(q != NULL);
+	free(q);
+
+	/* glibc 2.36 (REALLOC_ZERO_BYTES_FREES): free, return NULL, errno kept */
+	errno = EDOM;
+	q = realloc(p, opaque(0));
+	CHECKF(q == NULL, "realloc(p, 0) = %p", (void *)q);
+	CHECK(errno == EDOM);
+	if (q != NULL)
+		free(q);
+
+	/* ... and it really frees: 8 MiB leaves the books */
+	p = malloc(opaque(8 * MiB));
+	CHECK(p != NULL);
+	if (p == NULL)
+		return;
+	memset(p, 1, 8 * MiB);
+	before = info ? inuse_bytes() : 0;
+	q = realloc(p, opaque(0));
+	CHECK(q == NULL);
+	if (info) {
+		after = inuse_bytes();
+		CHECKF(before >= after + 8 * MiB, "in use %zu -> %zu", before,
+		    after);
+	}
+
+	/* same size: contents kept */
+	p = malloc(opaque(300));
+	CHECK(p != NULL);
+	if (p == NULL)
+		return;
+	fill(p, 0, 300, 4);
+	p = realloc(p, opaque(300));
+	CHECK(p != NULL && verify(p, 0, 300, 4) == (size_t)-1);
+	free(p);
+}
+
+/* realloc failures leave the block alone and set ENOMEM. */
+static void
+t_realloc_fail(void)
+{
+	static const size_t from[] = { 10, 1000, 100000, 4 * MiB };
+	size_t i, j;
+
+	for (i = 0; i < sizeof (from) / sizeof (from[0]); i++) {
+		unsigned char *p = malloc(opaque(from[i]));
+
+		CHECK(p != NULL);
+		if (p == NULL)
+			continue;
+		fill(p, 0, from[i], (unsigned)i);
+		for (j = 0; j < NHUGE; j++) {
+			void *q;
+
+			errno = 0;
+			q = realloc(launder(p), opaque(huge_sizes[j]));
+			CHECKF(q == NULL && errno == ENOMEM, "realloc(%zu -> "
+			    "%#zx) = %p errno %d", from[i], huge_sizes[j], q,
+			    errno);
+		}
+		p = launder(p);
+		CHECK(verify(p, 0, from[i], (unsigned)i) == (size_t)-1);
+		/* still a live block: it can grow and be freed */
+		p = realloc(p, opaque(from[i] * 2));
+		CHECK(p != NULL);
+		if (p != NULL)
+			CHECK(verify(p, 0, from[i], (unsigned)i) ==
+			    (size_t)-1);
+		free(p);
+	}
+}
+
+/* Across size classes, up through 64 MiB and down again. */
+static const size_t ladder[] = {
+	1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 63, 64, 65, 96, 112,
+	127, 128, 129, 160, 192, 255, 256, 257, 320, 384, 448, 511, 512, 513,
+	640, 768, 1023, 1024, 1025, 1536, 2047, 2048, 2049, 3000, 4095, 4096,
+	4097, 6000, 8191, 8192, 8193, 12000, 16384, 16385, 24576, 32768,
+	32769, 49152, 65536, 65537, 98304, 131072, 131073, 200000, 262144,
+	524289, 1048576, 1048577, 2097152, 4194305, 8388608, 16777217,
+	33554432, 67108864,
+};
+#define	NLADDER	(sizeof (ladder) / sizeof (ladder[0]))
+
+static void
+t_realloc_ladder(void)
+{
+	int start;
+
+	for (start = 0; start < 2; start++) {
+		size_t cur = ladder[0], i, bad = 0;
+		unsigned char *p = start == 0 ? malloc(opaque(cur)) :
+		    calloc(opaque(cur), 1);
+
+		CHECK(p != NULL);
+		if (p == NULL)
+			return;
+		fill(p, 0, cur, 0x33);
+		/* up */
+		for (i = 1; i < NLADDER; i++) {
+			unsigned char *q = realloc(p, opaque(ladder[i]));
+
+			if (q == NULL) {
+				CHECKF(0, "realloc to %zu failed", ladder[i]);
+				break;
+			}
+			p = q;
+			if (!aligned(p, 16) ||
+			    verify(p, 0, cur, 0x33) != (size_t)-1)
+				bad++;
+			fill(p, cur, ladder[i], 0x33);
+			cur = ladder[i];
+		}
+		CHECKF(bad == 0, "%zu bad steps up", bad);
+		/* down */
+		bad = 0;
+		for (i = NLADDER - 1; i-- > 0; ) {
+			unsigned char *q = realloc(p, opaque(ladder[i]));
+
+			if (q == NULL) {
+				CHECKF(0, "realloc to %zu failed", ladder[i]);
+				break;
+			}
+			p = q;
+			cur = ladder[i];
+			if (!aligned(p, need_align(cur)) ||
+			    verify(p, 0, cur, 0x33) != (size_t)-1)
+				bad++;
+		}
+		CHECKF(bad == 0, "%zu bad steps down", bad);
+		free(p);
+	}
+}
+
+/* Random realloc chains over many live blocks. */
+static void
+t_realloc_random(void)
+{
+	enum { N = 64, STEPS = 6000 };
+	unsigned char *v[N] = { 0 };
+	size_t sz[N] = { 0 };
+	unsigned long long seed = 12345;
+	int i, k, bad = 0, fails = 0;
+
+	for (i = 0; i < STEPS; i++) {
+		unsigned long long r = test_rand(&seed);
+		size_t n;
+		unsigned char *q;
+
+		k = (int)(r % N);
+		r >>= 8;
+		/* mostly small, some medium, a few up to 2 MiB */
+		if (r % 100 < 70)
+			n = (size_t)(r >> 8) % 600;
+		else if (r % 100 < 97)
+			n = (size_t)(r >> 8) % 40000;
+		else
+			n = (size_t)(r >> 8) % (2 * MiB);
+		if (n == 0) {
+			/* realloc(p, 0) frees (glibc); keep it a NULL slot */
+			q = realloc(v[k], 0);
+			if (v[k] == NULL)
+				free(q);	/* realloc(NULL, 0) = malloc(0) */
+			else if (q != NULL)
+				fails++;
+			v[k] = NULL;
+			sz[k] = 0;
+			continue;
+		}
+		q = realloc(v[k], opaque(n));
+		if (q == NULL) {
+			fails++;
+			continue;
+		}
+		if (verify(q, 0, sz[k] < n ? sz[k] : n, (unsigned)k) !=
+		    (size_t)-1)
+			bad++;
+		if (n > sz[k])
+			fill(q, sz[k], n, (unsigned)k);
+		v[k] = q;
+		sz[k] = n;
+	}
+	for (k = 0; k < N; k++) {
+		if (v[k] != NULL &&
+		    verify(v[k], 0, sz[k], (unsigned)k) != (size_t)-1)
+			bad++;
+		free(v[k]);
+	}
+	CHECK(fails == 0);
+	CHECK(bad == 0);
+}
+
+static void
+t_reallocarray(void)
+{
+	unsigned char *p, *q;
+	size_t i;
+	static const size_t bad[][2] = {
+		{ SIZE_MAX, 2 }, { SIZE_MAX / 2, 3 },
+		{ (size_t)1 << 32, (size_t)1 << 32 }, { 2, SIZE_MAX / 2 + 1 },
+		{ 1, SIZE_MAX }, { (size_t)PTRDIFF_MAX + 1, 1 },
+	};
+
+	if (!ours("reallocarray")) {
+		skip("reallocarray is not the allocator's");
+		return;
+	}
+	p = reallocarray(NULL, opaque(3), 5);
+	CHECK(p != NULL && aligned(p, 16));
+	if (p == NULL)
+		return;
+	fill(p, 0, 15, 21);
+	q = reallocarray(p, opaque(100), 10);
+	CHECK(q != NULL && verify(q, 0, 15, 21) == (size_t)-1);
+	if (q == NULL)
+		return;
+	p = q;
+	fill(p, 15, 1000, 21);
+	/* overflow: NULL, ENOMEM, block untouched and still live */
+	for (i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
+		errno = 0;
+		q = reallocarray(launder(p), opaque(bad[i][0]),
+		    opaque(bad[i][1]));
+		CHECKF(q == NULL && errno == ENOMEM, "reallocarray(p, %#zx, "
+		    "%#zx) = %p errno %d", bad[i][0], bad[i][1], (void *)q,
+		    errno);
+	}
+	p = launder(p);
+	CHECK(verify(p, 0, 1000, 21) == (size_t)-1);
+	/* shrink */
+	q = reallocarray(p, opaque(10), 10);
+	CHECK(q != NULL && verify(q, 0, 100, 21) == (size_t)-1);
+	if (q == NULL)
+		return;
+	/* a zero product behaves as realloc(p, 0): frees, returns NULL */
+	errno = EDOM;
+	p = reallocarray(q, opaque(0), 5);
+	CHECK(p == NULL && errno == EDOM);
+	free(p);
+	p = reallocarray(NULL, opaque(0), 0);
+	CHECK(p != NULL);
+	free(p);
+}
+
+/* Alignments 8 .. 4 MiB with several sizes, plus every error case. */
+static void
+t_posix_memalign(void)
+{
+	static const size_t sizes[] = { 1, 8, 17, 100, 1000, 4096, 5000,
+	    70000 };
+	static const size_t badalign[] = { 0, 1, 2, 4, 12, 24, 48, 96, 3,
+	    7, 4095, 4097, SIZE_MAX, SIZE_MAX / 2 + 2, (SIZE_MAX / 2 + 1) | 8 };
+	int usable = ours("malloc_usable_size");
+	size_t a, i;
+	void *p;
+
+	if (!ours("posix_memalign")) {
+		skip("posix_memalign is not the allocator's");
+		return;
+	}
+	for (a = sizeof (void *); a <= 4 * MiB; a <<= 1) {
+		for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
+			size_t n = sizes[i];
+			int rc;
+
+			if (a >= MiB && n > 5000)
+				continue;
+			p = (void *)0x1;
+			errno = EDOM;
+			rc = posix_memalign(&p, opaque(a), opaque(n));
+			CHECKF(rc == 0 && p != NULL && aligned(p, a),
+			    "align %zu size %zu: rc %d p %p", a, n, rc, p);
+			CHECK(errno == EDOM);
+			if (rc != 0)
+				continue;
+			if (usable)
+				CHECK(malloc_usable_size(p) >= n);
+			fill(p, 0, n, (unsigned)a);
+			CHECK(verify(p, 0, n, (unsigned)a) == (size_t)-1);
+			free(p);
+		}
+	}
+	/* EINVAL: not a power of two, or not a multiple of sizeof (void *) */
+	for (i = 0; i < sizeof (badalign) / sizeof (badalign[0]); i++) {
+		int rc;
+
+		p = (void *)0x1;
+		errno = EDOM;
+		rc = posix_memalign(&p, opaque(badalign[i]), opaque(10));
+		CHECKF(rc == EINVAL, "align %#zx: rc %d", badalign[i], rc);
+		CHECKF(p == (void *)0x1, "align %#zx: *memptr changed",
+		    badalign[i]);
+		CHECKF(errno == EDOM, "align %#zx: errno %d", badalign[i],
+		    errno);
+	}
+	/*
+	 * ENOMEM: valid alignment, impossible size or alignment.  (glibc
+	 * also sets errno to ENOMEM here, jemalloc leaves it; not checked.)
+	 */
+	for (i = 0; i < NHUGE; i++) {
+		int rc;
+
+		p = (void *)0x1;
+		rc = posix_memalign(&p, opaque(64), opaque(huge_sizes[i]));
+		CHECKF(rc == ENOMEM && p == (void *)0x1, "size %#zx: rc %d",
+		    huge_sizes[i], rc);
+	}
+	p = (void *)0x1;
+	CHECK(posix_memalign(&p, opaque(SIZE_MAX / 2 + 1), 10) == ENOMEM);
+	CHECK(p == (void *)0x1);
+}
+
+/*
+ * memalign, glibc 2.36: alignment <= 16 (including 0) is plain malloc;
+ * a non-power-of-two alignment is rounded up to the next power of two;
+ * alignment > SIZE_MAX/2 + 1 is EINVAL; impossible sizes are ENOMEM.
+ * aligned_alloc in 2.36 is the same function (the C17 EINVAL check for
+ * non-powers of two arrived in glibc 2.38).
+ */
+static void
+check_memalign_like(void *(*fn)(size_t, size_t), const char *name)
+{
+	static const size_t odd[] = { 0, 1, 2, 3, 5, 12, 24, 48, 100, 1000,
+	    4095, 4097, 65535, 100000 };
+	static const size_t sizes[] = { 0, 1, 10, 16, 100, 1000, 5000,
+	    200000 };
+	int usable = ours("malloc_usable_size");
+	size_t a, i, j;
+	void *p;
+
+	for (a = 1; a <= 4 * MiB; a <<= 1) {
+		for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
+			size_t n = sizes[i];
+
+			if (a >= MiB && n > 5000)
+				continue;
+			errno = EDOM;
+			p = fn(opaque(a), opaque(n));
+			CHECKF(p != NULL && aligned(p, a) && errno == EDOM,
+			    "%s(%zu, %zu) = %p errno %d", name, a, n, p, errno);
+			if (p == NULL)
+				continue;
+			/* never less than malloc would give */
+			CHECK(aligned(p, need_align(n)));
+			if (usable)
+				CHECK(malloc_usable_size(p) >= n);
+			fill(p, 0, n, 77);
+			CHECK(verify(p, 0, n, 77) == (size_t)-1);
+			free(p);
+		}
+	}
+	for (i = 0; i < sizeof (odd) / sizeof (odd[0]); i++) {
+		size_t want = ceil_pow2(odd[i] == 0 ? 1 : odd[i]);
+
+		for (j = 0; j < 3; j++) {
+			size_t n = j == 0 ? 10 : j == 1 ? 100 : 5000;
+
+			errno = EDOM;
+			p = fn(opaque(odd[i]), opaque(n));
+			CHECKF(p != NULL && aligned(p, want) &&
+			    aligned(p, need_align(n)) && errno == EDOM,
+			    "%s(%zu, %zu) = %p errno %d (want %zu-aligned)",
+			    name, odd[i], n, p, errno, want);
+			if (p != NULL && usable)
+				CHECK(malloc_usable_size(p) >= n);
+			free(p);
+		}
+	}
+	/* invalid alignments */
+	errno = 0;
+	p = fn(opaque(SIZE_MAX / 2 + 2), 10);
+	CHECKF(p == NULL && errno == EINVAL, "%s(SIZE_MAX/2+2): %p errno %d",
+	    name, p, errno);
+	errno = 0;
+	p = fn(opaque(SIZE_MAX), 10);
+	CHECKF(p == NULL && errno == EINVAL, "%s(SIZE_MAX): %p errno %d",
+	    name, p, errno);
+	/* valid alignment, impossible: ENOMEM */
+	errno = 0;
+	p = fn(opaque(SIZE_MAX / 2 + 1), 10);
+	CHECKF(p == NULL && errno == ENOMEM, "%s(2^63, 10): %p errno %d",
+	    name, p, errno);
+	for (i = 0; i < NHUGE; i++) {
+		errno = 0;
+		p = fn(opaque(4096), opaque(huge_sizes[i]));
+		CHECKF(p == NULL && errno == ENOMEM, "%s(4096, %#zx): %p "
+		    "errno %d", name, huge_sizes[i], p, errno);
+	}
+}
+
+static void *
+call_memalign(size_t a, size_t n)
+{
+	return (memalign(a, n));
+}
+
+static void *
+call_aligned_alloc(size_t a, size_t n)
+{
+	return (aligned_alloc(a, n));
+}
+
+static void
+t_memalign(void)
+{
+	if (!ours("memalign")) {
+		skip("memalign is not the allocator's");
+		return;
+	}
+	check_memalign_like(call_memalign, "memalign");
+}
+
+static void
+t_aligned_alloc(void)
+{
+	if (!ours("aligned_alloc")) {
+		skip("aligned_alloc is not the allocator's");
+		return;
+	}
+	check_memalign_like(call_aligned_alloc, "aligned_alloc");
+}
+
+static void
+t_valloc_pvalloc(void)
+{
+	static const size_t sizes[] = { 0, 1, 100, 4095, 4096, 4097, 12293,
+	    65536, MiB + 3 };
+	int usable = ours("malloc_usable_size");
+	int have_pv = ours("pvalloc");
+	size_t i;
+	void *p;
+
+	if (!ours("valloc")) {
+		skip("valloc is not the allocator's");
+		return;
+	}
+	for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
+		size_t n = sizes[i];
+
+		errno = EDOM;
+		p = valloc(opaque(n));
+		CHECKF(p != NULL && aligned(p, pagesize) && errno == EDOM,
+		    "valloc(%zu) = %p", n, p);
+		if (p != NULL && usable)
+			CHECK(malloc_usable_size(p) >= n);
+		if (p != NULL)
+			fill(p, 0, n, 5);
+		free(p);
+		if (!have_pv)
+			continue;
+		errno = EDOM;
+		p = pvalloc(opaque(n));
+		CHECKF(p != NULL && aligned(p, pagesize) && errno == EDOM,
+		    "pvalloc(%zu) = %p", n, p);
+		/* pvalloc rounds the size up to whole pages */
+		if (p != NULL && usable && n > 0)
+			CHECKF(malloc_usable_size(p) >=
+			    (n + pagesize - 1) / pagesize * pagesize,
+			    "pvalloc(%zu): usable %zu", n,
+			    malloc_usable_size(p));
+		if (p != NULL && n > 0)
+			fill(p, 0, (n + pagesize - 1) / pagesize * pagesize, 6);
+		free(p);
+	}
+	for (i = 0; i < NHUGE; i++) {
+		errno = 0;
+		p = valloc(opaque(huge_sizes[i]));
+		CHECKF(p == NULL && errno == ENOMEM, "valloc(%#zx): %p "
+		    "errno %d", huge_sizes[i], p, errno);
+		if (!have_pv)
+			continue;
+		errno = 0;
+		p = pvalloc(opaque(huge_sizes[i]));
+		CHECKF(p == NULL && errno == ENOMEM, "pvalloc(%#zx): %p "
+		    "errno %d", huge_sizes[i], p, errno);
+	}
+	if (!have_pv)
+		skip("pvalloc is not the allocator's");
+}
+
+/* C23 free_sized/free_aligned_sized: not in glibc 2.36; test if present. */
+static void
+t_free_sized(void)
+{
+	void (*fs)(void *, size_t) =
+	    (void (*)(void *, size_t))dlsym(RTLD_DEFAULT, "free_sized");
+	void (*fas)(void *, size_t, size_t) =
+	    (void (*)(void *, size_t, size_t))dlsym(RTLD_DEFAULT,
+	    "free_aligned_sized");
+	size_t n;
+
+	if (fs == NULL && fas == NULL) {
+		skip("no free_sized/free_aligned_sized (glibc 2.36 has none)");
+		return;
+	}
+	if (fs != NULL && ours("free_sized")) {
+		errno = EDOM;
+		fs(NULL, 0);
+		CHECK(errno == EDOM);
+		for (n = 1; n < 300000; n = n * 3 + 1) {
+			void *p = malloc(opaque(n));
+
+			CHECK(p != NULL);
+			fill(p, 0, n, 1);
+			errno = EDOM;
+			fs(p, n);
+			CHECK(errno == EDOM);
+			p = calloc(opaque(n), 1);
+			CHECK(p != NULL);
+			fs(p, n);
+		}
+	}
+	if (fas != NULL && ours("free_aligned_sized")) {
+		size_t a;
+
+		fas(NULL, 64, 0);
+		for (a = 16; a <= 65536; a <<= 2) {
+			for (n = a; n < 300000; n = n * 5) {
+				void *p = aligned_alloc(a, n);
+
+				CHECK(p != NULL && aligned(p, a));
+				if (p == NULL)
+					continue;
+				fill(p, 0, n, 2);
+				errno = EDOM;
+				fas(p, a, n);
+				CHECK(errno == EDOM);
+			}
+		}
+	}
+}
+
+/* glibc's own names interoperate with the standard ones. */
+static void
+t_libc_aliases(void)
+{
+	void *(*lm)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT,
+	    "__libc_malloc");
+	void (*lf)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT,
+	    "__libc_free");
+	void *(*lc)(size_t, size_t) = (void *(*)(size_t, size_t))dlsym(
+	    RTLD_DEFAULT, "__libc_calloc");
+	void *(*lr)(void *, size_t) = (void *(*)(void *, size_t))dlsym(
+	    RTLD_DEFAULT, "__libc_realloc");
+	void *(*lma)(size_t, size_t) = (void *(*)(size_t, size_t))dlsym(
+	    RTLD_DEFAULT, "__libc_memalign");
+	void *(*lv)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT,
+	    "__libc_valloc");
+	void *(*lpv)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT,
+	    "__libc_pvalloc");
+	unsigned char *p, *q;
+
+	if (lm == NULL || lf == NULL || lc == NULL || lr == NULL ||
+	    lma == NULL || lv == NULL || lpv == NULL ||
+	    !ours("__libc_malloc") || !ours("__libc_free") ||
+	    !ours("__libc_calloc") || !ours("__libc_realloc") ||
+	    !ours("__libc_memalign") || !ours("__libc_valloc") ||
+	    !ours("__libc_pvalloc")) {
+		skip("__libc_* names are not all the allocator's");
+		return;
+	}
+	p = lm(opaque(100));
+	CHECK(p != NULL && aligned(p, 16));
+	fill(p, 0, 100, 3);
+	p = realloc(p, opaque(3000));
+	CHECK(p != NULL && verify(p, 0, 100, 3) == (size_t)-1);
+	free(p);
+	q = malloc(opaque(100));
+	CHECK(q != NULL);
+	fill(q, 0, 100, 4);
+	q = lr(q, opaque(50000));
+	CHECK(q != NULL && verify(q, 0, 100, 4) == (size_t)-1);
+	lf(q);
+	p = lc(opaque(10), 100);
+	CHECK(p != NULL && all_zero(p, 1000));
+	free(p);
+	p = lma(opaque(256), 100);
+	CHECK(p != NULL && aligned(p, 256));
+	lf(p);
+	p = lv(opaque(100));
+	CHECK(p != NULL && aligned(p, pagesize));
+	free(p);
+	p = lpv(opaque(100));
+	CHECK(p != NULL && aligned(p, pagesize));
+	free(p);
+	lf(NULL);
+}
+
+/* mallinfo2/mallinfo account for what is allocated and freed. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static void
+t_mallinfo(void)
+{
+	enum { NSMALL = 2048, SMALL = 4000 };
+	static void *v[NSMALL];
+	void *big;
+	struct mallinfo2 m0, m1, m2;
+	struct mallinfo o0, o1;
+	size_t want = (size_t)NSMALL * SMALL + 16 * MiB, d;
+	int i;
+
+	if (!ours("mallinfo2") || !ours("mallinfo")) {
+		skip("mallinfo/mallinfo2 are not the allocator's");
+		return;
+	}
+	m0 = mallinfo2();
+	o0 = mallinfo();
+	for (i = 0; i < NSMALL; i++) {
+		v[i] = malloc(opaque(SMALL));
+		CHECK(v[i] != NULL);
+		if (v[i] != NULL)
+			memset(v[i], 1, SMALL);
+	}
+	big = malloc(opaque(16 * MiB));
+	CHECK(big != NULL);
+	if (big != NULL)
+		memset(big, 1, 16 * MiB);
+	m1 = mallinfo2();
+	o1 = mallinfo();
+	d = (m1.uordblks + m1.hblkhd) - (m0.uordblks + m0.hblkhd);
+	CHECKF(m1.uordblks + m1.hblkhd >= m0.uordblks + m0.hblkhd + want,
+	    "mallinfo2 in use grew by %zu, %zu allocated", d, want);
+	/* the int version tells the same (sizes here fit in an int) */
+	CHECKF((long)o1.uordblks + o1.hblkhd >=
+	    (long)o0.uordblks + o0.hblkhd + (long)want,
+	    "mallinfo in use %d+%d -> %d+%d", o0.uordblks, o0.hblkhd,
+	    o1.uordblks, o1.hblkhd);
+	/* free space never exceeds what was obtained from the system */
+	CHECK(m1.fordblks <= m1.arena + m1.hblkhd);
+	for (i = 0; i < NSMALL; i++)
+		free(v[i]);
+	free(big);
+	m2 = mallinfo2();
+	CHECKF(m2.uordblks + m2.hblkhd + want <= m1.uordblks + m1.hblkhd,
+	    "after free: in use %zu, before free %zu",
+	    m2.uordblks + m2.hblkhd, m1.uordblks + m1.hblkhd);
+}
+#pragma GCC diagnostic pop
+
+/*
+ * malloc_trim(0) gives free pages back at once: 64 MiB of 1 KiB blocks
+ * freed except one block per MiB (so the heap cannot just shrink from
+ * the top) must leave the resident set.
+ */
+static void
+t_malloc_trim(void)
+{
+	enum { BS = 1024, NB = 65536 };
+	static void *v[NB];
+	size_t r0, rpeak, rtrim;
+	int i, rc;
+
+	if (!ours("malloc_trim")) {
+		skip("malloc_trim is not the allocator's");
+		return;
+	}
+	rc = malloc_trim(0);
+	CHECK(rc == 0 || rc == 1);
+	r0 = rss_bytes();
+	for (i = 0; i < NB; i++) {
+		v[i] = malloc(opaque(BS));
+		if (v[i] != NULL)
+			memset(v[i], 0x77, BS);
+	}
+	rpeak = rss_bytes();
+	for (i = 0; i < NB; i++)
+		if (i % 1024 != 1023)
+			free(v[i]);
+	rc = malloc_trim(0);
+	CHECK(rc == 0 || rc == 1);
+	rtrim = rss_bytes();
+	CHECKF(r0 != 0 && rpeak >= r0 + 60 * MiB, "rss %zu -> %zu", r0,
+	    rpeak);
+	CHECKF(rtrim + 48 * MiB <= rpeak, "rss %zu KiB at peak, %zu KiB "
+	    "after free + malloc_trim(0)", rpeak >> 10, rtrim >> 10);
+	for (i = 1023; i < NB; i += 1024)
+		free(v[i]);
+	CHECK(malloc_trim(opaque(1 << 20)) <= 1);
+}
+
+static void
+stats_child(void *arg)
+{
+	void *p = malloc(opaque(1000));
+
+	malloc_stats();
+	free(p);
+}
+
+/* malloc_stats prints a report on stderr and nothing on stdout. */
+static void
+t_malloc_stats(void)
+{
+	char out[8192];
+	int st;
+
+	if (!ours("malloc_stats")) {
+		skip("malloc_stats is not the allocator's");
+		return;
+	}
+	st = test_in_child(stats_child, NULL, out, sizeof (out));
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECKF(strlen(out) > 0, "no output on stderr");
+}
+
+static size_t
+file_text(FILE *f, char *buf, size_t len)
+{
+	size_t n;
+
+	fflush(f);
+	rewind(f);
+	n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	return (n);
+}
+
+/* malloc_info(0, f) writes an XML <malloc> document; other options EINVAL. */
+static void
+t_malloc_info(void)
+{
+	static char buf[1 << 16];
+	FILE *f;
+	size_t n;
+	int rc;
+
+	if (!ours("malloc_info")) {
+		skip("malloc_info is not the allocator's");
+		return;
+	}
+	f = tmpfile();
+	CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	rc = malloc_info(1, f);
+	CHECK(rc == EINVAL);
+	n = file_text(f, buf, sizeof (buf));
+	CHECK(n == 0);
+	rc = malloc_info(0, f);
+	CHECK(rc == 0);
+	n = file_text(f, buf, sizeof (buf));
+	CHECKF(n > 0 && strncmp(buf, "<malloc version=", 16) == 0,
+	    "starts %.40s", buf);
+	CHECKF(n >= 10 && strcmp(buf + n - 10, "</malloc>\n") == 0,
+	    "ends %s", n >= 20 ? buf + n - 20 : buf);
+	fclose(f);
+}
+
+/*
+ * mallopt: 1 for the documented parameters with sensible values, 0 for an
+ * out-of-range M_MXFAST (mallopt(3): "0 on error"); never anything else.
+ * Run last: under glibc it changes policy for the rest of the process.
+ */
+static void
+t_mallopt(void)
+{
+	if (!ours("mallopt")) {
+		skip("mallopt is not the allocator's");
+		return;
+	}
+	CHECK(mallopt(M_TRIM_THRESHOLD, 128 * 1024) == 1);
+	CHECK(mallopt(M_TOP_PAD, 0) == 1);
+	CHECK(mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1);
+	CHECK(mallopt(M_MMAP_MAX, 65536) == 1);
+	CHECK(mallopt(M_ARENA_TEST, 8) == 1);
+	CHECK(mallopt(M_ARENA_MAX, 8) == 1);
+	CHECK(mallopt(M_PERTURB, 0) == 1);
+	CHECK(mallopt(M_MXFAST, 64) == 1);
+	CHECK(mallopt(M_MXFAST, 1 << 20) == 0);
+	{
+		int rc = mallopt(12345, 1);	/* unknown: glibc says 1 */
+
+		CHECK(rc == 0 || rc == 1);
+	}
+	/* allocation still works */
+	{
+		void *p = malloc(opaque(300000));
+
+		CHECK(p != NULL);
+		free(p);
+	}
+}
+
+/* Many live blocks of random sizes: no overlap, random-order frees. */
+static void
+t_many_blocks(void)
+{
+	enum { N = 20000 };
+	static unsigned char *v[N];
+	static size_t sz[N];
+	unsigned long long seed = 99;
+	size_t bad = 0;
+	int i, round;
+
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < N; i++) {
+			unsigned long long r = test_rand(&seed);
+
+			sz[i] = r % 16 == 0 ? (size_t)(r >> 8) % 65536 :
+			    (size_t)(r >> 8) % 512;
+			switch ((r >> 4) % 4) {
+			case 0:
+				v[i] = calloc(1, opaque(sz[i]));
+				break;
+			case 1:
+				v[i] = memalign(64, opaque(sz[i]));
+				break;
+			default:
+				v[i] = malloc(opaque(sz[i]));
+				break;
+			}
+			CHECK(v[i] != NULL);
+			if (v[i] != NULL)
+				fill(v[i], 0, sz[i], (unsigned)i);
+		}
+		for (i = 0; i < N; i++)
+			if (v[i] != NULL &&
+			    verify(v[i], 0, sz[i], (unsigned)i) != (size_t)-1)
+				bad++;
+		/* free in a shuffled order */
+		for (i = N - 1; i > 0; i--) {
+			int j = (int)(test_rand(&seed) % (unsigned)(i + 1));
+			unsigned char *t = v[i];
+			size_t ts = sz[i];
+
+			v[i] = v[j];
+			sz[i] = sz[j];
+			v[j] = t;
+			sz[j] = ts;
+		}
+		for (i = 0; i < N; i++)
+			free(v[i]);
+	}
+	CHECK(bad == 0);
+}
+
+static void *
+thread_alloc(void *arg)
+{
+	unsigned char **out = arg;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		out[i] = malloc(opaque((size_t)i * 37 + 1));
+		if (out[i] != NULL)
+			fill(out[i], 0, (size_t)i * 37 + 1, (unsigned)i);
+	}
+	return (NULL);
+}
+
+/* Blocks from a thread that has exited are intact and freeable here. */
+static void
+t_thread_handoff(void)
+{
+	unsigned char *v[100];
+	pthread_t t;
+	int i, bad = 0;
+
+	memset(v, 0, sizeof (v));
+	CHECK(pthread_create(&t, NULL, thread_alloc, v) == 0);
+	CHECK(pthread_join(t, NULL) == 0);
+	for (i = 0; i < 100; i++) {
+		CHECK(v[i] != NULL);
+		if (v[i] != NULL && verify(v[i], 0, (size_t)i * 37 + 1,
+		    (unsigned)i) != (size_t)-1)
+			bad++;
+		v[i] = realloc(v[i], opaque((size_t)i * 100 + 50));
+		CHECK(v[i] != NULL);
+		free(v[i]);
+	}
+	CHECK(bad == 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	Dl_info di;
+	void *m = dlsym(RTLD_DEFAULT, "malloc");
+
+	pagesize = (size_t)sysconf(_SC_PAGESIZE);
+	foreign_ok = getenv("MALLOC_CONFORMANCE_FOREIGN_OK") != NULL &&
+	    strcmp(getenv("MALLOC_CONFORMANCE_FOREIGN_OK"), "0") != 0;
+	if (m != NULL && dladdr(m, &di) != 0) {
+		malloc_base = di.dli_fbase;
+		malloc_obj = di.dli_fname;
+	}
+	if (getenv("TEST_VERBOSE") != NULL)
+		fprintf(stderr, "  malloc from %s\n", malloc_obj);
+
+	RUN(t_provenance);
+	RUN(t_constructor_alloc);
+	RUN(t_malloc_zero);
+	RUN(t_malloc_huge);
+	RUN(t_alignment_small);
+	RUN(t_alignment_large);
+	RUN(t_usable_size);
+	RUN(t_free_errno);
+	RUN(t_calloc_overflow);
+	RUN(t_calloc_dirty);
+	RUN(t_realloc_edges);
+	RUN(t_realloc_fail);
+	RUN(t_realloc_ladder);
+	RUN(t_realloc_random);
+	RUN(t_reallocarray);
+	RUN(t_posix_memalign);
+	RUN(t_memalign);
+	RUN(t_aligned_alloc);
+	RUN(t_valloc_pvalloc);
+	RUN(t_free_sized);
+	RUN(t_libc_aliases);
+	RUN(t_mallinfo);
+	RUN(t_malloc_trim);
+	RUN(t_malloc_stats);
+	RUN(t_malloc_info);
+	RUN(t_many_blocks);
+	RUN(t_thread_handoff);
+	RUN(t_mallopt);
+	if (skipped > 0)
+		fprintf(stderr, "  (%d checks skipped)\n", skipped);
+	(void)argc;
+	return (test_summary(argv[0]));
+}

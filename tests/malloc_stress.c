@@ -1,0 +1,936 @@
+/*
+ * malloc_stress.c - the malloc family under load.
+ *
+ * A standalone program (NOT linked with libumem): run it as is for glibc,
+ * or with LD_PRELOAD=<allocator.so>.  Every block carries a pattern that
+ * depends on its tag and on the byte's offset, written when the block is
+ * made and checked before it is freed or reallocated, so overlapping
+ * blocks, lost bytes and shifted realloc copies all show.  Blocks up to
+ * 64 KiB are checked byte for byte; larger ones on their first 4 KiB, their
+ * last 64 bytes and one word in every page (that still touches every page,
+ * as a real program would, without making 64 MiB blocks cost a second).
+ *
+ *	cc -std=gnu11 -O2 -fno-builtin -pthread -o malloc_stress \
+ *	    tests/malloc_stress.c
+ *
+ * Tests: random alloc/free/realloc over 8 and then 64 threads, with sizes
+ * from 1 B to 64 MiB weighted toward small; producer/consumer with every
+ * block freed (or reallocated) by another thread than made it; realloc
+ * chains 1 B -> 64 MiB -> 1 B; fork while threads allocate (the child
+ * allocates at once, starts a thread, forks again, under alarm()); a
+ * SIGUSR1 storm through pthread_kill while threads allocate.  A watchdog
+ * turns a deadlock into a failure with the test's name.
+ */
+#include "test.h"
+
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#define	KiB		((size_t)1 << 10)
+#define	MiB		((size_t)1 << 20)
+#define	DENSE_MAX	(64 * KiB)	/* checked byte for byte up to here */
+#define	BIG_BUDGET	(512 * MiB)	/* live bytes in blocks >= 256 KiB */
+#define	WATCHDOG_S	120
+
+static atomic_size_t big_live;
+
+static size_t
+opaque(size_t v)
+{
+	__asm__ __volatile__("" : "+r" (v));
+	return (v);
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+}
+
+/*
+ * The pattern: byte j of a block with tag t is byte (j % 8) of the word
+ * t ^ ((j / 8) * K), so whole words can be written at once and any prefix
+ * of a block is still valid after realloc.
+ */
+#define	PAT_K	0x9e3779b97f4a7c15ull
+
+static inline uint64_t
+pat_word(uint64_t tag, size_t w)
+{
+	return (tag ^ ((uint64_t)w * PAT_K));
+}
+
+static inline unsigned char
+pat_byte(uint64_t tag, size_t j)
+{
+	return ((unsigned char)(pat_word(tag, j / 8) >> ((j % 8) * 8)));
+}
+
+static void
+fill_dense(unsigned char *p, size_t from, size_t to, uint64_t tag)
+{
+	size_t j = from;
+
+	for (; j < to && (j % 8) != 0; j++)
+		p[j] = pat_byte(tag, j);
+	for (; j + 8 <= to; j += 8) {
+		uint64_t w = pat_word(tag, j / 8);
+
+		memcpy(p + j, &w, 8);
+	}
+	for (; j < to; j++)
+		p[j] = pat_byte(tag, j);
+}
+
+static int
+check_dense(const unsigned char *p, size_t from, size_t to, uint64_t tag)
+{
+	size_t j = from;
+
+	for (; j < to && (j % 8) != 0; j++)
+		if (p[j] != pat_byte(tag, j))
+			return (0);
+	for (; j + 8 <= to; j += 8) {
+		uint64_t w;
+
+		memcpy(&w, p + j, 8);
+		if (w != pat_word(tag, j / 8))
+			return (0);
+	}
+	for (; j < to; j++)
+		if (p[j] != pat_byte(tag, j))
+			return (0);
+	return (1);
+}
+
+/*
+ * The bytes of a block of n bytes that carry the pattern: all of them up
+ * to DENSE_MAX, else the first 4 KiB, the first word of every later page
+ * and the last 64 bytes.  Apply op to those that lie in [lo, hi).  Since
+ * the pattern is positional, writing it again is harmless, so after a
+ * realloc the new layout is simply written whole.
+ */
+static int
+range_op(unsigned char *p, size_t lo, size_t hi, uint64_t tag, int fill)
+{
+	if (lo >= hi)
+		return (1);
+	if (fill) {
+		fill_dense(p, lo, hi, tag);
+		return (1);
+	}
+	return (check_dense(p, lo, hi, tag));
+}
+
+static int
+layout_op(unsigned char *p, size_t n, size_t lo, size_t hi, uint64_t tag,
+    int fill)
+{
+	size_t j, head = 4 * KiB;
+	int ok = 1;
+
+	if (hi > n)
+		hi = n;
+	if (n <= DENSE_MAX)
+		return (range_op(p, lo, hi, tag, fill));
+	ok &= range_op(p, lo, hi < head ? hi : head, tag, fill);
+	for (j = lo > head ? lo & ~(size_t)4095 : head; j + 8 <= n && j < hi;
+	    j += 4096) {
+		if (j + 8 <= lo)
+			continue;
+		ok &= range_op(p, j < lo ? lo : j, j + 8 < hi ? j + 8 : hi,
+		    tag, fill);
+	}
+	ok &= range_op(p, n - 64 > lo ? n - 64 : lo, hi, tag, fill);
+	return (ok);
+}
+
+/* Write the pattern of a block of n bytes. */
+static void
+fill(unsigned char *p, size_t n, uint64_t tag)
+{
+	(void)layout_op(p, n, 0, n, tag, 1);
+}
+
+/* Check a block of n bytes. */
+static int
+check(unsigned char *p, size_t n, uint64_t tag)
+{
+	return (layout_op(p, n, 0, n, tag, 0));
+}
+
+/*
+ * After realloc from old to n bytes: the kept prefix must hold the old
+ * block's pattern; then lay down the new block's.
+ */
+static int
+after_realloc(unsigned char *p, size_t old, size_t n, uint64_t tag)
+{
+	int ok = layout_op(p, old, 0, old < n ? old : n, tag, 0);
+
+	fill(p, n, tag);
+	return (ok);
+}
+
+/*
+ * 1 B .. 64 MiB, weighted toward small (80 % <= 256 B, 0.03 % >= 4 MiB);
+ * the big ones within a budget.  cap (0: none) bounds the size.
+ */
+static size_t
+pick_size_cap(unsigned long long *seed, size_t cap)
+{
+	unsigned long long r = test_rand(seed);
+	unsigned long long band = r % 100000;
+	size_t n;
+
+	r >>= 17;
+	if (band < 80000)
+		return (1 + (size_t)(r % 256));
+	if (band < 96000)
+		return (257 + (size_t)(r % (8 * KiB - 256)));
+	if (band < 99600)
+		return (8 * KiB + (size_t)(r % (248 * KiB)));
+	if (band < 99970)
+		n = 256 * KiB + (size_t)(r % (3840 * KiB));
+	else
+		n = 4 * MiB + (size_t)(r % (60 * MiB + 1));
+	if (cap != 0 && n > cap)
+		n = 1 + n % cap;
+	if (n < 256 * KiB)
+		return (n);
+	if (atomic_fetch_add(&big_live, n) + n > BIG_BUDGET) {
+		atomic_fetch_sub(&big_live, n);
+		return (1 + (size_t)(r % 256));
+	}
+	return (n);
+}
+
+static size_t
+pick_size(unsigned long long *seed)
+{
+	return (pick_size_cap(seed, 0));
+}
+
+static void
+account_free(size_t n)
+{
+	if (n >= 256 * KiB)
+		atomic_fetch_sub(&big_live, n);
+}
+
+/* ------------------------------------------------------------------ */
+
+static const char *volatile watchdog_what = "start-up";
+
+static void
+watchdog(int sig)
+{
+	const char *w = watchdog_what;
+	char msg[160];
+	size_t n = 0;
+	const char *a = "malloc_stress: watchdog: no progress in ";
+
+	while (*a != '\0' && n < sizeof (msg) - 2)
+		msg[n++] = *a++;
+	while (*w != '\0' && n < sizeof (msg) - 2)
+		msg[n++] = *w++;
+	msg[n++] = '\n';
+	if (write(STDERR_FILENO, msg, n) < 0)
+		_exit(4);
+	(void)sig;
+	_exit(3);
+}
+
+static void
+phase(const char *what)
+{
+	watchdog_what = what;
+	alarm(WATCHDOG_S);
+}
+
+/*
+ * Random alloc/free/realloc over a private set of slots, through every
+ * allocating entry point; all blocks checked before free.
+ */
+struct slot {
+	unsigned char	*s_p;
+	size_t		s_n;
+	uint64_t	s_tag;
+};
+
+struct worker {
+	pthread_t	w_tid;
+	int		w_id;
+	int		w_slots;
+	long		w_ops;		/* < 0: until w_stop */
+	size_t		w_maxsize;	/* 0: up to 64 MiB */
+	atomic_int	*w_stop;
+	unsigned long	w_bad;		/* pattern, alignment, zero errors */
+	unsigned long	w_nulls;	/* failed allocations */
+	unsigned long	w_done;
+	volatile sig_atomic_t w_sig;	/* set by the SIGUSR1 handler */
+};
+
+static size_t
+need_align(size_t n)
+{
+	size_t a = 1;
+
+	if (n >= 16)
+		return (16);
+	while (a * 2 <= n)
+		a *= 2;
+	return (a);
+}
+
+static unsigned char *
+random_alloc(unsigned long long *seed, size_t n, unsigned long *bad)
+{
+	unsigned long long r = test_rand(seed);
+	unsigned char *p = NULL;
+	size_t a = (size_t)16 << ((r >> 8) % 9);	/* 16 .. 4096 */
+	void *v;
+
+	switch (r % 20) {
+	case 0: case 1: case 2:
+		p = calloc(1, opaque(n));
+		if (p != NULL) {
+			/* zeroed: check what fill() will cover */
+			size_t j, lim = n <= DENSE_MAX ? n : 4 * KiB;
+			unsigned char any = 0;
+
+			for (j = 0; j < lim; j++)
+				any |= p[j];
+			for (j = lim; j < n; j += 4096)
+				any |= p[j];
+			*bad += any != 0;
+		}
+		break;
+	case 3:
+		p = memalign(a, opaque(n));
+		*bad += p != NULL && ((uintptr_t)p & (a - 1)) != 0;
+		break;
+	case 4:
+		if (posix_memalign(&v, a, opaque(n)) == 0)
+			p = v;
+		*bad += p != NULL && ((uintptr_t)p & (a - 1)) != 0;
+		break;
+	case 5:
+		p = aligned_alloc(a, opaque(n));
+		*bad += p != NULL && ((uintptr_t)p & (a - 1)) != 0;
+		break;
+	case 6:
+		p = realloc(NULL, opaque(n));
+		break;
+	default:
+		p = malloc(opaque(n));
+		break;
+	}
+	*bad += p != NULL && ((uintptr_t)p & (need_align(n) - 1)) != 0;
+	return (p);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	unsigned long long seed = 0x1234567ull * (unsigned)(w->w_id + 1);
+	struct slot *s = calloc((size_t)w->w_slots, sizeof (*s));
+	uint64_t tagseq = (uint64_t)w->w_id << 40;
+	long i;
+	int k;
+
+	if (s == NULL) {
+		w->w_nulls++;
+		return (NULL);
+	}
+	for (i = 0; w->w_ops < 0 ? !atomic_load(w->w_stop) : i < w->w_ops;
+	    i++) {
+		unsigned long long r = test_rand(&seed);
+		struct slot *sl = &s[r % (unsigned)w->w_slots];
+
+		if (sl->s_p == NULL) {
+			size_t n = pick_size_cap(&seed, w->w_maxsize);
+
+			sl->s_p = random_alloc(&seed, n, &w->w_bad);
+			if (sl->s_p == NULL) {
+				w->w_nulls++;
+				account_free(n);
+				continue;
+			}
+			sl->s_n = n;
+			sl->s_tag = ++tagseq * PAT_K;
+			fill(sl->s_p, n, sl->s_tag);
+		} else if ((r >> 32) % 10 < 7) {
+			w->w_bad += !check(sl->s_p, sl->s_n, sl->s_tag);
+			free(sl->s_p);
+			account_free(sl->s_n);
+			sl->s_p = NULL;
+		} else {
+			size_t n = pick_size_cap(&seed, w->w_maxsize);
+			unsigned char *q;
+
+			w->w_bad += !check(sl->s_p, sl->s_n, sl->s_tag);
+			q = realloc(sl->s_p, opaque(n));
+			if (q == NULL) {
+				w->w_nulls++;
+				account_free(n);
+				continue;
+			}
+			w->w_bad += ((uintptr_t)q & (need_align(n) - 1)) != 0;
+			/* the kept bytes moved intact */
+			w->w_bad += !after_realloc(q, sl->s_n, n, sl->s_tag);
+			account_free(sl->s_n);
+			sl->s_p = q;
+			sl->s_n = n;
+		}
+		w->w_done++;
+	}
+	for (k = 0; k < w->w_slots; k++) {
+		if (s[k].s_p == NULL)
+			continue;
+		w->w_bad += !check(s[k].s_p, s[k].s_n, s[k].s_tag);
+		free(s[k].s_p);
+		account_free(s[k].s_n);
+	}
+	free(s);
+	return (NULL);
+}
+
+static void
+run_workers(int nthreads, int slots, long ops)
+{
+	struct worker *w = calloc((size_t)nthreads, sizeof (*w));
+	unsigned long bad = 0, nulls = 0, done = 0;
+	int i, started = 0;
+
+	CHECK(w != NULL);
+	if (w == NULL)
+		return;
+	for (i = 0; i < nthreads; i++) {
+		w[i].w_id = i;
+		w[i].w_slots = slots;
+		w[i].w_ops = ops;
+		if (pthread_create(&w[i].w_tid, NULL, worker_main, &w[i]) == 0)
+			started++;
+		else
+			break;
+	}
+	CHECK(started == nthreads);
+	for (i = 0; i < started; i++) {
+		pthread_join(w[i].w_tid, NULL);
+		bad += w[i].w_bad;
+		nulls += w[i].w_nulls;
+		done += w[i].w_done;
+	}
+	CHECKF(bad == 0, "%lu bad blocks", bad);
+	CHECKF(nulls == 0, "%lu failed allocations", nulls);
+	CHECK(done > 0);
+	CHECK(atomic_load(&big_live) == 0);
+	free(w);
+}
+
+static void
+t_threads_8(void)
+{
+	phase("t_threads_8");
+	run_workers(8, 256, 40000);
+}
+
+static void
+t_threads_64(void)
+{
+	phase("t_threads_64");
+	run_workers(64, 64, 5000);
+}
+
+/* ------------------------------------------------------------------ */
+/*
+ * Producer/consumer: every block is freed (a quarter after a realloc) by
+ * a consumer thread, never by the producer that made it.
+ */
+#define	QCAP	512
+
+struct item {
+	unsigned char	*it_p;
+	size_t		it_n;
+	uint64_t	it_tag;
+};
+
+static struct {
+	pthread_mutex_t	q_lock;
+	pthread_cond_t	q_nonempty;
+	pthread_cond_t	q_nonfull;
+	struct item	q_ring[QCAP];
+	unsigned	q_head, q_count;
+	int		q_producers;	/* still running */
+} pcq = {
+	PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+	PTHREAD_COND_INITIALIZER, { { 0, 0, 0 } }, 0, 0, 0
+};
+
+static atomic_ulong pc_produced, pc_consumed, pc_bad, pc_nulls;
+static long pc_per_producer;
+
+static void *
+producer(void *arg)
+{
+	unsigned long long seed = 0xabcdefull + (uintptr_t)arg;
+	long i, n = pc_per_producer;
+	uint64_t tag = ((uint64_t)(uintptr_t)arg + 1) << 48;
+	unsigned long bad = 0;
+
+	for (i = 0; i < n; i++) {
+		struct item it;
+		size_t sz = pick_size(&seed);
+
+		it.it_p = random_alloc(&seed, sz, &bad);
+		if (it.it_p == NULL) {
+			atomic_fetch_add(&pc_nulls, 1);
+			account_free(sz);
+			continue;
+		}
+		it.it_n = sz;
+		it.it_tag = ++tag * PAT_K;
+		fill(it.it_p, sz, it.it_tag);
+		pthread_mutex_lock(&pcq.q_lock);
+		while (pcq.q_count == QCAP)
+			pthread_cond_wait(&pcq.q_nonfull, &pcq.q_lock);
+		pcq.q_ring[(pcq.q_head + pcq.q_count) % QCAP] = it;
+		pcq.q_count++;
+		pthread_cond_signal(&pcq.q_nonempty);
+		pthread_mutex_unlock(&pcq.q_lock);
+		atomic_fetch_add(&pc_produced, 1);
+	}
+	atomic_fetch_add(&pc_bad, bad);
+	pthread_mutex_lock(&pcq.q_lock);
+	pcq.q_producers--;
+	pthread_cond_broadcast(&pcq.q_nonempty);
+	pthread_mutex_unlock(&pcq.q_lock);
+	return (NULL);
+}
+
+static void *
+consumer(void *arg)
+{
+	unsigned long long seed = 0x5555ull + (uintptr_t)arg;
+	unsigned long bad = 0;
+
+	for (;;) {
+		struct item it;
+
+		pthread_mutex_lock(&pcq.q_lock);
+		while (pcq.q_count == 0 && pcq.q_producers > 0)
+			pthread_cond_wait(&pcq.q_nonempty, &pcq.q_lock);
+		if (pcq.q_count == 0) {
+			pthread_mutex_unlock(&pcq.q_lock);
+			break;
+		}
+		it = pcq.q_ring[pcq.q_head];
+		pcq.q_head = (pcq.q_head + 1) % QCAP;
+		pcq.q_count--;
+		pthread_cond_signal(&pcq.q_nonfull);
+		pthread_mutex_unlock(&pcq.q_lock);
+
+		bad += !check(it.it_p, it.it_n, it.it_tag);
+		if (test_rand(&seed) % 4 == 0) {
+			/* a foreign block grown or shrunk here */
+			size_t n = it.it_n < 4096 ? it.it_n * 3 + 1 :
+			    it.it_n / 2;
+			unsigned char *p = realloc(it.it_p, opaque(n));
+
+			if (p == NULL) {
+				atomic_fetch_add(&pc_nulls, 1);
+			} else {
+				bad += !after_realloc(p, it.it_n, n,
+				    it.it_tag);
+				it.it_p = p;
+				/* shrinking only: no budget to ask for */
+				if (n >= 256 * KiB)
+					atomic_fetch_add(&big_live, n);
+				account_free(it.it_n);
+				it.it_n = n;
+			}
+		}
+		free(it.it_p);
+		account_free(it.it_n);
+		atomic_fetch_add(&pc_consumed, 1);
+	}
+	atomic_fetch_add(&pc_bad, bad);
+	return (NULL);
+}
+
+static void
+run_pc(int np, int nc, long per)
+{
+	pthread_t tp[32], tc[32];
+	int i;
+
+	atomic_store(&pc_produced, 0);
+	atomic_store(&pc_consumed, 0);
+	atomic_store(&pc_bad, 0);
+	atomic_store(&pc_nulls, 0);
+	pcq.q_producers = np;
+	pc_per_producer = per;
+	for (i = 0; i < nc; i++)
+		CHECK(pthread_create(&tc[i], NULL, consumer,
+		    (void *)(uintptr_t)i) == 0);
+	for (i = 0; i < np; i++)
+		CHECK(pthread_create(&tp[i], NULL, producer,
+		    (void *)(uintptr_t)i) == 0);
+	for (i = 0; i < np; i++)
+		pthread_join(tp[i], NULL);
+	for (i = 0; i < nc; i++)
+		pthread_join(tc[i], NULL);
+	CHECKF(atomic_load(&pc_bad) == 0, "%lu bad blocks",
+	    atomic_load(&pc_bad));
+	CHECK(atomic_load(&pc_nulls) == 0);
+	CHECKF(atomic_load(&pc_produced) == atomic_load(&pc_consumed) &&
+	    atomic_load(&pc_produced) == (unsigned long)(np * per),
+	    "produced %lu consumed %lu", atomic_load(&pc_produced),
+	    atomic_load(&pc_consumed));
+	CHECK(pcq.q_count == 0);
+	CHECK(atomic_load(&big_live) == 0);
+}
+
+static void
+t_producer_consumer(void)
+{
+	phase("t_producer_consumer (4+4)");
+	run_pc(4, 4, 20000);
+	phase("t_producer_consumer (16+16)");
+	run_pc(16, 16, 4000);
+}
+
+/* ------------------------------------------------------------------ */
+/* Realloc chains 1 B -> 64 MiB -> 1 B in several threads at once. */
+static void *
+chain_main(void *arg)
+{
+	unsigned long long seed = 0x77ull + (uintptr_t)arg;
+	uint64_t tag = ((uint64_t)(uintptr_t)arg + 7) * PAT_K;
+	unsigned long bad = 0;
+	void *noise[16] = { 0 };
+	int round, ni = 0;
+
+	for (round = 0; round < 3; round++) {
+		size_t n = 1, m;
+		unsigned char *p = malloc(opaque(n)), *q;
+
+		if (p == NULL)
+			return ((void *)1);
+		fill(p, n, tag);
+		while (n < 64 * MiB) {
+			/* grow by 1.1x .. 2.6x */
+			m = n + n * (10 + test_rand(&seed) % 150) / 100 + 1;
+			if (m > 64 * MiB)
+				m = 64 * MiB;
+			q = realloc(p, opaque(m));
+			if (q == NULL) {
+				bad++;
+				break;
+			}
+			bad += !after_realloc(q, n, m, tag);
+			p = q;
+			n = m;
+			/* small blocks in between, so the heap moves too */
+			free(noise[ni % 16]);
+			noise[ni % 16] = malloc(opaque(1 + ni % 500));
+			ni++;
+		}
+		bad += !check(p, n, tag);
+		while (n > 1) {
+			m = n * (20 + test_rand(&seed) % 70) / 100;
+			if (m == 0)
+				m = 1;
+			q = realloc(p, opaque(m));
+			if (q == NULL) {
+				bad++;
+				break;
+			}
+			bad += !after_realloc(q, n, m, tag);
+			p = q;
+			n = m;
+		}
+		free(p);
+		tag += 0x10001;
+	}
+	for (ni = 0; ni < 16; ni++)
+		free(noise[ni]);
+	return ((void *)(uintptr_t)bad);
+}
+
+static void
+t_realloc_chains(void)
+{
+	pthread_t t[4];
+	uintptr_t bad = 0;
+	void *rv;
+	int i;
+
+	phase("t_realloc_chains");
+	for (i = 0; i < 4; i++)
+		CHECK(pthread_create(&t[i], NULL, chain_main,
+		    (void *)(uintptr_t)i) == 0);
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], &rv);
+		bad += (uintptr_t)rv;
+	}
+	CHECKF(bad == 0, "%lu bad steps", (unsigned long)bad);
+}
+
+/* ------------------------------------------------------------------ */
+/*
+ * Fork while threads allocate.  A lock held by another thread at fork
+ * time stays locked in the child forever unless the allocator handles
+ * fork; the child's alarm turns that hang into SIGALRM.
+ */
+static void *
+child_thread(void *arg)
+{
+	unsigned long long seed = 31;
+	int i, bad = 0;
+
+	for (i = 0; i < 2000; i++) {
+		size_t n = 1 + (size_t)(test_rand(&seed) % 3000);
+		unsigned char *p = malloc(opaque(n));
+
+		if (p == NULL)
+			return ((void *)1);
+		fill(p, n, (uint64_t)i);
+		bad += !check(p, n, (uint64_t)i);
+		free(p);
+	}
+	return ((void *)(uintptr_t)bad);
+}
+
+static int grandchild;
+
+static int
+child_work(int depth)
+{
+	static const size_t sizes[] = { 1, 16, 100, 1000, 5000, 40000,
+	    200000, 600000, 4 * MiB };
+	unsigned char *v[sizeof (sizes) / sizeof (sizes[0])];
+	pthread_t t;
+	void *rv = (void *)1;
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
+		v[i] = malloc(opaque(sizes[i]));
+		if (v[i] == NULL)
+			return (10);
+		fill(v[i], sizes[i], i);
+	}
+	for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
+		unsigned char *z = calloc(opaque(sizes[i]), 1);
+		unsigned char *a = memalign(256, opaque(sizes[i]));
+
+		if (z == NULL || a == NULL)
+			return (11);
+		bad += z[0] != 0 || z[sizes[i] - 1] != 0;
+		bad += ((uintptr_t)a & 255) != 0;
+		bad += !check(v[i], sizes[i], i);
+		v[i] = realloc(v[i], opaque(sizes[i] * 2));
+		if (v[i] == NULL)
+			return (12);
+		bad += !after_realloc(v[i], sizes[i], sizes[i] * 2, i);
+		free(z);
+		free(a);
+		free(v[i]);
+	}
+	/* threads in the child allocate too */
+	if (pthread_create(&t, NULL, child_thread, NULL) != 0)
+		return (13);
+	pthread_join(t, &rv);
+	bad += rv != NULL;
+	if (depth == 0 && grandchild) {
+		/* and a grandchild: fork from a child that forked */
+		pid_t pid = fork();
+		int st = 0;
+
+		if (pid == 0) {
+			alarm(10);
+			_exit(child_work(1));
+		}
+		if (pid < 0)
+			return (14);
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			return (15);
+	}
+	return (bad == 0 ? 0 : 16);
+}
+
+static void
+t_fork_under_load(void)
+{
+	enum { NW = 3, NFORK = 24 };
+	struct worker w[NW];
+	atomic_int stop = 0;
+	int i, hung = 0, failed = 0, crashed = 0;
+	unsigned long bad = 0, nulls = 0;
+
+	phase("t_fork_under_load");
+	memset(w, 0, sizeof (w));
+	for (i = 0; i < NW; i++) {
+		w[i].w_id = 100 + i;
+		w[i].w_slots = 128;
+		w[i].w_ops = -1;
+		/* a big heap makes every fork copy page tables for long */
+		w[i].w_maxsize = 256 * KiB;
+		w[i].w_stop = &stop;
+		CHECK(pthread_create(&w[i].w_tid, NULL, worker_main,
+		    &w[i]) == 0);
+	}
+	for (i = 0; i < NFORK; i++) {
+		pid_t pid;
+		int st = 0;
+
+		usleep(10000);
+		grandchild = i % 4 == 0;
+		fflush(stdout);
+		fflush(stderr);
+		pid = fork();
+		if (pid == 0) {
+			signal(SIGALRM, SIG_DFL);
+			alarm(10);
+			_exit(child_work(0));
+		}
+		CHECK(pid > 0);
+		if (pid < 0)
+			break;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
+			hung++;
+			break;		/* one is enough; each costs 10 s */
+		} else if (WIFSIGNALED(st))
+			crashed++;
+		else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			failed++;
+	}
+	atomic_store(&stop, 1);
+	for (i = 0; i < NW; i++) {
+		pthread_join(w[i].w_tid, NULL);
+		bad += w[i].w_bad;
+		nulls += w[i].w_nulls;
+	}
+	CHECKF(hung == 0, "child %d of %d hung (deadlock after fork)", i + 1,
+	    NFORK);
+	CHECKF(crashed == 0, "%d children died of a signal", crashed);
+	CHECKF(failed == 0, "%d children failed their checks", failed);
+	CHECK(bad == 0 && nulls == 0);
+	CHECK(atomic_load(&big_live) == 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* SIGUSR1 storm: the handler only sets a flag and counts. */
+static atomic_ulong sig_count;		/* lock-free: signal-safe */
+static __thread struct worker *sig_self;	/* executable TLS: no lookup */
+
+static void
+on_usr1(int sig)
+{
+	struct worker *w = sig_self;
+
+	(void)sig;
+	if (w != NULL)
+		w->w_sig = 1;
+	atomic_fetch_add(&sig_count, 1);
+}
+
+static void *
+sig_worker_main(void *arg)
+{
+	sig_self = arg;
+	return (worker_main(arg));
+}
+
+static void
+t_signals(void)
+{
+	enum { NW = 8 };
+	struct worker w[NW];
+	struct sigaction sa, old;
+	atomic_int stop = 0;
+	unsigned long sent = 0, bad = 0, nulls = 0, flagged = 0;
+	double t0;
+	int i;
+
+	phase("t_signals");
+	memset(&sa, 0, sizeof (sa));
+	sa.sa_handler = on_usr1;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;	/* no SA_RESTART: interrupted waits see EINTR */
+	CHECK(sigaction(SIGUSR1, &sa, &old) == 0);
+	memset(w, 0, sizeof (w));
+	for (i = 0; i < NW; i++) {
+		w[i].w_id = 200 + i;
+		w[i].w_slots = 128;
+		w[i].w_ops = -1;
+		w[i].w_stop = &stop;
+		CHECK(pthread_create(&w[i].w_tid, NULL, sig_worker_main,
+		    &w[i]) == 0);
+	}
+	t0 = now_s();
+	while (now_s() - t0 < 1.5) {
+		for (i = 0; i < NW; i++)
+			if (pthread_kill(w[i].w_tid, SIGUSR1) == 0)
+				sent++;
+		if (sent % 4096 < NW)
+			kill(getpid(), SIGUSR1);
+		if (sent % 512 < NW)
+			sched_yield();
+	}
+	atomic_store(&stop, 1);
+	for (i = 0; i < NW; i++) {
+		pthread_join(w[i].w_tid, NULL);
+		bad += w[i].w_bad;
+		nulls += w[i].w_nulls;
+		flagged += w[i].w_sig != 0;
+	}
+	sigaction(SIGUSR1, &old, NULL);
+	CHECKF(bad == 0, "%lu bad blocks", bad);
+	CHECK(nulls == 0);
+	CHECKF(sent > 1000 && atomic_load(&sig_count) > 0 && flagged == NW,
+	    "sent %lu, handled %lu, %lu of %d threads saw one", sent,
+	    atomic_load(&sig_count), flagged, NW);
+	CHECK(atomic_load(&big_live) == 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	double t0 = now_s(), t;
+
+	(void)argc;
+	signal(SIGALRM, watchdog);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+#define	TIMED(fn) do {							\
+	t = now_s();							\
+	RUN(fn);							\
+	if (getenv("TEST_VERBOSE") != NULL)				\
+		fprintf(stderr, "  %-22s %.2fs\n", #fn, now_s() - t);	\
+} while (0)
+
+	TIMED(t_threads_8);
+	TIMED(t_threads_64);
+	TIMED(t_producer_consumer);
+	TIMED(t_realloc_chains);
+	TIMED(t_fork_under_load);
+	TIMED(t_signals);
+	alarm(0);
+	if (getenv("TEST_VERBOSE") != NULL)
+		fprintf(stderr, "  total %.2fs\n", now_s() - t0);
+	return (test_summary(argv[0]));
+}

@@ -1,0 +1,258 @@
+/*
+ * test_vmem_heap.c - the page-backed heap arena (vmem_heap_arena): its
+ * shape, memory that is usable and reads as zero, pages that go back to
+ * the OS when freed (RSS drops), and mapping frugality: a 64 GiB heap made
+ * of 128 KiB slabs, even when freed every other slab, must stay far below
+ * vm.max_map_count (65530) mappings.
+ */
+#include "test.h"
+#include <stdint.h>
+#include <vmem.h>
+#include "vmem_impl.h"
+
+#define	X(p)	((uintptr_t)(p))
+
+/* TSan's shadow makes 2 GiB of touched slabs cost 5 GiB and 20 s. */
+#if defined(__SANITIZE_THREAD__)
+#define	TSAN	1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define	TSAN	1
+#endif
+#endif
+#ifndef TSAN
+#define	TSAN	0
+#endif
+
+static size_t pagesize;
+
+static long
+count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	long n = 0;
+	int c;
+
+	if (f == NULL)
+		return (-1);
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return (n);
+}
+
+static long
+rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long size = 0, rss = -1;
+
+	if (f == NULL)
+		return (-1);
+	if (fscanf(f, "%ld %ld", &size, &rss) != 2)
+		rss = -1;
+	fclose(f);
+	return (rss * (long)pagesize);
+}
+
+static vmem_stat_t
+stat_of(vmem_t *vmp)
+{
+	vmem_stat_t st;
+
+	memset(&st, 0xa5, sizeof (st));
+	CHECK(vmem_getstat(vmp, &st) == 0);
+	return (st);
+}
+
+/* The heap: one arena, page quantum, the same answer every time. */
+static void
+test_heap_arena(void)
+{
+	vmem_alloc_t *af = NULL, *af2 = NULL;
+	vmem_free_t *ff = NULL, *ff2 = NULL;
+	vmem_t *heap = vmem_heap_arena(&af, &ff);
+	vmem_stat_t st;
+
+	CHECK(heap != NULL && af != NULL && ff != NULL);
+	if (heap == NULL)
+		return;
+	CHECK(vmem_heap_arena(&af2, &ff2) == heap && af2 == af && ff2 == ff);
+	CHECK(vmem_heap_arena(NULL, NULL) == heap);
+	st = stat_of(heap);
+	CHECK(st.vk_quantum == pagesize);
+	CHECK(strcmp(st.vk_name, "heap") == 0);
+	CHECK(vmem_verify(heap) == 0);
+}
+
+/* Pages from the heap are aligned, zeroed, writable, and go back. */
+static void
+test_heap_alloc_free(void)
+{
+	vmem_alloc_t *af;
+	vmem_free_t *ff;
+	vmem_t *heap = vmem_heap_arena(&af, &ff);
+	uint64_t inuse0 = stat_of(heap).vk_mem_inuse;
+	size_t size = 5 * pagesize, i;
+	unsigned char *p;
+	int zero = 1;
+
+	p = af(heap, size, VM_NOSLEEP);
+	CHECK(p != NULL && X(p) % pagesize == 0);
+	if (p == NULL)
+		return;
+	CHECK(vmem_contains(heap, p, size));
+	for (i = 0; i < size; i++)
+		zero &= p[i] == 0;
+	CHECK(zero);
+	memset(p, 0x5a, size);
+	CHECK(stat_of(heap).vk_mem_inuse == inuse0 + size);
+	ff(heap, p, size);
+	CHECK(stat_of(heap).vk_mem_inuse == inuse0);
+	/* Whatever comes next reads as zero, even the same pages. */
+	p = af(heap, size, VM_NOSLEEP);
+	CHECK(p != NULL);
+	if (p == NULL)
+		return;
+	zero = 1;
+	for (i = 0; i < size; i++)
+		zero &= p[i] == 0;
+	CHECK(zero);
+	ff(heap, p, size);
+	CHECK(vmem_verify(heap) == 0);
+}
+
+/*
+ * An arena of "mapped pages" importing from the heap: touched pages are
+ * resident, and freeing gives them back to the OS (RSS drops), and pages
+ * handed out again read as zero.
+ */
+static void
+test_heap_release(void)
+{
+	enum { N = 64 };
+	vmem_alloc_t *af;
+	vmem_free_t *ff;
+	vmem_t *heap = vmem_heap_arena(&af, &ff);
+	vmem_t *vmp = vmem_create("pages", NULL, 0, 4096, af, ff, heap, 0,
+	    VM_SLEEP);
+	unsigned char *p[N];
+	size_t mib = 1 << 20, j;
+	long rss0, rss1, rss2;
+	int i, ok = 1, zero = 1;
+
+	CHECK(vmp != NULL);
+	if (vmp == NULL)
+		return;
+	rss0 = rss_bytes();
+	for (i = 0; i < N; i++) {
+		p[i] = vmem_alloc(vmp, mib, VM_NOSLEEP);
+		if (p[i] == NULL) {
+			ok = 0;
+			break;
+		}
+		memset(p[i], 0xa5, mib);
+	}
+	CHECK(ok);
+	if (!ok)
+		return;
+	rss1 = rss_bytes();
+	CHECKF(rss1 - rss0 >= (long)(N - 8) * (long)mib, "RSS grew by %ld "
+	    "KiB for %d MiB touched", (rss1 - rss0) >> 10, N);
+	for (i = 0; i < N; i++)
+		vmem_free(vmp, p[i], mib);
+	rss2 = rss_bytes();
+	CHECKF(rss1 - rss2 >= (long)(N - 8) * (long)mib, "RSS fell by only "
+	    "%ld KiB after freeing %d MiB", (rss1 - rss2) >> 10, N);
+	CHECK(stat_of(vmp).vk_nspans == 0);
+	for (i = 0; i < N; i++) {
+		p[i] = vmem_alloc(vmp, mib, VM_NOSLEEP);
+		CHECK(p[i] != NULL);
+		if (p[i] == NULL)
+			break;
+		for (j = 0; j < mib; j += 512)
+			zero &= p[i][j] == 0;
+	}
+	CHECK(zero);
+	while (--i >= 0)
+		vmem_free(vmp, p[i], mib);
+	CHECK(vmem_verify(vmp) == 0 && vmem_verify(heap) == 0);
+	vmem_destroy(vmp);
+}
+
+/*
+ * Mapping frugality: 64 GiB of 128 KiB slabs (one byte of each touched)
+ * must not cost a mapping per slab; neither may freeing every other one.
+ * TSan builds use an eighth of it (8 GiB) to keep time and memory down;
+ * VMEM_HEAP_SLABS=n sets the number of slabs.
+ */
+static void
+test_heap_map_count(void)
+{
+	size_t slab = 128 << 10;
+	long nslabs = TSAN ? 65536 : 524288;
+	const char *env = getenv("VMEM_HEAP_SLABS");	/* override */
+
+	if (env != NULL && atol(env) > 0 && atol(env) <= 524288)
+		nslabs = atol(env);
+	static char *p[524288];
+	vmem_alloc_t *af;
+	vmem_free_t *ff;
+	vmem_t *heap = vmem_heap_arena(&af, &ff);
+	uint64_t heap0 = stat_of(heap).vk_mem_inuse;
+	vmem_t *vmp = vmem_create("slabs", NULL, 0, 4096, af, ff, heap, 0,
+	    VM_SLEEP);
+	long m0, m1, m2, m3, i, got = 0;
+
+	CHECK(vmp != NULL);
+	if (vmp == NULL)
+		return;
+	m0 = count_maps();
+	for (i = 0; i < nslabs; i++) {
+		p[i] = vmem_alloc(vmp, slab, VM_NOSLEEP);
+		if (p[i] == NULL)
+			break;
+		p[i][i % slab] = 1;
+		got++;
+	}
+	CHECKF(got == nslabs, "only %ld of %ld slabs (%ld GiB)", got, nslabs,
+	    (long)(nslabs * (long)slab >> 30));
+	m1 = count_maps();
+	CHECK(stat_of(heap).vk_mem_inuse >= heap0 + (uint64_t)got * slab);
+	CHECKF(m1 - m0 < 1000, "%ld GiB in 128 KiB slabs took %ld more "
+	    "mappings (%ld -> %ld)", (long)(got * (long)slab >> 30), m1 - m0,
+	    m0, m1);
+	for (i = 0; i < got; i += 2)
+		vmem_free(vmp, p[i], slab);
+	m2 = count_maps();
+	CHECKF(m2 - m0 < 1000, "freeing every other slab: %ld more mappings "
+	    "(%ld -> %ld)", m2 - m0, m0, m2);
+	for (i = 1; i < got; i += 2)
+		if (p[i][i % slab] != 1)
+			break;
+	CHECKF(i >= got, "slab %ld lost its byte", i);
+	for (i = 1; i < got; i += 2)
+		vmem_free(vmp, p[i], slab);
+	m3 = count_maps();
+	CHECKF(m3 - m0 < 1000, "after freeing all: %ld more mappings",
+	    m3 - m0);
+	CHECK(stat_of(vmp).vk_nspans == 0);
+	CHECK(stat_of(heap).vk_mem_inuse == heap0);
+	if (getenv("TEST_VERBOSE") != NULL)
+		fprintf(stderr, "  %ld slabs of 128 KiB: mappings %ld, %ld "
+		    "allocated, %ld half freed, %ld all freed\n", got, m0, m1,
+		    m2, m3);
+	vmem_destroy(vmp);
+	CHECK(vmem_verify(heap) == 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	pagesize = (size_t)sysconf(_SC_PAGESIZE);
+	RUN(test_heap_arena);
+	RUN(test_heap_alloc_free);
+	RUN(test_heap_release);
+	RUN(test_heap_map_count);
+	return (test_summary(argv[0]));
+}
