@@ -75,11 +75,15 @@ $(BUILD)/obj/%.o: src/%.c $(LIB_HDRS) Makefile
 
 $(BUILD)/lib/libumem.so: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libumem.so.0 -Wl,-z,now -o $@ $^ $(SANFLAGS) $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libumem.so.0 -Wl,-z,now -Wl,-z,nodelete -o $@ $^ $(SANFLAGS) $(LDLIBS)
 
+# One relocatable object with the internal symbols made local: a static
+# user sees only the public API and always links the whole library.
 $(BUILD)/lib/libumem.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	ld -r -o $(BUILD)/obj/libumem_all.o $^
+	objcopy --localize-hidden $(BUILD)/obj/libumem_all.o
+	rm -f $@ && ar rcs $@ $(BUILD)/obj/libumem_all.o
 
 # Tests and benchmarks link the objects statically so that internal
 # (hidden) symbols are reachable for white-box tests.
@@ -91,7 +95,7 @@ $(BUILD)/bench/%: bench/%.c $(CORE_OBJS) $(wildcard bench/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(CORE_OBJS) $(LDLIBS) -lm
 
-$(BUILD)/examples/%: examples/%.c $(BUILD)/lib/libumem.a
+$(BUILD)/examples/%: examples/%.c $(BUILD)/lib/libumem.a $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libumem.a $(LDLIBS)
 

@@ -29,10 +29,12 @@ for arg in "$@"; do
 	esac
 done
 case $build in /*) ;; *) build=$(pwd)/$build ;; esac
+# tmo: seconds before a run counts as hung (the longest healthy run
+# takes about 2 s); a hung allocator is not run again in this run.
 if [ "$quick" = 1 ]; then
-	reps=${REPS:-1}; scale=${SCALE:-0.05}; idle=${IDLE_MS:-200}
+	reps=${REPS:-1}; scale=${SCALE:-0.05}; idle=${IDLE_MS:-200}; tmo=20
 else
-	reps=${REPS:-5}; scale=${SCALE:-1}; idle=${IDLE_MS:-1000}
+	reps=${REPS:-5}; scale=${SCALE:-1}; idle=${IDLE_MS:-1000}; tmo=60
 fi
 results=$here/results
 mkdir -p "$results" "$build/bench"
@@ -44,7 +46,8 @@ raw=$results/malloc.raw
 # 1. The two programs.  No library objects here: mallocbench must call
 # whatever malloc LD_PRELOAD provides.  -fno-builtin-*: the compiler may
 # otherwise delete a malloc/free pair it can see through.
-flags="-std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread"
+flags="-std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+    -Wmissing-prototypes -Wpointer-arith -pthread"
 $cc $flags -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc \
     -fno-builtin-realloc -o "$bin" "$here/mallocbench.c" -ldl || exit 1
 $cc $flags -o "$report" "$here/mallocreport.c" -lm || exit 1
@@ -147,7 +150,13 @@ while [ $rep -le "$reps" ]; do
 			eval "why=\$na_$a pre=\$pre_$a expect=\$from_$a"
 			[ -z "$why" ] || continue
 			err=$build/bench/mallocbench.err
-			if out=$(timeout 120 env ${pre:+LD_PRELOAD=$pre} \
+			eval "hung=\${hung_$a:-}"
+			if [ -n "$hung" ]; then
+				echo "alloc=$a rep=$rep wl=$w rc=125" >>"$raw"
+				continue
+			fi
+			# -k: a hung allocator may have blocked SIGTERM
+			if out=$(timeout -k 5 $tmo env ${pre:+LD_PRELOAD=$pre} \
 			    "$bin" -s "$scale" -i "$idle" "$w" 2>"$err"); then
 				rc=0
 			else
@@ -156,8 +165,9 @@ while [ $rep -le "$reps" ]; do
 			line=$(echo "$out" | sed -n 's/^RESULT //p' | tail -n 1)
 			from=$(echo "$line" | sed -n 's/.*malloc_from=\([^ ]*\).*/\1/p')
 			msg=""
-			if [ $rc -eq 124 ]; then
-				msg="timed out after 120 s"
+			if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+				msg="timed out after $tmo s or was killed (status $rc; not run again)"
+				eval "hung_$a=1"
 			elif [ $rc -ne 0 ]; then
 				msg="exit status $rc: $(head -c 300 "$err" | tr '\n' ' ')"
 			elif [ -z "$line" ]; then
@@ -179,7 +189,7 @@ while [ $rep -le "$reps" ]; do
 	rep=$((rep + 1))
 done
 elapsed=$(( $(date +%s) - start ))
-echo "# meta runs took $elapsed s" >>"$raw"
+echo "# meta runs took $elapsed s; load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw"
 
 # 4. Tables, figure, goals.
 (cd "$here" && "$report" --svg results/malloc.svg "$raw") \

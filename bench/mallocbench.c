@@ -32,8 +32,12 @@
  * with status 3 and a message, so a broken allocator fails loudly
  * instead of looking fast.  The last line of output is
  *
- *   RESULT wl=NAME ops=N secs=S ns_per_op=X hwm_kb=K rss_kb=K
- *          malloc_from=PATH [more key=value]
+ *   RESULT wl=NAME ops=N clock=cpu|wall ns_per_op=X secs=WALL
+ *          cpu_secs=CPU hwm_kb=K rss_kb=K malloc_from=PATH [key=value...]
+ *
+ * ns_per_op is by the process's CPU time for the single-thread workloads
+ * and by wall time for larson, prodcons and scale-T (see timer_start).
+ * hwm_kb is the peak RSS: VmHWM, or the largest VmRSS read if larger.
  *
  * -s scales the amount of work (0.05 for smoke runs); -i is the idle time
  * of frag (default 1000 ms).  No timing is judged here.
@@ -49,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,6 +88,38 @@ now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+}
+
+/*
+ * The measured stretches of a workload.  Single-thread workloads are
+ * judged by the process's CPU time (user + system, page faults included):
+ * on a machine others share, it does not count the time slices given to
+ * them.  Multi-thread ones by wall time, since waiting and contention are
+ * what they measure.
+ */
+static uint64_t tm_wall, tm_cpu, tm_wall0, tm_cpu0;
+
+static uint64_t
+cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+}
+
+static void
+timer_start(void)
+{
+	tm_wall0 = now_ns();
+	tm_cpu0 = cpu_ns();
+}
+
+static void
+timer_stop(void)
+{
+	tm_cpu += cpu_ns() - tm_cpu0;
+	tm_wall += now_ns() - tm_wall0;
 }
 
 static uint64_t
@@ -123,6 +160,9 @@ rnd_range(uint64_t r, size_t lo, size_t hi)
 	return (lo + (size_t)(r % (hi - lo + 1)));
 }
 
+/* The largest VmRSS read so far: the kernel's VmHWM can lag it a little. */
+static long rss_seen;
+
 /*
  * Read "Field:   N kB" from /proc/self/status with open/read: stdio
  * would allocate, and the numbers are taken mid-workload.
@@ -145,8 +185,13 @@ status_kb(const char *field)
 	for (s = buf; s != NULL && *s != '\0'; s = strchr(s, '\n')) {
 		if (*s == '\n')
 			s++;
-		if (strncmp(s, field, fl) == 0 && s[fl] == ':')
-			return (strtol(s + fl + 1, NULL, 10));
+		if (strncmp(s, field, fl) == 0 && s[fl] == ':') {
+			long v = strtol(s + fl + 1, NULL, 10);
+
+			if (strcmp(field, "VmRSS") == 0 && v > rss_seen)
+				rss_seen = v;
+			return (v);
+		}
 	}
 	return (-1);
 }
@@ -180,6 +225,27 @@ tag_check(const void *p, size_t size, uint64_t tag, uint64_t id)
 	memcpy(&b, (const char *)p + size - 8, 8);
 	if (a != tag || b != ~tag)
 		fail("object contents changed while it was live", p, size, id);
+}
+
+/*
+ * The harness's own arrays come from mmap, not malloc: the same pages
+ * under every allocator (calloc, for one, pre-touches under some).
+ */
+static void *
+harness_alloc(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		fail("mmap for the harness's arrays", NULL, size, 0);
+	return (p);
+}
+
+static void
+harness_free(void *p, size_t size)
+{
+	(void) munmap(p, size);
 }
 
 /* What a workload reports beyond time and peak RSS. */
@@ -217,17 +283,17 @@ pair_loop(size_t size, uint64_t n, uint64_t base)
 }
 
 static uint64_t
-wl_pair(size_t size, double *secs)
+wl_pair(size_t size)
 {
-	uint64_t n, t0;
+	uint64_t n;
 
 	/* Smaller blocks: cheaper pairs, more of them. */
 	n = size <= 1024 ? 20000000 : size <= 16384 ? 10000000 : 4000000;
 	n = scaled(n);
 	(void) pair_loop(size, n / 100 + 1, 0);	/* warm: lazy set-up */
-	t0 = now_ns();
+	timer_start();
 	(void) pair_loop(size, n, n);
-	*secs = (double)(now_ns() - t0) / 1e9;
+	timer_stop();
 	return (n);
 }
 
@@ -239,19 +305,17 @@ wl_pair(size_t size, double *secs)
 #define	BATCH_N		100000
 
 static uint64_t
-wl_batch(double *secs)
+wl_batch(void)
 {
-	uint64_t reps = scaled(60), r, t0;
-	void **ptr = malloc(BATCH_N * sizeof (void *));
-	uint32_t *sz = malloc(BATCH_N * sizeof (uint32_t));
+	uint64_t reps = scaled(60), r;
+	void **ptr = harness_alloc(BATCH_N * sizeof (void *));
+	uint32_t *sz = harness_alloc(BATCH_N * sizeof (uint32_t));
 	size_t i;
 
-	if (ptr == NULL || sz == NULL)
-		fail("harness arrays", NULL, 0, 0);
 	for (i = 0; i < BATCH_N; i++)		/* mostly small, some 1 KiB */
 		sz[i] = (uint32_t)(mix(i) % 8 == 0 ? rnd_range(mix(~i), 16,
 		    1024) : rnd_range(mix(~i), 16, 128));
-	t0 = now_ns();
+	timer_start();
 	for (r = 0; r < reps; r++) {
 		for (i = 0; i < BATCH_N; i++) {
 			ptr[i] = malloc(sz[i]);
@@ -263,9 +327,9 @@ wl_batch(double *secs)
 			free(ptr[i]);
 		}
 	}
-	*secs = (double)(now_ns() - t0) / 1e9;
-	free(ptr);
-	free(sz);
+	timer_stop();
+	harness_free(ptr, BATCH_N * sizeof (void *));
+	harness_free(sz, BATCH_N * sizeof (uint32_t));
 	return (reps * BATCH_N);
 }
 
@@ -328,20 +392,19 @@ larson_thread(void *arg)
 }
 
 static uint64_t
-wl_larson(double *secs)
+wl_larson(void)
 {
-	slot_t *arrays = calloc(LARSON_T * LARSON_SLOTS, sizeof (slot_t));
+	slot_t *arrays = harness_alloc(LARSON_T * LARSON_SLOTS *
+	    sizeof (slot_t));
 	larson_arg_t la[LARSON_T];
 	pthread_t tid[LARSON_T];
 	pthread_barrier_t bar;
-	uint64_t ops = scaled(60000), t0;
+	uint64_t ops = scaled(150000);
 	size_t i;
 	int t;
 
-	if (arrays == NULL)
-		fail("harness arrays", NULL, 0, 0);
 	(void) pthread_barrier_init(&bar, NULL, LARSON_T);
-	t0 = now_ns();
+	timer_start();
 	for (t = 0; t < LARSON_T; t++) {
 		la[t].la_id = t;
 		la[t].la_ops = ops;
@@ -352,7 +415,7 @@ wl_larson(double *secs)
 	}
 	for (t = 0; t < LARSON_T; t++)
 		(void) pthread_join(tid[t], NULL);
-	*secs = (double)(now_ns() - t0) / 1e9;
+	timer_stop();
 	for (i = 0; i < LARSON_T * LARSON_SLOTS; i++) {
 		if (arrays[i].s_p != NULL) {
 			tag_check(arrays[i].s_p, arrays[i].s_size,
@@ -361,7 +424,7 @@ wl_larson(double *secs)
 		}
 	}
 	(void) pthread_barrier_destroy(&bar);
-	free(arrays);
+	harness_free(arrays, LARSON_T * LARSON_SLOTS * sizeof (slot_t));
 	return (ops * LARSON_T * LARSON_ROUNDS);
 }
 
@@ -427,14 +490,14 @@ pc_consumer(void *arg)
 }
 
 static uint64_t
-wl_prodcons(double *secs)
+wl_prodcons(void)
 {
 	static ring_t rg;
 	pthread_t tid;
-	uint64_t i, sum = 0, t0;
+	uint64_t i, sum = 0;
 
 	rg.r_n = scaled(3000000);
-	t0 = now_ns();
+	timer_start();
 	if (pthread_create(&tid, NULL, pc_consumer, &rg) != 0)
 		fail("pthread_create", NULL, 0, 0);
 	for (i = 0; i < rg.r_n; i++) {
@@ -452,7 +515,7 @@ wl_prodcons(double *secs)
 		atomic_store_explicit(&rg.r_tail, i + 1, memory_order_release);
 	}
 	(void) pthread_join(tid, NULL);
-	*secs = (double)(now_ns() - t0) / 1e9;
+	timer_stop();
 	if (rg.r_sum != sum)
 		fail("consumer saw other sizes than the producer made", NULL,
 		    0, 0);
@@ -497,14 +560,14 @@ ra_verify(const unsigned char *p, size_t len, int b, uint64_t rep)
 }
 
 static uint64_t
-wl_realloc(double *secs)
+wl_realloc(void)
 {
 	unsigned char *buf[RA_NBUF];
 	size_t len[RA_NBUF];
-	uint64_t reps = scaled(40), rep, calls = 0, t0, seed = 42;
+	uint64_t reps = scaled(40), rep, calls = 0, seed = 42;
 	int b, busy;
 
-	t0 = now_ns();
+	timer_start();
 	for (rep = 0; rep < reps; rep++) {
 		/* Doubling, 16 B .. 256 KiB. */
 		memset(buf, 0, sizeof (buf));
@@ -556,7 +619,7 @@ wl_realloc(double *secs)
 			free(buf[b]);
 		}
 	}
-	*secs = (double)(now_ns() - t0) / 1e9;
+	timer_stop();
 	return (calls);
 }
 
@@ -569,6 +632,7 @@ wl_realloc(double *secs)
  *   3. burst B: FRAG_N/4 objects of other sizes (1.5x + 8), filled
  *   4. free burst B (the survivors of A stay)
  *   5. idle opt_idle_ms (no allocator calls): is memory given back?
+ *   6. free the rest of A (RSS read at once, no idling)
  * RSS after each step; live bytes are what the program asked for.
  * ------------------------------------------------------------------------
  */
@@ -617,19 +681,16 @@ frag_free(fobj_t *o, uint64_t id)
 }
 
 static uint64_t
-wl_frag(double *secs)
+wl_frag(void)
 {
 	size_t na = scaled(FRAG_N), nb = na / 4, i;
-	fobj_t *a = calloc(na, sizeof (fobj_t));
-	fobj_t *b = calloc(nb, sizeof (fobj_t));
+	fobj_t *a = harness_alloc(na * sizeof (fobj_t));
+	fobj_t *b = harness_alloc(nb * sizeof (fobj_t));
 	long long live = 0;
-	uint64_t t0, t;
 	struct timespec idle;
 
-	if (a == NULL || b == NULL)
-		fail("harness arrays", NULL, 0, 0);
 	extra_add("rss0_kb", status_kb("VmRSS"));
-	t0 = now_ns();
+	timer_start();
 	for (i = 0; i < na; i++) {
 		frag_alloc(&a[i], frag_size(i), i);
 		live += a[i].f_size;
@@ -656,18 +717,19 @@ wl_frag(double *secs)
 	}
 	extra_add("live4_kb", live / 1024);
 	extra_add("rss4_kb", status_kb("VmRSS"));
-	t = now_ns() - t0;
+	timer_stop();
 	idle.tv_sec = opt_idle_ms / 1000;
 	idle.tv_nsec = (opt_idle_ms % 1000) * 1000000;
 	(void) nanosleep(&idle, NULL);
 	extra_add("rss5_kb", status_kb("VmRSS"));
 	extra_add("idle_ms", opt_idle_ms);
-	t0 = now_ns();
+	timer_start();
 	for (i = 0; i < na; i += 8)
 		frag_free(&a[i], i);
-	*secs = (double)(t + now_ns() - t0) / 1e9;
-	free(a);
-	free(b);
+	timer_stop();
+	extra_add("rss6_kb", status_kb("VmRSS"));
+	harness_free(a, na * sizeof (fobj_t));
+	harness_free(b, nb * sizeof (fobj_t));
 	return (na + nb);
 }
 
@@ -693,16 +755,16 @@ scale_thread(void *arg)
 }
 
 static uint64_t
-wl_scale(int nthr, double *secs)
+wl_scale(int nthr)
 {
 	scale_arg_t sa[64];
 	pthread_t tid[64];
-	uint64_t n = scaled(10000000), t0;
+	uint64_t n = scaled(10000000);
 	int t;
 
 	if (nthr < 1 || nthr > 64)
 		fail("thread count out of 1..64", NULL, 0, (uint64_t)nthr);
-	t0 = now_ns();
+	timer_start();
 	for (t = 0; t < nthr; t++) {
 		sa[t].sa_n = n;
 		sa[t].sa_base = (uint64_t)t * n;
@@ -711,7 +773,7 @@ wl_scale(int nthr, double *secs)
 	}
 	for (t = 0; t < nthr; t++)
 		(void) pthread_join(tid[t], NULL);
-	*secs = (double)(now_ns() - t0) / 1e9;
+	timer_stop();
 	return (n * (uint64_t)nthr);
 }
 
@@ -743,7 +805,8 @@ int
 main(int argc, char **argv)
 {
 	uint64_t ops;
-	double secs = 0;
+	long rss, hwm;
+	int threaded = 0;
 	int c;
 
 	while ((c = getopt(argc, argv, "s:i:")) != -1) {
@@ -770,26 +833,33 @@ main(int argc, char **argv)
 
 		if (size < 16 || size > (1L << 24))
 			usage();
-		ops = wl_pair((size_t)size, &secs);
+		ops = wl_pair((size_t)size);
 	} else if (strcmp(wl_name, "batch") == 0) {
-		ops = wl_batch(&secs);
+		ops = wl_batch();
 	} else if (strcmp(wl_name, "larson") == 0) {
-		ops = wl_larson(&secs);
+		ops = wl_larson();
+		threaded = 1;
 	} else if (strcmp(wl_name, "prodcons") == 0) {
-		ops = wl_prodcons(&secs);
+		ops = wl_prodcons();
+		threaded = 1;
 	} else if (strcmp(wl_name, "realloc") == 0) {
-		ops = wl_realloc(&secs);
+		ops = wl_realloc();
 	} else if (strcmp(wl_name, "frag") == 0) {
-		ops = wl_frag(&secs);
+		ops = wl_frag();
 	} else if (strncmp(wl_name, "scale-", 6) == 0) {
-		ops = wl_scale((int)strtol(wl_name + 6, NULL, 10), &secs);
+		ops = wl_scale((int)strtol(wl_name + 6, NULL, 10));
+		threaded = 1;
 	} else {
 		usage();
 		return (2);
 	}
-	printf("RESULT wl=%s ops=%llu secs=%.6f ns_per_op=%.3f hwm_kb=%ld "
-	    "rss_kb=%ld malloc_from=%s%s\n", wl_name, (unsigned long long)ops,
-	    secs, secs * 1e9 / (double)ops, status_kb("VmHWM"),
-	    status_kb("VmRSS"), malloc_origin(), extra);
+	rss = status_kb("VmRSS");
+	hwm = status_kb("VmHWM");
+	printf("RESULT wl=%s ops=%llu clock=%s ns_per_op=%.3f secs=%.6f "
+	    "cpu_secs=%.6f hwm_kb=%ld rss_kb=%ld malloc_from=%s%s\n", wl_name,
+	    (unsigned long long)ops, threaded ? "wall" : "cpu",
+	    (double)(threaded ? tm_wall : tm_cpu) / (double)ops,
+	    (double)tm_wall / 1e9, (double)tm_cpu / 1e9,
+	    hwm > rss_seen ? hwm : rss_seen, rss, malloc_origin(), extra);
 	return (0);
 }

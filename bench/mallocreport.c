@@ -31,20 +31,23 @@
 #define	CANDIDATE	"libumem"	/* everything else is a peer */
 
 /* The fragmentation replay's steps: RESULT keys and what they mean. */
-#define	NFRAG		6
+#define	NFRAG		7
+#define	FRAG_IDLE	5	/* the step after idling */
 static const char *const frag_rss_key[NFRAG] = {
-	"rss0_kb", "rss1_kb", "rss2_kb", "rss3_kb", "rss4_kb", "rss5_kb"
+	"rss0_kb", "rss1_kb", "rss2_kb", "rss3_kb", "rss4_kb", "rss5_kb",
+	"rss6_kb"
 };
 static const char *const frag_live_key[NFRAG] = {
-	NULL, "live1_kb", "live2_kb", "live3_kb", "live4_kb", "live4_kb"
+	NULL, "live1_kb", "live2_kb", "live3_kb", "live4_kb", "live4_kb", NULL
 };
 static const char *const frag_step[NFRAG] = {
 	"at start",
-	"1. after burst A (250k objects, 16 B..4 KiB)",
+	"1. after burst A (objects of 16 B..4 KiB)",
 	"2. after freeing 7 of every 8 of A",
-	"3. after burst B (62k objects, other sizes)",
+	"3. after burst B (1/4 as many, 1.5x + 8 B)",
 	"4. after freeing B",
 	"5. after idling (no calls)",
+	"6. after freeing the rest (no idling)",
 };
 
 static char alloc[MAXA][32];
@@ -61,6 +64,7 @@ static long idle_ms = -1;
 /* Per allocator, workload, repetition; NAN = no run yet. */
 static double t_ns[MAXA][MAXW][MAXR];
 static double hwm[MAXA][MAXW][MAXR];
+static double cpus[MAXA][MAXW][MAXR];	/* CPU time / wall time */
 static int failed[MAXA][MAXW];
 static double frag_rss[MAXA][NFRAG][MAXR];
 static double frag_live[NFRAG];
@@ -116,14 +120,14 @@ cmp_dbl(const void *x, const void *y)
 	return (a < b ? -1 : a > b);
 }
 
-/* Median of the finite values; NAN if none. */
+/* Median of the finite values of v[0..n), n <= MAXA * MAXW; NAN if none. */
 static double
 median(const double *v, int n)
 {
-	double s[MAXR];
+	double s[MAXA * MAXW];
 	int i, k = 0;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n && i < MAXA * MAXW; i++)
 		if (isfinite(v[i]))
 			s[k++] = v[i];
 	if (k == 0)
@@ -186,13 +190,15 @@ parse(const char *path)
 	for (a = 0; a < MAXA; a++)
 		for (i = 0; i < MAXW; i++)
 			for (r = 0; r < MAXR; r++)
-				t_ns[a][i][r] = hwm[a][i][r] = NAN;
+				t_ns[a][i][r] = hwm[a][i][r] =
+				    cpus[a][i][r] = NAN;
 	for (a = 0; a < MAXA; a++)
 		for (k = 0; k < NFRAG; k++)
 			for (r = 0; r < MAXR; r++)
 				frag_rss[a][k][r] = NAN;
 	for (k = 0; k < NFRAG; k++)
 		frag_live[k] = NAN;
+	frag_live[NFRAG - 1] = 0;
 	while (fgets(line, sizeof (line), fp) != NULL) {
 		line[strcspn(line, "\n")] = '\0';
 		if (strncmp(line, "# allocs ", 9) == 0) {
@@ -242,6 +248,11 @@ parse(const char *path)
 			t_ns[a][i][r] = strtod(v, NULL);
 			if (field(line, "hwm_kb", v, sizeof (v)) != NULL)
 				hwm[a][i][r] = strtod(v, NULL) / 1024;
+			if (field(line, "secs", v, sizeof (v)) != NULL &&
+			    field(line, "cpu_secs", w, sizeof (w)) != NULL &&
+			    strtod(v, NULL) > 0)
+				cpus[a][i][r] = strtod(w, NULL) /
+				    strtod(v, NULL);
 			if (strcmp(w, "frag") != 0)
 				continue;
 			for (k = 0; k < NFRAG; k++) {
@@ -361,27 +372,32 @@ header(const char *first, const char *second)
 	printf("\n");
 }
 
-/* Run-to-run spread of the times: (max - min) / median, per cell. */
+/*
+ * Run-to-run spread of the times per cell: the range of the middle runs
+ * (the fastest and slowest quarter dropped, as a busy spell of the
+ * machine hits a few runs hard) over the median.
+ */
 static void
 spread(void)
 {
 	double all[MAXA * MAXW], worst = 0;
-	int a, i, r, n = 0, wa = -1, wi = -1;
+	int a, i, r, n = 0, wa = -1, wi = -1, over = 0;
 
 	for (a = 0; a < nalloc; a++) {
 		for (i = 0; i < nwl; i++) {
-			double lo = INFINITY, hi = -INFINITY, s;
+			double v[MAXR], s;
+			int k = 0, q;
 
-			if (!isfinite(med_t[a][i]))
+			for (r = 0; r < nrep; r++)
+				if (isfinite(t_ns[a][i][r]))
+					v[k++] = t_ns[a][i][r];
+			if (k < 2)
 				continue;
-			for (r = 0; r < nrep; r++) {
-				if (!isfinite(t_ns[a][i][r]))
-					continue;
-				lo = fmin(lo, t_ns[a][i][r]);
-				hi = fmax(hi, t_ns[a][i][r]);
-			}
-			s = (hi - lo) / med_t[a][i];
+			qsort(v, (size_t)k, sizeof (double), cmp_dbl);
+			q = k / 4;
+			s = (v[k - 1 - q] - v[q]) / median(v, k);
 			all[n++] = s;
+			over += s > 0.10;
 			if (s > worst) {
 				worst = s;
 				wa = a;
@@ -389,11 +405,41 @@ spread(void)
 			}
 		}
 	}
-	if (n == 0 || nrep < 2)
+	if (n == 0 || wa < 0)
 		return;
-	printf("Run-to-run spread of the times, (max - min) / median: median "
-	    "cell %.0f%%, widest %.0f%% (%s, %s).\n", 100 * median(all, n),
-	    100 * worst, alloc[wa], wl[wi]);
+	printf("\nRun-to-run spread of the times (range of the middle runs, "
+	    "the fastest and\nslowest quarter dropped, over the median): "
+	    "median cell %.0f%%, %d of %d cells\nover 10%%, widest %.0f%% "
+	    "(%s, %s).\n", 100 * median(all, n), over, n, 100 * worst,
+	    alloc[wa], wl[wi]);
+}
+
+/*
+ * How much of the machine the runs had: the 2-thread scaling runs keep
+ * two threads busy, so CPU time / wall time near the number of CPUs
+ * says nothing else ran.  Less: the wall-clock rows (larson, prodcons,
+ * scale) measured the machine's other load as much as the allocators.
+ */
+static void
+busy(void)
+{
+	double all[MAXA * MAXR];
+	int a, r, n = 0, i = find(wl, nwl, "scale-2");
+
+	if (i < 0)
+		return;
+	for (a = 0; a < nalloc; a++)
+		for (r = 0; r < nrep; r++)
+			if (isfinite(cpus[a][i][r]) && n < MAXA * MAXR)
+				all[n++] = cpus[a][i][r];
+	if (n == 0)
+		return;
+	printf("The scale-2 runs kept %.2f CPUs busy (median of CPU time / "
+	    "wall time).\n", median(all, n));
+	if (median(all, n) < 1.8)
+		printf("Fewer than 2: other programs were running, so the "
+		    "wall-clock rows (larson,\nprodcons, scale) measured them "
+		    "too; their ratios are less reliable.\n");
 }
 
 static const char *
@@ -483,10 +529,13 @@ tables(void)
 	printf("\n%-11s %-19s", "worst", "");
 	for (a = 0; a < nalloc; a++)
 		cell(worst_t[a], a, -1, " %8.2f");
-	printf("\n  ops: pair/scale: malloc+free pairs (scale: ns of wall "
-	    "time per pair, all\n  threads together); batch: pairs; larson: "
-	    "free+malloc replacements; prodcons:\n  objects passed; realloc: "
-	    "realloc calls; frag: objects (all steps but the idle).\n");
+	printf("\n  Clock: the process's CPU time (user + system) for the "
+	    "one-thread workloads,\n  so that time slices given to other "
+	    "programs do not count; wall time for\n  larson, prodcons and "
+	    "scale-T.  Per op: pair, batch, scale: a malloc+free pair\n  "
+	    "(scale: wall ns per pair, all threads together); larson: a "
+	    "free+malloc\n  replacement; prodcons: an object passed; realloc: "
+	    "a realloc call; frag: an\n  object (all steps but the idle).\n");
 
 	printf("\nTable 2. Peak RSS (VmHWM of the process), ratio to the best "
 	    "peer.\n");
@@ -531,7 +580,7 @@ tables(void)
 		for (k = 0; k < NFRAG; k++) {
 			char st[64];
 
-			if (k == NFRAG - 1 && idle_ms >= 0)
+			if (k == FRAG_IDLE && idle_ms >= 0)
 				snprintf(st, sizeof (st), "5. after idling %ld "
 				    "ms (no calls)", idle_ms);
 			else
@@ -551,12 +600,13 @@ tables(void)
 			cell(med_m[a][i], a, i, " %8.1f");
 		printf("\n%-46s %6s", "RSS after idling / live", "");
 		for (a = 0; a < nalloc; a++)
-			cell(median(frag_rss[a][NFRAG - 1], nrep) /
-			    frag_live[NFRAG - 1], a, i, " %8.2f");
+			cell(median(frag_rss[a][FRAG_IDLE], nrep) /
+			    frag_live[FRAG_IDLE], a, i, " %8.2f");
 		printf("\n  live: bytes the program holds (requested sizes), "
 		    "in MB.\n");
 	}
 	spread();
+	busy();
 	if (nerr > 0) {
 		printf("\nFailed runs (%d):\n", nerr + nerr_dropped);
 		for (k = 0; k < nerr; k++)
@@ -660,12 +710,19 @@ bars(FILE *fp, const char *title, double rat[MAXA][MAXW], double goal,
 	}
 	fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
 	    "stroke=\"#333\"/>\n", left, YPX(1.0), right, YPX(1.0));
-	if (goal > 0 && goal < ymax)
+	/* The goal: a dashed line, labelled after the legend. */
+	if (goal > 0 && goal < ymax) {
+		double lx = left + 110 * nalloc;
+
 		fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
 		    "y2=\"%.1f\" stroke=\"#c00\" stroke-dasharray=\"6,4\"/>\n"
-		    "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c00\" "
-		    "text-anchor=\"end\">%s</text>\n", left, YPX(goal), right,
-		    YPX(goal), right - 4, YPX(goal) - 4, goal_label);
+		    "<line x1=\"%.1f\" y1=\"42\" x2=\"%.1f\" y2=\"42\" "
+		    "stroke=\"#c00\" stroke-dasharray=\"6,4\"/>\n"
+		    "<text x=\"%.1f\" y=\"46\" fill=\"#c00\">", left,
+		    YPX(goal), right, YPX(goal), lx, lx + 30, lx + 36);
+		plot_escape(fp, goal_label);
+		fputs("</text>\n", fp);
+	}
 	fprintf(fp, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
 	    "height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", left, top,
 	    right - left, bottom - top);
@@ -732,12 +789,12 @@ figure(const char *path)
 	    2 * BAR_H + 840);
 	fprintf(fp, "<g transform=\"translate(0,%d)\">\n", y);
 	bars(fp, "Time per operation, ratio to the best peer (median; lower "
-	    "is better)", rat_t, 1.25, "goal for libumem: 1.25x");
+	    "is better)", rat_t, 1.25, "libumem goal: no workload > 1.25x");
 	fputs("</g>\n", fp);
 	y += BAR_H;
 	fprintf(fp, "<g transform=\"translate(0,%d)\">\n", y);
 	bars(fp, "Peak RSS (VmHWM), ratio to the best peer (median; lower is "
-	    "better)", rat_m, 1.10, "1.10x");
+	    "better)", rat_m, 1.10, "libumem goal: geomean <= 1.10x");
 	fputs("</g>\n", fp);
 	y += BAR_H;
 	fprintf(fp, "<g transform=\"translate(0,%d)\">\n", y);

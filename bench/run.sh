@@ -15,7 +15,7 @@ case $build in /*) ;; *) build=$(pwd)/$build ;; esac
 results=$here/results
 mkdir -p "$results"
 
-BENCHES="vmem"
+BENCHES="vmem malloc"
 
 # vmem latency vs fragmentation, next-fit ID rate (issue 2).
 bench_vmem() {
@@ -27,6 +27,13 @@ bench_vmem() {
 	fi
 	mv "$results/vmem.txt.tmp" "$results/vmem.txt" || return 1
 	cat "$results/vmem.txt"
+}
+
+# libumem's malloc against glibc, jemalloc, tcmalloc, mimalloc and TBB
+# under LD_PRELOAD (issue 4): writes results/malloc.{txt,svg,raw}.
+# QUICK=1 makes it a smoke run.
+bench_malloc() {
+	sh "$here/malloc_bench.sh" "$build"
 }
 
 status=0

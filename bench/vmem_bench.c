@@ -446,7 +446,7 @@ kset_build(size_t ki)
 	rm_point(ki, C_RM_FIT, ks->ks_rm_eq, FIT_Q * Q, fit_tail);
 
 	/* Quantum caching, if the object-cache layer is linked in. */
-	if (&vmem_qcache_ops != NULL) {
+	if (vmem_qcache_ops.qc_create != NULL) {
 		ks->ks_vm_qc = vmem_build(&ks->ks_eq, QC_MAX_Q * Q);
 		vmem_point(ki, C_QC, ks->ks_vm_qc, MISS_SAME_Q * Q, 0, 0);
 	}
@@ -843,9 +843,9 @@ main(int argc, char **argv)
 	    "next one up holds the tail.\n"
 	    "  best-fit %s: the request's freelist holds all k "
 	    "fragments, each too small.\n", b1, b2);
-	if (&vmem_qcache_ops == NULL)
+	if (vmem_qcache_ops.qc_create == NULL)
 		printf("  qcache: n/a (no object-cache layer linked: "
-		    "vmem_qcache_ops is absent)\n");
+		    "vmem_qcache_ops has no functions)\n");
 	else
 		printf("  qcache: arena with qcache_max %d quanta; the "
 		    "fragments are made with vmem_xalloc\n", QC_MAX_Q);

@@ -596,6 +596,23 @@ mag_purge(umem_cache_t *cp, int quiescent)
 }
 
 void
+umem_depot_purge(umem_cache_t *cp)
+{
+	umem_magazine_t *full, *empty;
+	umem_magtype_t *mtp;
+
+	umem_lock(&cp->cache_depot_lock);
+	mtp = cp->cache_magtype;
+	if (mtp == NULL) {
+		umem_unlock(&cp->cache_depot_lock);
+		return;
+	}
+	depot_purge(cp, mtp, &full, &empty);
+	umem_unlock(&cp->cache_depot_lock);
+	depot_destroy_lists(cp, mtp, full, empty);
+}
+
+void
 umem_mag_purge(umem_cache_t *cp)
 {
 	mag_purge(cp, 0);

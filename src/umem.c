@@ -584,7 +584,7 @@ qc_free(void *cache, void *buf)
 static void
 qc_reap(void)
 {
-	umem_reap_async();
+	umem_reap_short();
 }
 
 const vmem_qcache_ops_t vmem_qcache_ops = {
@@ -605,15 +605,12 @@ umem_percpu_mode(void)
 	return (umem_percpu_mode_name());
 }
 
-UMEM_EXPORT int
-umem_cache_getstat(umem_cache_t *cp, umem_cache_stat_t *sp)
+/* umem_cache_lock held: no update pass or reap moves objects meanwhile. */
+static void
+cache_getstat_locked(umem_cache_t *cp, umem_cache_stat_t *sp)
 {
 	uint64_t ca, cf, cr;
 
-	if (cp == NULL || sp == NULL || (cp->cache_flags & UMF_DEAD)) {
-		errno = EINVAL;
-		return (-1);
-	}
 	memset(sp, 0, sizeof (*sp));
 	(void) umem_format(sp->cs_name, sizeof (sp->cs_name), "%s",
 	    cp->cache_name);
@@ -674,6 +671,18 @@ umem_cache_getstat(umem_cache_t *cp, umem_cache_stat_t *sp)
 	sp->cs_reap = UMEM_STAT_READ(cp->cache_reap_count);
 	sp->cs_reclaim = UMEM_STAT_READ(cp->cache_reclaim_count);
 	sp->cs_cpu_drain = UMEM_STAT_READ(cp->cache_cpu_drain);
+}
+
+UMEM_EXPORT int
+umem_cache_getstat(umem_cache_t *cp, umem_cache_stat_t *sp)
+{
+	if (cp == NULL || sp == NULL || (cp->cache_flags & UMF_DEAD)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	umem_lock(&umem_cache_lock);
+	cache_getstat_locked(cp, sp);
+	umem_unlock(&umem_cache_lock);
 	return (0);
 }
 
@@ -750,8 +759,7 @@ umem_cache_stats_print(int fd)
 	    cp = cp->cache_next) {
 		uint64_t hit10, inuse;
 
-		if (umem_cache_getstat(cp, &st) != 0)
-			continue;
+		cache_getstat_locked(cp, &st);
 		hit10 = st.cs_alloc == 0 ? 0 :
 		    st.cs_mag_alloc * 1000 / st.cs_alloc;
 		inuse = st.cs_buf_inuse - st.cs_buf_magazine;

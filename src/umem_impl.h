@@ -296,6 +296,7 @@ void umem_depot_ws_reap(umem_cache_t *cp);
 /* Empty every CPU cache and the depot (all objects to the slab layer). */
 void umem_mag_purge(umem_cache_t *cp);
 void umem_mag_purge_quiescent(umem_cache_t *cp);	/* nobody uses cp */
+void umem_depot_purge(umem_cache_t *cp);	/* the depot only */
 /* Grow the magazine size one magtype row if contention asks; 1 if grown. */
 int umem_mag_resize_check(umem_cache_t *cp);
 void umem_mag_resize(umem_cache_t *cp);
@@ -323,6 +324,7 @@ extern volatile int umem_update_need_start;
 void umem_update_all(void);		/* one pass (the thread's body) */
 void umem_reap_now(void);		/* unthrottled reap of every cache */
 void umem_reap_async(void);		/* ask the update thread to reap */
+void umem_reap_short(void);		/* an arena is short: give all back */
 void umem_reap_failing(void);		/* throttled, never blocks on locks */
 void umem_fork_init(void);
 extern uint64_t umem_update_passes;	/* passes run (tests wait on it) */

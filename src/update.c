@@ -27,9 +27,14 @@
  * previous one, so a slow pass throttles itself.
  *
  * umem_reap(): reclaim callbacks, then the same depot reap; throttled to
- * once per reap_interval.  vmem calls qc_reap (umem_reap_async) when an
- * arena runs short: that only wakes the thread, since vmem may be deep in
- * a call chain.
+ * once per reap_interval.  vmem calls qc_reap (umem_reap_short) when an
+ * arena cannot satisfy a request, with its own lock dropped: then every
+ * cache's reclaim callback runs, every depot is emptied (working set or
+ * not), spare slabs go back, and quantum caches also give back their CPU
+ * magazines - memory is short, and a VM_SLEEP caller may otherwise wait
+ * for ever on resources parked in caches (also with no update thread).
+ * It only trylocks the cache list, since vmem may be called from within a
+ * pass of the update thread.
  *
  * Fork (pthread_atfork), one lock order (see umem_impl.h):
  *   prepare: umem_init_lock, umem_update_lock, umem_cache_lock, then for
@@ -181,6 +186,29 @@ umem_reap(void)
 	if (!umem_ready || !reap_due())
 		return;
 	umem_reap_now();
+}
+
+void
+umem_reap_short(void)
+{
+	umem_cache_t *cp;
+
+	if (!umem_ready || !umem_trylock(&umem_cache_lock))
+		return;
+	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
+	    cp = cp->cache_next) {
+		if (cp->cache_reclaim != NULL) {
+			cp->cache_reclaim(cp->cache_private);
+			UMEM_STAT_ADD(cp->cache_reclaim_count, 1);
+		}
+		if (cp->cache_cflags & UMC_QCACHE)
+			umem_mag_purge(cp);
+		else
+			umem_depot_purge(cp);
+		(void) umem_slab_release_spare(cp, 1);
+		UMEM_STAT_ADD(cp->cache_reap_count, 1);
+	}
+	umem_unlock(&umem_cache_lock);
 }
 
 void

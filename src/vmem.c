@@ -1602,7 +1602,11 @@ vmem_destroy(vmem_t *vmp)
 	}
 	vmp->vm_qcache_max = 0;
 
-	umem_lock(&vmp->vm_lock);
+	/*
+	 * The arena is off the list and its caches are gone: nobody else can
+	 * reach it, so no lock is needed (and none may be held while calling
+	 * the source's free function).
+	 */
 	if (vmp->vm_mem_inuse != 0)
 		umem_report("vmem_destroy('%s'): leaked %zu bytes",
 		    vmp->vm_name, (size_t)vmp->vm_mem_inuse);
@@ -1626,7 +1630,6 @@ vmem_destroy(vmem_t *vmp)
 	if (vmp->vm_hash_old != NULL)
 		vmem_hash_table_free(vmp, vmp->vm_hash_old,
 		    vmp->vm_hash_old_mask + 1);
-	umem_unlock(&vmp->vm_lock);
 	umem_lock_destroy(&vmp->vm_lock);
 	(void) pthread_cond_destroy(&vmp->vm_cv);
 	umem_pool_free(&vmem_arena_pool, vmp);
