@@ -180,7 +180,7 @@ static int
 parse(const char *path)
 {
 	FILE *fp = fopen(path, "r");
-	char line[4096], v[256], w[256];
+	char line[4096], v[256], w[256], c[256];
 	int a, i, k, r;
 
 	if (fp == NULL) {
@@ -249,9 +249,9 @@ parse(const char *path)
 			if (field(line, "hwm_kb", v, sizeof (v)) != NULL)
 				hwm[a][i][r] = strtod(v, NULL) / 1024;
 			if (field(line, "secs", v, sizeof (v)) != NULL &&
-			    field(line, "cpu_secs", w, sizeof (w)) != NULL &&
+			    field(line, "cpu_secs", c, sizeof (c)) != NULL &&
 			    strtod(v, NULL) > 0)
-				cpus[a][i][r] = strtod(w, NULL) /
+				cpus[a][i][r] = strtod(c, NULL) /
 				    strtod(v, NULL);
 			if (strcmp(w, "frag") != 0)
 				continue;

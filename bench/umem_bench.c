@@ -310,15 +310,15 @@ thr_main(void *arg)
 
 /*
  * Million pairs (or loop iterations) per second with nt threads, all on
- * cp (private: a cache each; cp NULL: compute loop); median of reps.
+ * cp (private: a cache each; cp NULL: compute loop); one run.
  */
 static double
 throughput(umem_cache_t *cp, int nt, int private)
 {
-	double v[32];
-	int r, i, reps = opt_reps < 32 ? opt_reps : 32;
+	double v = 0;
+	int i;
 
-	for (r = 0; r < reps; r++) {
+	{
 		pthread_t tid[MAXT];
 		thr_t t[MAXT];
 		atomic_int go = 0, stop = 0, ready = 0;
@@ -349,10 +349,16 @@ throughput(umem_cache_t *cp, int nt, int private)
 			pthread_join(tid[i], NULL);
 			total += t[i].t_pairs;
 		}
-		v[r] = (double)total / ((double)(now_ns() - t0) / 1e9) / 1e6;
+		v = (double)total / ((double)(now_ns() - t0) / 1e9) / 1e6;
 	}
-	qsort(v, (size_t)reps, sizeof (double), cmp_dbl);
-	return (v[reps / 2]);
+	return (v);
+}
+
+static double
+median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof (double), cmp_dbl);
+	return (v[n / 2]);
 }
 
 static void
@@ -372,11 +378,24 @@ bench_threads(res_t *r)
 	for (i = 0; i < r->r_ncpu; i++)
 		CPU_SET(nth_cpu(i), &all);
 	(void) sched_setaffinity(0, sizeof (all), &all);
+	/*
+	 * Interleaved: each repetition measures every configuration, so
+	 * that load from elsewhere falls on all of them alike.
+	 */
 	for (nt = 1; nt <= MAXT; nt++) {
-		r->r_thr_mag[nt] = throughput(mc, nt, 0);
-		r->r_thr_nomag[nt] = throughput(nc, nt, 0);
-		r->r_thr_private[nt] = throughput(NULL, nt, 1);
-		r->r_thr_compute[nt] = throughput(NULL, nt, 0);
+		double v[4][32];
+		int rep, reps = opt_reps < 32 ? opt_reps : 32;
+
+		for (rep = 0; rep < reps; rep++) {
+			v[0][rep] = throughput(mc, nt, 0);
+			v[1][rep] = throughput(nc, nt, 0);
+			v[2][rep] = throughput(NULL, nt, 1);
+			v[3][rep] = throughput(NULL, nt, 0);
+		}
+		r->r_thr_mag[nt] = median(v[0], reps);
+		r->r_thr_nomag[nt] = median(v[1], reps);
+		r->r_thr_private[nt] = median(v[2], reps);
+		r->r_thr_compute[nt] = median(v[3], reps);
 	}
 	umem_cache_destroy(mc);
 	umem_cache_destroy(nc);
@@ -803,9 +822,9 @@ run_mode(char **argv0, const char *umem_options, res_t *r)
 static void
 write_svg(const char *path, const res_t *rs, int nr)
 {
-	static double x[MAXT], ythr[4][MAXT], xs[NSIZES], ylat[6][NSIZES];
-	static char lab[10][96];
-	plot_series_t s1[4], s2[6];
+	static double x[MAXT], ythr[5][MAXT], xs[NSIZES], ylat[6][NSIZES];
+	static char lab[11][96];
+	plot_series_t s1[5], s2[6];
 	plot_t p[2];
 	int i, k, n1 = 0, n2 = 0;
 
@@ -853,6 +872,19 @@ write_svg(const char *path, const res_t *rs, int nr)
 		s2[n2].ps_y = ylat[2 * k + 1];
 		n2++;
 	}
+	/* Linear scaling from one thread, up to the number of CPUs. */
+	for (i = 0; i < MAXT; i++)
+		ythr[4][i] = rs[0].r_thr_mag[1] * (double)(i + 1 <
+		    rs[0].r_ncpu ? i + 1 : rs[0].r_ncpu);
+	snprintf(lab[10], sizeof (lab[0]), "linear scaling to %d CPUs "
+	    "(magazines, %.31s)", rs[0].r_ncpu, rs[0].r_mode);
+	s1[n1].ps_label = lab[10];
+	s1[n1].ps_color = "#999999";
+	s1[n1].ps_dashed = 1;
+	s1[n1].ps_n = MAXT;
+	s1[n1].ps_x = x;
+	s1[n1].ps_y = ythr[4];
+	n1++;
 	for (i = 0; i < NSIZES; i++) {
 		ylat[4][i] = rs[0].r_locks;
 		ylat[5][i] = rs[0].r_malloc[i];
@@ -906,13 +938,29 @@ yesno(int met)
 }
 
 static void
+loadavg(char *buf, size_t len)
+{
+	FILE *fp = fopen("/proc/loadavg", "r");
+
+	buf[0] = '\0';
+	if (fp != NULL) {
+		if (fgets(buf, (int)len, fp) != NULL)
+			buf[strcspn(buf, " ")] = '\0';
+		fclose(fp);
+	}
+}
+
+static void
 summary(const res_t *rs, int nr)
 {
 	const res_t *rq = &rs[0];
 	double pair = rq->r_mag[SIZE_MAIN];
 	double vs = rq->r_nomag[SIZE_MAIN] / pair;
 	double sc2 = rq->r_thr_mag[2] / rq->r_thr_mag[1];
+	double ctl = rq->r_thr_compute[2] / rq->r_thr_compute[1];
 	int k, is_rseq = strncmp(rq->r_mode, "rseq", 4) == 0;
+	/* The machine gave two CPUs' worth to the control loop? */
+	int quiet = ctl >= 1.8 && ctl <= 2.2;
 
 	printf("== Summary, 64-byte objects\n\n");
 	printf("%-44s", "");
@@ -975,10 +1023,12 @@ summary(const res_t *rs, int nr)
 	printf("  [%s] magazines >= %.0fx faster than magazine-less: %.2fx\n",
 	    yesno(vs >= GOAL_VS_NOMAG), GOAL_VS_NOMAG, vs);
 	printf("  [%s] 2 threads on 2 cores >= %.1fx one thread: %.2fx%s "
-	    "(%s; the compute loop: %.2fx)\n",
-	    yesno(sc2 >= GOAL_SCALE2 && rq->r_ncpu >= 2), GOAL_SCALE2, sc2,
-	    rq->r_ncpu >= 2 ? "" : " (fewer than 2 CPUs)", rq->r_mode,
-	    rq->r_thr_compute[2] / rq->r_thr_compute[1]);
+	    "(%s; the compute loop: %.2fx%s)\n", !quiet && !opt_quick ?
+	    "n/a: machine busy" : yesno(sc2 >= GOAL_SCALE2 &&
+	    rq->r_ncpu >= 2), GOAL_SCALE2, sc2,
+	    rq->r_ncpu >= 2 ? "" : " (fewer than 2 CPUs)", rq->r_mode, ctl,
+	    quiet ? "" : ", not 1.8-2.2: other load on the CPUs, throughput "
+	    "figures unreliable");
 	printf("  [%s] thrash loop within the 1/M bound in every mode\n",
 	    rs[0].r_ok && (nr < 2 || rs[1].r_ok) ? "yes" : "NO");
 }
@@ -997,6 +1047,7 @@ main(int argc, char **argv)
 	const char *childfd = NULL;
 	res_t rs[2];
 	struct utsname un;
+	char la0[32], la1[32];
 	int i, rc = 0;
 
 	for (i = 1; i < argc; i++) {
@@ -1023,6 +1074,7 @@ main(int argc, char **argv)
 		return (child_main(childfd));
 
 	(void) uname(&un);
+	loadavg(la0, sizeof (la0));
 	printf("umem_bench: object caches and magazines (Bonwick & Adams "
 	    "2001 §3.8; Bonwick 1994)\n");
 	printf("  %s %s, glibc %s, %d CPUs, compiler %s\n", un.sysname,
@@ -1033,6 +1085,8 @@ main(int argc, char **argv)
 	    run_mode(argv, "percpu=thread", &rs[1]) != 0)
 		return (1);
 	summary(rs, 2);
+	loadavg(la1, sizeof (la1));
+	printf("  load average (1 min) before %s, after %s\n", la0, la1);
 	if (opt_svg != NULL)
 		write_svg(opt_svg, rs, 2);
 	if (!rs[0].r_ok || !rs[1].r_ok)

@@ -97,6 +97,29 @@ umem_magtype_initial(size_t chunksize)
 }
 
 /*
+ * The malloc size classes start bigger than the table's initial row
+ * (departure, docs/DESIGN.md §5): the largest row that growth could reach
+ * (chunk < previous row's maxbuf) whose magazine holds at most
+ * UMEM_MAG_MALLOC_BYTES of objects.  Growth waits for depot contention,
+ * which a single thread never causes, and a program that allocates a
+ * burst and frees it (or frees across threads) pays a depot exchange
+ * every M objects: M = 15 for 64 bytes, 3 for 1 KiB.
+ */
+#define	UMEM_MAG_MALLOC_BYTES	(16 * 1024)
+
+umem_magtype_t *
+umem_magtype_malloc(size_t chunksize)
+{
+	umem_magtype_t *mtp = umem_magtype_initial(chunksize);
+
+	while (mtp + 1 < umem_magtype + UMEM_NMAGTYPES &&
+	    chunksize < mtp->mt_maxbuf &&
+	    (mtp + 1)->mt_magsize * chunksize <= UMEM_MAG_MALLOC_BYTES)
+		mtp++;
+	return (mtp);
+}
+
+/*
  * ---- depot ----
  */
 static void

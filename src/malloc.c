@@ -195,7 +195,7 @@ malloc_trim(size_t pad)
 	(void) pad;
 	if (!__atomic_load_n(&umem_alloc_ready, __ATOMIC_ACQUIRE))
 		return (0);
-	umem_reap_now();
+	umem_trim();
 	return (1);
 }
 

@@ -254,4 +254,37 @@ umem_rseq_push(struct umem_cache *cp, void *obj)
 }
 #endif /* UMEM_HAVE_RSEQ */
 
+/*
+ * The fast paths of umem_cache_alloc()/umem_cache_free(), inline so that
+ * the malloc layer pays no call for them: an rseq pop or push, else the
+ * out-of-line slow path (umem.c), which ends in the same state machine.
+ */
+void *umem_cache_alloc_slow(umem_cache_t *cp, int flags);
+void umem_cache_free_slow(umem_cache_t *cp, void *buf);
+
+static inline __attribute__((always_inline)) void *
+umem_cache_alloc_fast(umem_cache_t *cp, int flags)
+{
+#ifdef UMEM_HAVE_RSEQ
+	if (UMEM_LIKELY(umem_percpu.pc_rseq)) {
+		void *buf = umem_rseq_pop(cp);
+
+		if (UMEM_LIKELY(buf != NULL))
+			return (buf);
+	}
+#endif
+	return (umem_cache_alloc_slow(cp, flags));
+}
+
+static inline __attribute__((always_inline)) void
+umem_cache_free_fast(umem_cache_t *cp, void *buf)
+{
+#ifdef UMEM_HAVE_RSEQ
+	if (UMEM_LIKELY(umem_percpu.pc_rseq) &&
+	    UMEM_LIKELY(umem_rseq_push(cp, buf)))
+		return;
+#endif
+	umem_cache_free_slow(cp, buf);
+}
+
 #endif /* _UMEM_PERCPU_H */

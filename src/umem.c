@@ -354,7 +354,8 @@ umem_cache_create_internal(const char *name, size_t bufsize, size_t align,
 		return (NULL);
 	}
 	if (!(cp->cache_flags & UMF_NOMAGAZINE)) {
-		umem_magtype_t *mtp = umem_magtype_initial(chunk);
+		umem_magtype_t *mtp = (cflags & UMC_PAGEMAP) ?
+		    umem_magtype_malloc(chunk) : umem_magtype_initial(chunk);
 
 		if (mtp->mt_cache != NULL)
 			cp->cache_magtype = mtp;
@@ -441,8 +442,8 @@ umem_nofail_callback(umem_nofail_callback_t *cb)
  * Everything but the rseq hit: kept out of line so that the fast path
  * needs no callee-saved registers and ends in a tail call.
  */
-static __attribute__((noinline)) void *
-cache_alloc_slow(umem_cache_t *cp, int flags)
+__attribute__((noinline)) void *
+umem_cache_alloc_slow(umem_cache_t *cp, int flags)
 {
 	void *buf;
 
@@ -492,8 +493,8 @@ cache_alloc_slow(umem_cache_t *cp, int flags)
 	}
 }
 
-static __attribute__((noinline)) void
-cache_free_slow(umem_cache_t *cp, void *buf)
+__attribute__((noinline)) void
+umem_cache_free_slow(umem_cache_t *cp, void *buf)
 {
 	if (!umem_percpu.pc_rseq && !(cp->cache_flags & UMF_NOMAGAZINE)) {
 		umem_cpu_cache_t *cc = &cp->cache_cpu[umem_percpu_slot()];
@@ -527,26 +528,13 @@ cache_free_slow(umem_cache_t *cp, void *buf)
 UMEM_EXPORT void *
 umem_cache_alloc(umem_cache_t *cp, int flags)
 {
-#ifdef UMEM_HAVE_RSEQ
-	if (UMEM_LIKELY(umem_percpu.pc_rseq)) {
-		void *buf = umem_rseq_pop(cp);
-
-		if (UMEM_LIKELY(buf != NULL))
-			return (buf);
-	}
-#endif
-	return (cache_alloc_slow(cp, flags));
+	return (umem_cache_alloc_fast(cp, flags));
 }
 
 UMEM_EXPORT void
 umem_cache_free(umem_cache_t *cp, void *buf)
 {
-#ifdef UMEM_HAVE_RSEQ
-	if (UMEM_LIKELY(umem_percpu.pc_rseq) &&
-	    UMEM_LIKELY(umem_rseq_push(cp, buf)))
-		return;
-#endif
-	cache_free_slow(cp, buf);
+	umem_cache_free_fast(cp, buf);
 }
 
 /*

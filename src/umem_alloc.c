@@ -51,7 +51,8 @@ umem_cache_t *umem_alloc_table_small[UMEM_SMALL_MAX / 16 + 1];
 umem_cache_t *umem_alloc_table_large[UMEM_MAXBUF / 256 + 1];
 static umem_cache_t *umem_alloc_caches[UMEM_NCLASSES];
 /* Power-of-two classes 16..pagesize, naturally aligned: for memalign. */
-static umem_cache_t *umem_alloc_p2[16];
+#define	UMEM_NP2	17		/* 2^0 .. 2^16 = UMEM_MAXBUF */
+static umem_cache_t *umem_alloc_p2[UMEM_NP2];
 
 vmem_t *umem_oversize_arena;
 uintptr_t umem_free_secret;
@@ -134,7 +135,7 @@ umem_alloc_init_locked(void)
 		    align, NULL, NULL, NULL, NULL, NULL, UMC_PAGEMAP, 0);
 		if (umem_alloc_caches[i] == NULL)
 			return (-1);
-		if (IS_P2(size))
+		if (IS_P2(size) && highbit(size) <= UMEM_NP2)
 			umem_alloc_p2[highbit(size) - 1] = umem_alloc_caches[i];
 	}
 	/* Lookup tables: the smallest class that holds each size. */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include "umem_impl.h"
 #include "pagemap.h"
+#include "percpu.h"
 
 #define	UMEM_SMALL_MAX	1024		/* classes step 16 up to here */
 #define	UMEM_MAXBUF	65536		/* largest class; above: pages */
@@ -51,7 +52,7 @@ umem_block_alloc(size_t size, int umflags)
 
 		if (UMEM_UNLIKELY(cp == NULL))
 			return (umem_block_alloc_slow(size, umflags));
-		buf = umem_cache_alloc(cp, umflags);
+		buf = umem_cache_alloc_fast(cp, umflags);
 		if (UMEM_LIKELY(buf != NULL)) {
 			*(uintptr_t *)buf = 0;
 			return (buf);
@@ -77,7 +78,7 @@ umem_block_free(void *buf, const char *who)
 			return;
 		}
 		*(uintptr_t *)buf = key;
-		umem_cache_free((umem_cache_t *)pm, buf);
+		umem_cache_free_fast((umem_cache_t *)pm, buf);
 		return;
 	}
 	if ((pm & UMEM_PM_LARGE) && IS_P2ALIGNED(buf, umem_pagesize)) {

@@ -306,6 +306,7 @@ void umem_mag_drain_idle(umem_cache_t *cp);
 void umem_mag_cpu_totals(umem_cache_t *cp, uint64_t *allocp, uint64_t *freep,
     uint64_t *roundsp);
 umem_magtype_t *umem_magtype_initial(size_t chunksize);
+umem_magtype_t *umem_magtype_malloc(size_t chunksize);	/* UMC_PAGEMAP */
 
 /* White-box test hooks: snapshot of the caller's CPU cache state. */
 typedef struct umem_cc_state {
@@ -323,6 +324,7 @@ void umem_update_start(void);		/* idempotent; no locks held */
 extern volatile int umem_update_need_start;
 void umem_update_all(void);		/* one pass (the thread's body) */
 void umem_reap_now(void);		/* unthrottled reap of every cache */
+void umem_trim(void);			/* purge every cache: malloc_trim */
 void umem_reap_async(void);		/* ask the update thread to reap */
 void umem_reap_short(void);		/* an arena is short: give all back */
 void umem_reap_failing(void);		/* throttled, never blocks on locks */

@@ -211,6 +211,36 @@ umem_reap_short(void)
 	umem_unlock(&umem_cache_lock);
 }
 
+/*
+ * malloc_trim(): give every cached object back to its slabs and every free
+ * slab back to its arena, now.  Two passes, because purging a cache frees
+ * its magazines into the magazine caches, which the first pass may have
+ * purged already.
+ */
+void
+umem_trim(void)
+{
+	umem_cache_t *cp;
+
+	if (!umem_ready)
+		return;
+	umem_lock(&umem_cache_lock);
+	for (int pass = 0; pass < 2; pass++) {
+		for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
+		    cp = cp->cache_next) {
+			if (cp->cache_reclaim != NULL && pass == 0) {
+				cp->cache_reclaim(cp->cache_private);
+				UMEM_STAT_ADD(cp->cache_reclaim_count, 1);
+			}
+			if (cp->cache_magtype != NULL)
+				umem_mag_purge(cp);
+			(void) umem_slab_release_spare(cp, 1);
+		}
+	}
+	umem_unlock(&umem_cache_lock);
+	vmem_update();
+}
+
 void
 umem_reap_async(void)
 {

@@ -8,6 +8,8 @@
  *
  * Build with -fno-builtin: the compiler must not fold or elide the very
  * calls under test (malloc(SIZE_MAX), free(malloc(n)), malloc+memset).
+ * (Sizes go through opaque() and pointers through launder() where that
+ * matters, so gcc and clang at -O2/-O3 pass without it too.)
  *
  *	cc -std=gnu11 -O2 -fno-builtin -pthread -o malloc_conformance \
  *	    tests/malloc_conformance.c
@@ -44,10 +46,14 @@ opaque(size_t v)
 	return (v);
 }
 
+/*
+ * Hide a pointer and make it escape, so that the compiler can neither
+ * drop an allocation nor track a pointer across free().
+ */
 static void *
 launder(void *p)
 {
-	__asm__ __volatile__("" : "+r" (p));
+	__asm__ __volatile__("" : "+r" (p) : : "memory");
 	return (p);
 }
 
@@ -467,7 +473,7 @@ t_free_errno(void)
 	free(NULL);
 	CHECK(errno == EDOM);
 	for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
-		void *p = malloc(opaque(sizes[i]));
+		void *p = launder(malloc(opaque(sizes[i])));
 
 		CHECK(p != NULL);
 		errno = ERANGE;
@@ -574,7 +580,7 @@ t_realloc_edges(void)
 		free(q);
 
 	/* ... and it really frees: 8 MiB leaves the books */
-	p = malloc(opaque(8 * MiB));
+	p = launder(malloc(opaque(8 * MiB)));
 	CHECK(p != NULL);
 	if (p == NULL)
 		return;
@@ -1171,12 +1177,12 @@ t_mallinfo(void)
 	m0 = mallinfo2();
 	o0 = mallinfo();
 	for (i = 0; i < NSMALL; i++) {
-		v[i] = malloc(opaque(SMALL));
+		v[i] = launder(malloc(opaque(SMALL)));
 		CHECK(v[i] != NULL);
 		if (v[i] != NULL)
 			memset(v[i], 1, SMALL);
 	}
-	big = malloc(opaque(16 * MiB));
+	big = launder(malloc(opaque(16 * MiB)));
 	CHECK(big != NULL);
 	if (big != NULL)
 		memset(big, 1, 16 * MiB);
@@ -1346,6 +1352,91 @@ t_mallopt(void)
 	}
 }
 
+/*
+ * Invalid frees are detected and reported.  glibc aborts with a message
+ * ("free(): double free detected in tcache 2", "free(): invalid pointer");
+ * an allocator may instead report and carry on, but then its heap must
+ * still work.  Silence, or a crash of another kind, fails.
+ */
+static unsigned char static_block[256] __attribute__((aligned(64)));
+
+static void
+after_bad_free(void)
+{
+	int i;
+
+	/* the heap still works after the report */
+	for (i = 0; i < 2000; i++) {
+		size_t n = (size_t)(i * 37) % 3000 + 1;
+		unsigned char *p = malloc(opaque(n));
+
+		if (p == NULL)
+			_exit(3);
+		fill(p, 0, n, (unsigned)i);
+		if (verify(p, 0, n, (unsigned)i) != (size_t)-1)
+			_exit(4);
+		free(p);
+	}
+	_exit(0);
+}
+
+static void
+bad_double_free(void *arg)
+{
+	unsigned char *p = launder(malloc(opaque(64)));
+	unsigned char *q = launder(malloc(opaque(64)));
+	void *again = launder(p);
+
+	(void)arg;
+	free(p);
+	free(again);
+	free(q);
+	after_bad_free();
+}
+
+static void
+bad_interior_free(void *arg)
+{
+	unsigned char *p = launder(calloc(1, opaque(256)));
+
+	(void)arg;
+	free(launder(p + opaque(64)));
+	after_bad_free();
+}
+
+static void
+bad_foreign_free(void *arg)
+{
+	(void)arg;
+	free(launder(static_block + 64));
+	after_bad_free();
+}
+
+static void
+t_invalid_free(void)
+{
+	static const struct {
+		void		(*fn)(void *);
+		const char	*what;
+	} cases[] = {
+		{ bad_double_free, "double free" },
+		{ bad_interior_free, "free of an interior pointer" },
+		{ bad_foreign_free, "free of a static address" },
+	};
+	char out[4096];
+	size_t i;
+
+	for (i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
+		int st = test_in_child(cases[i].fn, NULL, out, sizeof (out));
+		int reported = out[0] != '\0';
+
+		CHECKF((CHILD_ABORTED(st) && reported) ||
+		    (WIFEXITED(st) && WEXITSTATUS(st) == 0 && reported),
+		    "%s: status %#x, report \"%.100s\"", cases[i].what, st,
+		    out);
+	}
+}
+
 /* Many live blocks of random sizes: no overlap, random-order frees. */
 static void
 t_many_blocks(void)
@@ -1477,6 +1568,7 @@ main(int argc, char **argv)
 	RUN(t_malloc_trim);
 	RUN(t_malloc_stats);
 	RUN(t_malloc_info);
+	RUN(t_invalid_free);
 	RUN(t_many_blocks);
 	RUN(t_thread_handoff);
 	RUN(t_mallopt);

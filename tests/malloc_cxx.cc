@@ -88,21 +88,23 @@ t_new_arrays(void)
 		v.push_back(new char[opaque(n)]);
 	for (size_t big : { 65536ul, 200000ul, 1ul << 20, 9ul << 20 })
 		v.push_back(new char[opaque(big)]);
-	for (size_t i = 0; i < v.size(); i++) {
-		size_t len = i < 5000 ? i + 1 : 0;
+	static const size_t bigs[] = { 65536, 200000, 1 << 20, 9 << 20 };
+	auto len = [](size_t i) { return (i < 5000 ? i + 1 : bigs[i - 5000]); };
 
-		if (len == 0) {
-			static const size_t bigs[] = { 65536, 200000,
-			    1 << 20, 9 << 20 };
-			len = bigs[i - 5000];
-		}
-		if (len >= 16 && !aligned(v[i], 16))
+	for (size_t i = 0; i < v.size(); i++) {
+		if (len(i) >= 16 && !aligned(v[i], 16))
 			bad++;
-		if (usable_ours && malloc_usable_size(v[i]) < len)
+		if (usable_ours && malloc_usable_size(v[i]) < len(i))
 			bad++;
-		memset(v[i], (int)(i & 0xff), len);
-		if (v[i][len - 1] != (char)(i & 0xff))
-			bad++;
+		memset(v[i], (int)(i & 0xff), len(i));
+	}
+	/* all live at once: no two may overlap */
+	for (size_t i = 0; i < v.size(); i++) {
+		size_t li = len(i);
+
+		for (size_t j = 0; j < li; j += (li < 4096 ? 1 : 4093))
+			bad += v[i][j] != (char)(i & 0xff);
+		bad += v[i][li - 1] != (char)(i & 0xff);
 	}
 	for (char *p : v)
 		delete[] p;
