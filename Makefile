@@ -63,7 +63,7 @@ BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 EX_SRCS    := $(wildcard examples/*.c)
 EX_BINS    := $(EX_SRCS:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all lib tests test bench benchbins examples fuzz install clean check-symbols
+.PHONY: all lib tests test test-real bench benchbins examples fuzz install clean check-symbols
 
 all: lib
 
@@ -99,10 +99,38 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/lib/libumem.a $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/lib/libumem.a $(LDLIBS)
 
-tests: $(TEST_BINS) $(EX_BINS)
+# The malloc family's own tests are standalone programs, never linked
+# with the library: run on glibc (which proves the suite) and then with
+# LD_PRELOAD=libumem.so.  Not in sanitizer builds (no malloc there).
+MT_BINS := $(BUILD)/malloc-tests/malloc_conformance \
+           $(BUILD)/malloc-tests/malloc_stress
+ifneq ($(shell command -v g++ 2>/dev/null),)
+  MT_BINS += $(BUILD)/malloc-tests/malloc_cxx
+endif
+$(BUILD)/malloc-tests/%: tests/%.c tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) -fno-builtin -pthread -o $@ $< -ldl
+$(BUILD)/malloc-tests/malloc_cxx: tests/malloc_cxx.cc
+	@mkdir -p $(dir $@)
+	g++ -std=c++17 $(OPT) -Wall -Wextra -Werror -Wshadow \
+	    -fno-allocation-dce -pthread -o $@ $<
+ifeq ($(SAN),)
+  MALLOC_TESTS := $(MT_BINS) --preload $(abspath $(BUILD)/lib/libumem.so) \
+                  $(MT_BINS)
+else
+  MT_BINS :=
+  MALLOC_TESTS :=
+endif
+
+tests: $(TEST_BINS) $(EX_BINS) $(MT_BINS)
 
 test: tests lib check-symbols
-	BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+	BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS) $(MALLOC_TESTS)
+
+# Real programs (python3's regression tests, sqlite3, redis) under
+# LD_PRELOAD, compared with their glibc runs; installs what is missing.
+test-real: lib
+	sh tests/real/run.sh $(abspath $(BUILD)/lib/libumem.so)
 
 # We are the allocator: the library must not call the malloc family, nor
 # stdio, which allocates.

@@ -989,8 +989,12 @@ summary(const res_t *rs, int nr)
 		printf(" %14.2f", rs[k].r_mag[SIZE_MAIN] / rs[k].r_locks);
 	printf(" %14s\n", "1.91");
 	printf("%-44s", "speedup, 2 threads vs 1 (magazines)");
-	for (k = 0; k < nr; k++)
-		printf(" %14.2f", rs[k].r_thr_mag[2] / rs[k].r_thr_mag[1]);
+	for (k = 0; k < nr; k++) {
+		double c = rs[k].r_thr_compute[2] / rs[k].r_thr_compute[1];
+
+		printf(" %13.2f%c", rs[k].r_thr_mag[2] / rs[k].r_thr_mag[1],
+		    c >= 1.8 && c <= 2.2 ? ' ' : '*');
+	}
 	printf(" %14s\n", "2.0 (16 at 16)");
 	printf("%-44s", "speedup, 2 threads vs 1 (private caches)");
 	for (k = 0; k < nr; k++)
@@ -1002,6 +1006,7 @@ summary(const res_t *rs, int nr)
 		printf(" %14.2f", rs[k].r_thr_compute[2] /
 		    rs[k].r_thr_compute[1]);
 	printf(" %14s\n", "(the machine)");
+	printf("%-44s\n", "  (*: the compute loop did not get 2 CPUs: busy machine)");
 	printf("%-44s", "speedup, 2 threads vs 1 (UMC_NOMAGAZINE)");
 	for (k = 0; k < nr; k++)
 		printf(" %14.2f", rs[k].r_thr_nomag[2] / rs[k].r_thr_nomag[1]);

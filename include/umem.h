@@ -184,7 +184,8 @@ extern int umem_cache_getstat(umem_cache_t *cp, umem_cache_stat_t *sp);
 
 /*
  * Find a cache by name (first match, in creation order); NULL if none.
- * Includes the library's own caches (umem_magazine_15, umem_slab, ...)
+ * Includes the library's own caches (umem_magazine_15, umem_slab_cache,
+ * umem_bufctl_cache, umem_alloc_64, ...)
  * and vmem quantum caches (<arena>_<size>).
  */
 extern umem_cache_t *umem_cache_lookup(const char *name);

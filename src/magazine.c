@@ -195,16 +195,21 @@ umem_mag_destroy(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
 {
 	uint32_t i;
 
-	for (i = 0; i < nrounds; i++) {
-		void *buf = mp->mag_round[i];
-
-		if (cp->cache_destructor != NULL) {
-			cp->cache_destructor(buf, cp->cache_private);
+	if (cp->cache_destructor != NULL) {
+		for (i = 0; i < nrounds; i++) {
+			cp->cache_destructor(mp->mag_round[i],
+			    cp->cache_private);
 			UMEM_STAT_ADD(cp->cache_dtor, 1);
 		}
-		umem_slab_free(cp, buf);
 	}
-	umem_cache_free(mtp->mt_cache, mp);
+	/*
+	 * Rounds and the magazine itself go straight to their slabs, under
+	 * one lock each (departure, docs/DESIGN.md §4): magazines are
+	 * destroyed to give memory back, and a magazine freed into its
+	 * cache's magazine layer would hold its page for more update passes.
+	 */
+	umem_slab_free_batch(cp, mp->mag_round, nrounds);
+	umem_slab_free(mtp->mt_cache, mp);
 }
 
 /* Destroy a list of magazines whose round arrays end at M or a NULL. */
@@ -246,7 +251,7 @@ umem_depot_ws_reap(umem_cache_t *cp)
 	}
 	while ((mp = empty) != NULL) {
 		empty = mp->mag_next;
-		umem_cache_free(mtp->mt_cache, mp);
+		umem_slab_free(mtp->mt_cache, mp);
 	}
 }
 
@@ -593,7 +598,7 @@ depot_destroy_lists(umem_cache_t *cp, umem_magtype_t *mtp,
 	}
 	while ((mp = empty) != NULL) {
 		empty = mp->mag_next;
-		umem_cache_free(mtp->mt_cache, mp);
+		umem_slab_free(mtp->mt_cache, mp);
 	}
 }
 

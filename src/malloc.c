@@ -46,8 +46,8 @@ calloc(size_t n, size_t m)
 		errno = ENOMEM;
 		return (NULL);
 	}
-	buf = umem_block_alloc(total, 0);
-	/* Large blocks are fresh or released pages: already zero. */
+	buf = umem_block_alloc(total, UMEM_ZERO_LARGE);
+	/* Large blocks are fresh pages, or cleared if reused. */
 	if (buf != NULL && total <= UMEM_MAXBUF)
 		(void) memset(buf, 0, total);
 	return (buf);
@@ -68,7 +68,7 @@ realloc(void *old, size_t size)
 	}
 	pm = umem_pagemap_get(old);
 	if (pm > UMEM_PM_INTERIOR && !(pm & UMEM_PM_LARGE) &&
-	    !((uintptr_t)old & 15)) {
+	    umem_block_is_start((umem_cache_t *)pm, old)) {
 		umem_cache_t *cp = (umem_cache_t *)pm;
 
 		oldsize = cp->cache_bufsize;
@@ -248,11 +248,15 @@ malloc_stats(void)
 	(void) umem_cache_stats_print(STDERR_FILENO);
 }
 
-/* glibc's parameters are accepted and have no effect here. */
+/*
+ * glibc's parameters are accepted and have no effect here; the result is
+ * glibc's (M_MXFAST rejects values above its 160-byte limit).
+ */
 UMEM_EXPORT int
 mallopt(int param, int value)
 {
-	(void) value;
+	if (param == M_MXFAST)
+		return (value >= 0 && (size_t)value <= 80 * sizeof (size_t) / 4);
 	return (param >= -8 && param <= 1 ? 1 : 0);
 }
 
@@ -263,10 +267,8 @@ malloc_info(int options, FILE *fp)
 	size_t arena, inuse, large, n;
 	int fd;
 
-	if (options != 0) {
-		errno = EINVAL;
-		return (-1);
-	}
+	if (options != 0)
+		return (EINVAL);	/* glibc returns it, errno untouched */
 	if (fp == NULL || (fd = fileno(fp)) < 0) {
 		errno = EINVAL;
 		return (-1);

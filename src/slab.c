@@ -56,6 +56,26 @@ roundup_q(size_t x, size_t q)
 	return ((x + q - 1) / q * q);
 }
 
+/*
+ * Caches whose blocks malloc frees by bare pointer (UMF_PAGEMAP) have no
+ * colouring and slabs aligned to a power of two, so the offset of a
+ * pointer within its slab is address arithmetic, and free() can check,
+ * with a multiply instead of a division, that it is the start of a buffer.
+ */
+static void
+umem_slab_pagemap_geometry(umem_cache_t *cp)
+{
+	size_t p2 = cp->cache_slabsize;
+
+	if (!(cp->cache_flags & UMF_PAGEMAP))
+		return;
+	if (!IS_P2(p2))
+		p2 = (size_t)1 << highbit(p2);
+	cp->cache_maxcolor = 0;
+	cp->cache_slab_mask = p2 - 1;
+	cp->cache_chunk_magic = ((uint64_t)1 << 38) / cp->cache_chunksize + 1;
+}
+
 int
 umem_slab_geometry(umem_cache_t *cp, size_t forced)
 {
@@ -87,6 +107,7 @@ umem_slab_geometry(umem_cache_t *cp, size_t forced)
 		cp->cache_chunks = (uint32_t)(avail / chunk);
 		cp->cache_maxcolor = P2ALIGN(avail % chunk, cp->cache_align);
 		cp->cache_bufctl = chunk - sizeof (void *);
+		umem_slab_pagemap_geometry(cp);
 		return (0);
 	} else {
 		size_t best = 0, bestwaste = SIZE_MAX, n;
@@ -112,6 +133,7 @@ umem_slab_geometry(umem_cache_t *cp, size_t forced)
 		cp->cache_slabsize = best;
 		cp->cache_chunks = (uint32_t)(best / chunk);
 		cp->cache_maxcolor = P2ALIGN(best % chunk, cp->cache_align);
+		umem_slab_pagemap_geometry(cp);
 		return (0);
 	}
 }
@@ -230,6 +252,8 @@ slab_create(umem_cache_t *cp)
 
 	if (!(cp->cache_flags & UMF_HASH))
 		xalign = slabsize;	/* buf -> slab by address arithmetic */
+	else if (cp->cache_flags & UMF_PAGEMAP)
+		xalign = cp->cache_slab_mask + 1;	/* see above */
 	else
 		xalign = cp->cache_align > cp->cache_arena_quantum ?
 		    cp->cache_align : 0;
@@ -313,12 +337,25 @@ slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
 
 	if (cp->cache_flags & UMF_HASH) {
 		umem_bufctl_t *bcp = sp->slab_head, *next;
+		void *recs[UMEM_VOID_FRACTION * 4];
+		size_t n = 0;
 
+		/*
+		 * Straight to their slabs, not the magazine layer: slabs are
+		 * destroyed when memory goes back (reap, spare), and records
+		 * parked in magazines would hold their pages for more passes.
+		 */
 		for (; bcp != NULL; bcp = next) {
 			next = bcp->bc_next;
-			umem_cache_free(umem_bufctl_cache, bcp);
+			recs[n++] = bcp;
+			if (n == sizeof (recs) / sizeof (recs[0])) {
+				umem_slab_free_batch(umem_bufctl_cache, recs,
+				    n);
+				n = 0;
+			}
 		}
-		umem_cache_free(umem_slab_cache, sp);
+		umem_slab_free_batch(umem_bufctl_cache, recs, n);
+		umem_slab_free(umem_slab_cache, sp);
 	}
 	if (cp->cache_flags & UMF_PAGEMAP)
 		(void) umem_pagemap_set(mem, cp->cache_slabsize, 0, 0);
@@ -409,13 +446,18 @@ umem_slab_alloc(umem_cache_t *cp)
 	return (buf);
 }
 
-void
-umem_slab_free(umem_cache_t *cp, void *buf)
+/*
+ * Return one buffer to its slab, cache_lock held.  A slab that empties
+ * becomes the spare, or (if there is one) goes on *deadp for the caller
+ * to destroy after dropping the lock.  -1 (lock dropped, error reported)
+ * if buf is not a buffer of cp.
+ */
+static int
+slab_free_locked(umem_cache_t *cp, void *buf, umem_slab_t **deadp)
 {
-	umem_slab_t *sp, *dead = NULL;
+	umem_slab_t *sp;
 	umem_bufctl_t *bcp;
 
-	umem_lock(&cp->cache_lock);
 	if (cp->cache_flags & UMF_HASH) {
 		umem_bufctl_t **prevp = UMEM_HASH(cp, buf);
 		uint64_t depth = 1;
@@ -426,13 +468,8 @@ umem_slab_free(umem_cache_t *cp, void *buf)
 		}
 		cp->cache_hash_lookup++;
 		cp->cache_hash_depth += depth;
-		if (bcp == NULL) {
-			umem_unlock(&cp->cache_lock);
-			umem_error("umem_cache_free: '%s' (%p): buffer %p was "
-			    "not allocated from this cache", cp->cache_name,
-			    (void *)cp, buf);
-			return;
-		}
+		if (bcp == NULL)
+			goto bad;
 		*prevp = bcp->bc_next;
 		sp = bcp->bc_slab;
 	} else {
@@ -441,13 +478,8 @@ umem_slab_free(umem_cache_t *cp, void *buf)
 		if (sp->slab_cache != cp || (char *)buf <
 		    (char *)sp->slab_base || (size_t)((char *)buf -
 		    (char *)sp->slab_base) % cp->cache_chunksize != 0 ||
-		    sp->slab_refcnt == 0) {
-			umem_unlock(&cp->cache_lock);
-			umem_error("umem_cache_free: '%s' (%p): buffer %p was "
-			    "not allocated from this cache", cp->cache_name,
-			    (void *)cp, buf);
-			return;
-		}
+		    sp->slab_refcnt == 0)
+			goto bad;
 		bcp = (umem_bufctl_t *)((char *)buf + cp->cache_bufctl);
 	}
 	if (sp->slab_head == NULL) {
@@ -473,28 +505,84 @@ umem_slab_free(umem_cache_t *cp, void *buf)
 			cp->cache_spare_pass =
 			    UMEM_STAT_READ(umem_update_passes);
 		} else {
-			dead = sp;
 			cp->cache_buftotal -= sp->slab_chunks;
 			cp->cache_slab_destroy++;
+			sp->slab_next = *deadp;
+			*deadp = sp;
 		}
 	}
+	return (0);
+bad:
 	umem_unlock(&cp->cache_lock);
-	if (dead != NULL)
-		slab_destroy(cp, dead);
+	umem_error("umem_cache_free: '%s' (%p): buffer %p was "
+	    "not allocated from this cache", cp->cache_name, (void *)cp, buf);
+	return (-1);
+}
+
+static void
+slab_destroy_list(umem_cache_t *cp, umem_slab_t *dead)
+{
+	umem_slab_t *sp;
+
+	while ((sp = dead) != NULL) {
+		dead = sp->slab_next;
+		slab_destroy(cp, sp);
+	}
+}
+
+void
+umem_slab_free(umem_cache_t *cp, void *buf)
+{
+	umem_slab_t *dead = NULL;
+
+	umem_lock(&cp->cache_lock);
+	if (slab_free_locked(cp, buf, &dead) != 0)
+		return;
+	umem_unlock(&cp->cache_lock);
+	slab_destroy_list(cp, dead);
+}
+
+/*
+ * n buffers back to their slabs under one acquisition of cache_lock (a
+ * reaped magazine's rounds: reclaim is not slowed by one lock round trip
+ * per object).
+ */
+void
+umem_slab_free_batch(umem_cache_t *cp, void **bufs, size_t n)
+{
+	umem_slab_t *dead = NULL;
+	size_t i;
+
+	if (n == 0)
+		return;
+	umem_lock(&cp->cache_lock);
+	for (i = 0; i < n; i++) {
+		if (slab_free_locked(cp, bufs[i], &dead) != 0)
+			umem_lock(&cp->cache_lock);
+	}
+	umem_unlock(&cp->cache_lock);
+	slab_destroy_list(cp, dead);
 }
 
 /*
  * Give the spare empty slab back to the source arena if it has been unused
- * since before the last update pass (all = 0), or anyway (all = 1).
+ * since before the last update pass (all = 0), or anyway (all = 1).  The
+ * update thread also gives it back at once when the cache took no buffer
+ * from its slabs since the previous pass (all = 0, idle): the spare is for
+ * alloc/free churn at a slab boundary, which an idle cache does not have.
  * Returns 1 if there was one.
  */
 int
 umem_slab_release_spare(umem_cache_t *cp, int all)
 {
 	umem_slab_t *sp;
+	int idle;
 
 	umem_lock(&cp->cache_lock);
-	if ((sp = CACHE_SPARE(cp)) != NULL && (all ||
+	idle = (all == 2 && cp->cache_slab_alloc == cp->cache_spare_seen);
+	if (all == 2)
+		cp->cache_spare_seen = cp->cache_slab_alloc;
+	if ((sp = CACHE_SPARE(cp)) != NULL && (all == 1 || idle ||
 	    cp->cache_spare_pass < UMEM_STAT_READ(umem_update_passes))) {
 		CACHE_SPARE(cp) = NULL;
 		cp->cache_buftotal -= sp->slab_chunks;

@@ -186,6 +186,116 @@ umem_alloc_init(void)
  * Large blocks
  * ------------------------------------------------------------------------
  */
+/*
+ * Recently freed large blocks (up to UMEM_LC_BLOCK bytes, UMEM_LC_BYTES in
+ * all) keep their pages and are reused by an allocation of the same page
+ * count: a program that frees and reallocates large buffers (realloc
+ * growth, a loop over big temporaries) would otherwise pay a page fault
+ * and a kernel page clear per page every time, since a freed large block
+ * goes back to the OS at once.  The update thread gives a kept block back
+ * once it has sat unused across a whole pass (within two update
+ * intervals), malloc_trim and a short arena at once.  Calloc and
+ * umem_zalloc (UMEM_ZERO_LARGE) clear a reused block; fresh pages are zero.
+ *
+ * Lock-free (so fork needs no handler): a slot holds the block's address
+ * with its page count in the low bits, or 0; CAS moves blocks in and out.
+ */
+#define	UMEM_LC_SLOTS	32
+#define	UMEM_LC_BLOCK	(1ul << 20)
+#define	UMEM_LC_BYTES	(8ul << 20)
+
+static uintptr_t umem_lc_slot[UMEM_LC_SLOTS];
+static uint64_t umem_lc_pass[UMEM_LC_SLOTS];	/* update pass when kept */
+static size_t umem_lc_bytes;
+
+static void *
+large_cache_get(size_t rsize)
+{
+	uintptr_t want = rsize / umem_pagesize;
+
+	if (__atomic_load_n(&umem_lc_bytes, __ATOMIC_RELAXED) == 0)
+		return (NULL);
+	for (int i = 0; i < UMEM_LC_SLOTS; i++) {
+		uintptr_t w = __atomic_load_n(&umem_lc_slot[i],
+		    __ATOMIC_RELAXED);
+
+		if (w != 0 && (w & (umem_pagesize - 1)) == want &&
+		    __atomic_compare_exchange_n(&umem_lc_slot[i], &w, 0, 0,
+		    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			(void) __atomic_fetch_sub(&umem_lc_bytes, rsize,
+			    __ATOMIC_RELAXED);
+			return ((void *)(w & ~(uintptr_t)(umem_pagesize - 1)));
+		}
+	}
+	return (NULL);
+}
+
+/* 1 if buf (already out of the page map) is now kept. */
+static int
+large_cache_put(void *buf, size_t rsize)
+{
+	uintptr_t w = (uintptr_t)buf | (rsize / umem_pagesize);
+
+	if (rsize > UMEM_LC_BLOCK || rsize / umem_pagesize >= umem_pagesize ||
+	    __atomic_add_fetch(&umem_lc_bytes, rsize, __ATOMIC_RELAXED) >
+	    UMEM_LC_BYTES)
+		goto full;
+	for (int i = 0; i < UMEM_LC_SLOTS; i++) {
+		uintptr_t z = 0;
+
+		if (__atomic_load_n(&umem_lc_slot[i], __ATOMIC_RELAXED) == 0 &&
+		    __atomic_compare_exchange_n(&umem_lc_slot[i], &z, w, 0,
+		    __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+			__atomic_store_n(&umem_lc_pass[i],
+			    UMEM_STAT_READ(umem_update_passes),
+			    __ATOMIC_RELAXED);
+			return (1);
+		}
+	}
+full:
+	if (rsize <= UMEM_LC_BLOCK)
+		(void) __atomic_fetch_sub(&umem_lc_bytes, rsize,
+		    __ATOMIC_RELAXED);
+	return (0);
+}
+
+static void
+large_release(void *buf, size_t rsize)
+{
+	umem_pages_release(buf, rsize);
+	vmem_xfree(umem_oversize_arena, buf, rsize);
+}
+
+/*
+ * Give back kept blocks: all, or those kept before the last update pass.
+ * (The pass stamp is written after the block is published, so a block
+ * kept just now may be given back early: harmless.)
+ */
+void
+umem_large_cache_reap(int all)
+{
+	uint64_t pass = UMEM_STAT_READ(umem_update_passes);
+
+	if (__atomic_load_n(&umem_lc_bytes, __ATOMIC_RELAXED) == 0)
+		return;
+	for (int i = 0; i < UMEM_LC_SLOTS; i++) {
+		uintptr_t w = __atomic_load_n(&umem_lc_slot[i],
+		    __ATOMIC_RELAXED);
+		size_t rsize;
+
+		if (w == 0 || (!all && __atomic_load_n(&umem_lc_pass[i],
+		    __ATOMIC_RELAXED) >= pass) ||
+		    !__atomic_compare_exchange_n(&umem_lc_slot[i], &w, 0, 0,
+		    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			continue;
+		rsize = (w & (umem_pagesize - 1)) * umem_pagesize;
+		(void) __atomic_fetch_sub(&umem_lc_bytes, rsize,
+		    __ATOMIC_RELAXED);
+		large_release((void *)(w & ~(uintptr_t)(umem_pagesize - 1)),
+		    rsize);
+	}
+}
+
 void *
 umem_large_alloc(size_t size, size_t align, int umflags)
 {
@@ -201,8 +311,20 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 		errno = ENOMEM;
 		return (NULL);
 	}
-	if (align <= umem_pagesize)
+	if (align <= umem_pagesize) {
 		align = 0;
+		if (rsize <= UMEM_LC_BLOCK &&
+		    (buf = large_cache_get(rsize)) != NULL) {
+			if (umem_pagemap_set(buf, rsize, rsize |
+			    UMEM_PM_LARGE, UMEM_PM_INTERIOR) != 0) {
+				large_release(buf, rsize);
+			} else {
+				if (umflags & UMEM_ZERO_LARGE)
+					(void) memset(buf, 0, size);
+				return (buf);
+			}
+		}
+	}
 	for (;;) {
 		buf = vmem_xalloc(umem_oversize_arena, rsize, align, 0, 0,
 		    NULL, NULL, VM_NOSLEEP);
@@ -211,6 +333,7 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 			return (buf);
 		if (buf != NULL)
 			vmem_xfree(umem_oversize_arena, buf, rsize);
+		umem_large_cache_reap(1);
 		if (!(umflags & UMEM_NOFAIL)) {
 			errno = ENOMEM;
 			return (NULL);
@@ -223,8 +346,8 @@ void
 umem_large_free(void *buf, size_t rsize)
 {
 	(void) umem_pagemap_set(buf, rsize, 0, 0);
-	umem_pages_release(buf, rsize);
-	vmem_xfree(umem_oversize_arena, buf, rsize);
+	if (!large_cache_put(buf, rsize))
+		large_release(buf, rsize);
 }
 
 /*
@@ -310,8 +433,9 @@ umem_block_bad_free(void *buf, uintptr_t pm, const char *who)
 		umem_error("%s(%p): invalid free: pointer into the middle of "
 		    "a block", who, buf);
 	else
-		umem_error("%s(%p): invalid free: misaligned pointer into "
-		    "cache %s", who, buf, ((umem_cache_t *)pm)->cache_name);
+		umem_error("%s(%p): invalid free: pointer into the middle of "
+		    "a block of cache %s", who, buf,
+		    ((umem_cache_t *)pm)->cache_name);
 }
 
 void
@@ -337,8 +461,11 @@ umem_alloc(size_t size, int flags)
 UMEM_EXPORT void *
 umem_zalloc(size_t size, int flags)
 {
-	void *buf = umem_alloc(size, flags);
+	void *buf;
 
+	if (size == 0)
+		return (NULL);
+	buf = umem_block_alloc(size, (flags & UMEM_FLAGS) | UMEM_ZERO_LARGE);
 	if (buf != NULL && size <= UMEM_MAXBUF)
 		(void) memset(buf, 0, size);	/* large blocks are zeroed */
 	return (buf);

@@ -12,6 +12,8 @@
 
 #define	UMEM_SMALL_MAX	1024		/* classes step 16 up to here */
 #define	UMEM_MAXBUF	65536		/* largest class; above: pages */
+#define	UMEM_ZERO_LARGE	0x10000		/* private flag: a large block must */
+					/* read as zero (calloc, zalloc) */
 
 extern umem_cache_t *umem_alloc_table_small[UMEM_SMALL_MAX / 16 + 1];
 extern umem_cache_t *umem_alloc_table_large[UMEM_MAXBUF / 256 + 1];
@@ -63,6 +65,21 @@ umem_block_alloc(size_t size, int umflags)
 	return (umem_large_alloc(size, 0, umflags));
 }
 
+/*
+ * Is buf the start of a buffer of cache cp (from the page map)?  Slabs of
+ * these caches are aligned to cache_slab_mask + 1 with buffers from offset
+ * 0, so the offset is exact; q = off / chunksize by multiplication, exact
+ * for offsets below 2^21 and chunks below 2^17 (Granlund-Montgomery).
+ */
+static inline int
+umem_block_is_start(const umem_cache_t *cp, const void *buf)
+{
+	uintptr_t off = (uintptr_t)buf & cp->cache_slab_mask;
+	uint64_t q = ((uint64_t)off * cp->cache_chunk_magic) >> 38;
+
+	return (q * cp->cache_chunksize == off && q < cp->cache_chunks);
+}
+
 /* Free a block of ours found by address (buf != NULL). */
 static inline void
 umem_block_free(void *buf, const char *who)
@@ -70,7 +87,7 @@ umem_block_free(void *buf, const char *who)
 	uintptr_t pm = umem_pagemap_get(buf);
 
 	if (UMEM_LIKELY(pm > UMEM_PM_INTERIOR && !(pm & UMEM_PM_LARGE) &&
-	    !((uintptr_t)buf & 15))) {
+	    umem_block_is_start((umem_cache_t *)pm, buf))) {
 		uintptr_t key = umem_free_secret ^ (uintptr_t)buf;
 
 		if (UMEM_UNLIKELY(*(uintptr_t *)buf == key)) {

@@ -173,6 +173,9 @@ struct umem_cache {
 	uint32_t		cache_chunks;	/* per slab at colour 0 */
 	uint32_t		cache_ncpu;	/* CPU cache slots */
 	uint32_t		cache_cpu_mask;	/* thread mode: ncpu - 1 */
+	/* UMF_PAGEMAP: free() checks a pointer is a buffer start */
+	uintptr_t		cache_slab_mask; /* slab alignment - 1 */
+	uint64_t		cache_chunk_magic; /* 2^38 / chunksize + 1 */
 	umem_constructor_t	*cache_constructor;
 	umem_destructor_t	*cache_destructor;
 	umem_reclaim_t		*cache_reclaim;
@@ -211,6 +214,7 @@ struct umem_cache {
 	umem_slab_t		cache_nullslab;	/* list head */
 	umem_slab_t		*cache_spare;	/* one empty slab kept */
 	uint64_t		cache_spare_pass; /* update pass when kept */
+	uint64_t		cache_spare_seen; /* slab_alloc at last pass */
 	size_t			cache_color;	/* next slab's colour */
 	size_t			cache_maxcolor;
 	umem_bufctl_t		**cache_hash_table;
@@ -268,6 +272,8 @@ void umem_nofail(void);
 int umem_slab_geometry(umem_cache_t *cp, size_t forced_slabsize);
 void *umem_slab_alloc(umem_cache_t *cp);	/* raw buffer or NULL */
 void umem_slab_free(umem_cache_t *cp, void *buf);
+void umem_slab_free_batch(umem_cache_t *cp, void **bufs, size_t n);
+/* all: 0 if unused since the last pass, 1 anyway, 2 update pass */
 int umem_slab_release_spare(umem_cache_t *cp, int all);
 uint64_t umem_slab_destroy_all(umem_cache_t *cp);	/* -> buffers in use */
 int umem_hash_init(umem_cache_t *cp);		/* 0 or -1 */
@@ -329,6 +335,8 @@ void umem_reap_async(void);		/* ask the update thread to reap */
 void umem_reap_short(void);		/* an arena is short: give all back */
 void umem_reap_failing(void);		/* throttled, never blocks on locks */
 void umem_fork_init(void);
+/* Give back kept large blocks (umem_alloc.c): all, or unused a pass. */
+void umem_large_cache_reap(int all);
 extern uint64_t umem_update_passes;	/* passes run (tests wait on it) */
 
 /*

@@ -6,7 +6,7 @@
  * The update thread is started as soon as the library is initialised (and
  * again, lazily, in a fork child), not only after a failed allocation, so
  * that periodic work happens in every process.  Every update interval
- * (UMEM_OPTIONS=update_interval=MS, default 1 s) it makes one pass over
+ * (UMEM_OPTIONS=update_interval=MS, default 250 ms) it makes one pass over
  * the caches, in illumos order (each step makes the next cheaper):
  *
  *   1. hash rescale, when a hashed cache's buffer count is more than 2x
@@ -18,11 +18,16 @@
  *      the source arena, spans to the OS through the heap arena);
  *   4. idle drain: CPU slots whose cc_word did not change for a whole
  *      interval give their loaded and previous magazines back;
- *   5. the cache's spare empty slab, if unused since the last pass;
+ *   5. the cache's spare empty slab, if unused since the last pass, or
+ *      at once if the cache took nothing from its slabs since then;
  *
- * then vmem_update().  So memory freed by the program is back in the
- * arenas within about three intervals of idleness, with no call to
- * umem_reap(); what stays cached is the working set of busy caches.  The
+ * then vmem_update().  Reaped magazines, their rounds, and the slab and
+ * bufctl records of destroyed slabs go straight to their slabs (not
+ * through the magazine layer of the internal caches, where they would
+ * wait for more passes).  So memory freed by the program is back in the
+ * arenas (and the OS) between one and two intervals after it goes idle,
+ * with no call to umem_reap(); what stays cached is the working set of
+ * busy caches.  The
  * thread blocks all signals; the next pass is timed from the end of the
  * previous one, so a slow pass throttles itself.
  *
@@ -110,7 +115,7 @@ cache_update(umem_cache_t *cp)
 		if (umem_drain_idle)
 			umem_mag_drain_idle(cp);
 	}
-	(void) umem_slab_release_spare(cp, 0);
+	(void) umem_slab_release_spare(cp, 2);	/* 2: update pass */
 }
 
 void
@@ -123,6 +128,7 @@ umem_update_all(void)
 	    cp = cp->cache_next)
 		cache_update(cp);
 	umem_unlock(&umem_cache_lock);
+	umem_large_cache_reap(0);
 	UMEM_STAT_ADD(umem_update_passes, 1);
 	vmem_update();
 }
@@ -209,6 +215,7 @@ umem_reap_short(void)
 		UMEM_STAT_ADD(cp->cache_reap_count, 1);
 	}
 	umem_unlock(&umem_cache_lock);
+	umem_large_cache_reap(1);
 }
 
 /*
@@ -238,6 +245,7 @@ umem_trim(void)
 		}
 	}
 	umem_unlock(&umem_cache_lock);
+	umem_large_cache_reap(1);
 	vmem_update();
 }
 

@@ -1,10 +1,26 @@
 #!/bin/sh
 # Run each test binary given, print its output, and close with the total
-# "N passed, N failed" line.  Exits non-zero if any test failed or any
+# "N passed, N failed" line.  "--preload LIB" runs the binaries after it
+# with LD_PRELOAD=LIB; "--preload none" ends that.  Exits non-zero if any test failed or any
 # binary crashed or printed no summary.
 passed=0; failed=0; broken=0
+preload=""
 for t in "$@"; do
-	out=$("$t" 2>&1); rc=$?
+	# "--preload LIB": run the binaries after it with LD_PRELOAD=LIB
+	# (only the binary, not this shell); "--preload none" stops.
+	if [ "$t" = "--preload" ]; then
+		preload=next; continue
+	fi
+	if [ "$preload" = next ]; then
+		preload=$t; [ "$preload" = none ] && preload=""
+		continue
+	fi
+	if [ -n "$preload" ]; then
+		echo "== $t (LD_PRELOAD=$preload)"
+		out=$(env LD_PRELOAD="$preload" "$t" 2>&1); rc=$?
+	else
+		out=$("$t" 2>&1); rc=$?
+	fi
 	printf '%s\n' "$out"
 	line=$(printf '%s\n' "$out" | grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
 	if [ -z "$line" ]; then
