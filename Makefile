@@ -139,7 +139,7 @@ check-symbols: $(BUILD)/lib/libumem.so
 
 benchbins: $(BENCH_BINS)
 
-bench: benchbins
+bench: benchbins lib
 	sh bench/run.sh $(BUILD)
 
 examples: $(EX_BINS)

@@ -15,7 +15,7 @@ case $build in /*) ;; *) build=$(pwd)/$build ;; esac
 results=$here/results
 mkdir -p "$results"
 
-BENCHES="vmem malloc"
+BENCHES="vmem umem malloc"
 
 # vmem latency vs fragmentation, next-fit ID rate (issue 2).
 bench_vmem() {
@@ -27,6 +27,17 @@ bench_vmem() {
 	fi
 	mv "$results/vmem.txt.tmp" "$results/vmem.txt" || return 1
 	cat "$results/vmem.txt"
+}
+
+# Object caches and magazines, the paper's replications (issue 3).
+bench_umem() {
+	if ! "$build/bench/umem_bench" --svg "$results/umem.svg" \
+	    >"$results/umem.txt.tmp"; then
+		rm -f "$results/umem.txt.tmp"
+		return 1
+	fi
+	mv "$results/umem.txt.tmp" "$results/umem.txt" || return 1
+	cat "$results/umem.txt"
 }
 
 # libumem's malloc against glibc, jemalloc, tcmalloc, mimalloc and TBB

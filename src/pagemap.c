@@ -11,7 +11,8 @@
 #include "platform.h"
 
 uintptr_t *umem_pagemap_root[1 << UMEM_PM_ROOT_SHIFT];
-static umem_lock_t umem_pagemap_lock = UMEM_LOCK_INITIALIZER;
+/* A leaf lock; the fork handlers (update.c) hold it across fork. */
+umem_lock_t umem_pagemap_lock = UMEM_LOCK_INITIALIZER;
 
 #define	PM_LEAF_ENTRIES	((size_t)1 << UMEM_PM_LEAF_SHIFT)
 
@@ -57,3 +58,4 @@ umem_pagemap_set(const void *addr, size_t size, uintptr_t first,
 	umem_unlock(&umem_pagemap_lock);
 	return (0);
 }
+

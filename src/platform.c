@@ -183,7 +183,7 @@ umem_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 	fmtbuf_t fb = { buf, len, 0 };
 
 	for (const char *f = fmt; *f != '\0'; f++) {
-		int lng = 0, width = 0, zero = 0;
+		int lng = 0, width = 0, zero = 0, prec = -1;
 
 		if (*f != '%') {
 			fmt_putc(&fb, *f);
@@ -196,6 +196,16 @@ umem_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 		}
 		while (*f >= '0' && *f <= '9')
 			width = width * 10 + (*f++ - '0');
+		if (*f == '.') {
+			f++;
+			if (*f == '*') {
+				prec = va_arg(ap, int);
+				f++;
+			} else {
+				for (prec = 0; *f >= '0' && *f <= '9'; f++)
+					prec = prec * 10 + (*f - '0');
+			}
+		}
 		while (*f == 'l' || *f == 'z') {
 			lng = (*f == 'z') ? 2 : lng + 1;
 			f++;
@@ -225,7 +235,8 @@ umem_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 			break;
 		case 's': {
 			const char *s = va_arg(ap, const char *);
-			size_t n = s == NULL ? 6 : strlen(s);
+			size_t n = s == NULL ? 6 : prec >= 0 ?
+			    strnlen(s, (size_t)prec) : strlen(s);
 
 			for (size_t i = n; i < (size_t)width; i++)
 				fmt_putc(&fb, ' ');

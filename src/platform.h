@@ -67,7 +67,8 @@ uint64_t umem_gethrtime(void);
 
 /*
  * Error reports.  umem_vformat() is a small vsnprintf (%s %c %d %i %u %x
- * %p %% with l, ll, z modifiers, width and '0' flag) that never allocates.
+ * %p %% with l, ll, z modifiers, width, '0' flag and a precision for %s,
+ * including %.*s) that never allocates.
  * umem_report() writes a line to stderr and keeps it as the last error;
  * umem_error() reports and then aborts unless aborting was turned off;
  * umem_panic() always aborts (internal invariants, unusable arguments).

@@ -89,45 +89,89 @@ opt_match(const char *s, size_t n, const char *name, const char **valp)
 	return (1);
 }
 
-static uint64_t
-opt_num(const char *v, const char *end)
+/*
+ * A whole decimal number in [v, end); 0 (after a report naming the option)
+ * if it is empty, has anything but digits, or overflows.
+ */
+static int
+opt_num(const char *name, const char *v, const char *end, uint64_t *np)
 {
 	uint64_t n = 0;
+	const char *p;
 
-	while (v != NULL && v < end && *v >= '0' && *v <= '9')
-		n = n * 10 + (uint64_t)(*v++ - '0');
-	return (n);
+	for (p = v; p != NULL && p < end && *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			break;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (v == NULL || p == v || p != end || n > UINT64_MAX / 1000000ULL) {
+		umem_report("UMEM_OPTIONS: %s needs a whole number, got '%.*s'; "
+		    "option ignored", name, v == NULL ? 0 : (int)(end - v),
+		    v == NULL ? "" : v);
+		return (0);
+	}
+	*np = n;
+	return (1);
 }
 
+/*
+ * UMEM_OPTIONS=opt[,opt...] (see umem.h).  Blanks around an option are
+ * ignored; an unknown option or a bad value is reported on stderr and
+ * ignored, never fatal.
+ */
 static void
 umem_options(char *percpu, size_t plen)
 {
 	const char *s = getenv("UMEM_OPTIONS"), *e, *v;
+	uint64_t n = 2;
 
 	percpu[0] = '\0';
 	while (s != NULL && *s != '\0') {
-		size_t n;
+		size_t len;
 
+		while (*s == ' ' || *s == '\t')
+			s++;
 		for (e = s; *e != '\0' && *e != ','; e++)
 			;
-		n = (size_t)(e - s);
-		if (opt_match(s, n, "nomagazines", &v)) {
+		len = (size_t)(e - s);
+		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+			len--;
+		if (len == 0) {
+			/* empty item: nothing to do */
+		} else if (opt_match(s, len, "nomagazines", &v) && v == NULL) {
 			umem_nomagazines = 1;
-		} else if (opt_match(s, n, "percpu", &v) && v != NULL) {
-			size_t l = (size_t)(e - v);
+		} else if (opt_match(s, len, "percpu", &v) && v != NULL) {
+			size_t l = (size_t)(s + len - v);
 
-			if (l >= plen)
-				l = plen - 1;
-			memcpy(percpu, v, l);
-			percpu[l] = '\0';
-		} else if (opt_match(s, n, "update_interval", &v) && v) {
-			umem_update_interval_ns = opt_num(v, e) * 1000000ULL;
-		} else if (opt_match(s, n, "reap_interval", &v) && v) {
-			umem_reap_interval_ns = opt_num(v, e) * 1000000ULL;
-		} else if (opt_match(s, n, "max_contention", &v) && v) {
-			umem_depot_contention_max = opt_num(v, e);
-		} else if (opt_match(s, n, "drain_idle", &v) && v) {
-			umem_drain_idle = opt_num(v, e) != 0;
+			if ((l == 4 && strncmp(v, "auto", 4) == 0) ||
+			    (l == 5 && strncmp(v, "mmcid", 5) == 0) ||
+			    (l == 3 && strncmp(v, "cpu", 3) == 0) ||
+			    (l == 6 && strncmp(v, "thread", 6) == 0)) {
+				memcpy(percpu, v, l < plen ? l : plen - 1);
+				percpu[l < plen ? l : plen - 1] = '\0';
+			} else {
+				umem_report("UMEM_OPTIONS: percpu must be auto, "
+				    "mmcid, cpu or thread, got '%.*s'; option "
+				    "ignored", (int)l, v);
+			}
+		} else if (opt_match(s, len, "update_interval", &v)) {
+			if (opt_num("update_interval", v, s + len, &n))
+				umem_update_interval_ns = n * 1000000ULL;
+		} else if (opt_match(s, len, "reap_interval", &v)) {
+			if (opt_num("reap_interval", v, s + len, &n))
+				umem_reap_interval_ns = n * 1000000ULL;
+		} else if (opt_match(s, len, "max_contention", &v)) {
+			if (opt_num("max_contention", v, s + len, &n))
+				umem_depot_contention_max = n;
+		} else if (opt_match(s, len, "drain_idle", &v)) {
+			if (opt_num("drain_idle", v, s + len, &n) && n > 1)
+				umem_report("UMEM_OPTIONS: drain_idle is 0 or 1, "
+				    "got %lu; option ignored", (unsigned long)n);
+			else if (v != NULL && n <= 1)
+				umem_drain_idle = (int)n;
+		} else {
+			umem_report("UMEM_OPTIONS: unknown option '%.*s' "
+			    "ignored", (int)len, s);
 		}
 		s = (*e == ',') ? e + 1 : e;
 	}

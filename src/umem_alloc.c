@@ -12,7 +12,8 @@
  * aligned to their size, which is what the aligned allocators use.
  *
  * Larger sizes are whole pages from the umem_oversize arena (importing from
- * the heap, so freed pages go back to the OS at once).
+ * the heap, so freed pages go back to the OS; recently freed blocks up to
+ * 1 MiB are kept a little while for reuse, see large_cache_get).
  *
  * No per-block header.  The slabs of the class caches are recorded page by
  * page in the page map (pagemap.h), and so are large blocks (their size in
@@ -64,8 +65,9 @@ static vmem_free_t *umem_heap_free;
 /*
  * Large blocks come from spans of at least UMEM_OVERSIZE_IMPORT, so that
  * a block can often grow in place (realloc) into free pages after it.  A
- * freed block's pages go back to the OS at once (umem_large_free), and a
- * span that becomes entirely free goes back to the heap.
+ * freed block's pages go back to the OS (umem_large_free: at once, or
+ * after a stay in the large-block cache), and a span that becomes entirely
+ * free goes back to the heap.
  */
 #define	UMEM_OVERSIZE_IMPORT	(1ul << 20)
 

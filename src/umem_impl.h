@@ -17,7 +17,8 @@
  *	umem_init_lock -> umem_update_lock -> umem_cache_lock (cache list)
  *	  -> per cache: cache_cpu[0..n-1].cc_lock (index order)
  *	  -> cache_depot_lock -> cache_lock (slab layer)
- *	  -> vmem locks (vmem_fork_prepare) -> platform pools
+ *	  -> umem_pagemap_lock (a leaf) -> vmem locks (vmem_fork_prepare)
+ *	  -> platform pools
  *
  * The slab layer drops cache_lock around every call into vmem, and no
  * cache lock is held while a constructor, destructor, reclaim callback or
@@ -335,6 +336,7 @@ void umem_reap_async(void);		/* ask the update thread to reap */
 void umem_reap_short(void);		/* an arena is short: give all back */
 void umem_reap_failing(void);		/* throttled, never blocks on locks */
 void umem_fork_init(void);
+extern umem_lock_t umem_pagemap_lock;	/* pagemap.c: held across fork */
 /* Give back kept large blocks (umem_alloc.c): all, or unused a pass. */
 void umem_large_cache_reap(int all);
 extern uint64_t umem_update_passes;	/* passes run (tests wait on it) */

@@ -367,6 +367,12 @@ umem_fork_prepare(void)
 		umem_lock(&cp->cache_lock);
 	}
 	/*
+	 * The page map's lock is a leaf (its holders take no other lock): a
+	 * child forked while a thread was recording a slab or a large block
+	 * would otherwise inherit it locked.
+	 */
+	umem_lock(&umem_pagemap_lock);
+	/*
 	 * vmem's own handlers (registered at vmem's init, which precedes
 	 * ours) run after this prepare and before our parent/child handlers,
 	 * so the vmem locks come last in the order, as documented.
@@ -379,6 +385,7 @@ umem_fork_parent(void)
 	umem_cache_t *cp;
 	uint32_t i;
 
+	umem_unlock(&umem_pagemap_lock);
 	for (cp = umem_null_cache.cache_prev; cp != &umem_null_cache;
 	    cp = cp->cache_prev) {
 		umem_unlock(&cp->cache_lock);
@@ -398,6 +405,7 @@ umem_fork_child(void)
 	umem_cache_t *cp;
 	uint32_t i;
 
+	umem_lock_init(&umem_pagemap_lock);
 	for (cp = umem_null_cache.cache_prev; cp != &umem_null_cache;
 	    cp = cp->cache_prev) {
 		umem_lock_init(&cp->cache_lock);
