@@ -23,13 +23,13 @@
 
 #define	MALLOC_ALIGNMENT	16
 
-UMEM_EXPORT void *
+UMEM_EXPORT UMEM_HOT void *
 malloc(size_t size)
 {
 	return (umem_block_alloc(size, 0));
 }
 
-UMEM_EXPORT void
+UMEM_EXPORT UMEM_HOT void
 free(void *buf)
 {
 	if (buf != NULL)

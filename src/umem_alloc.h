@@ -45,7 +45,13 @@ umem_size_to_cache(size_t size)
  * A block of at least size bytes (size may be 0).  Clears the block's
  * first word, where free() keeps its double-free key.
  */
-static inline void *
+/*
+ * Out-of-line copies start on a cache line: the pair loop's speed moved by
+ * ~0.5 ns (7%) with where the linker happened to place these.
+ */
+#define	UMEM_HOT	__attribute__((aligned(64)))
+
+static inline UMEM_HOT void *
 umem_block_alloc(size_t size, int umflags)
 {
 	if (UMEM_LIKELY(size <= UMEM_MAXBUF)) {
@@ -81,7 +87,7 @@ umem_block_is_start(const umem_cache_t *cp, const void *buf)
 }
 
 /* Free a block of ours found by address (buf != NULL). */
-static inline void
+static inline UMEM_HOT void
 umem_block_free(void *buf, const char *who)
 {
 	uintptr_t pm = umem_pagemap_get(buf);
