@@ -219,7 +219,7 @@ extern const char *umem_percpu_mode(void);
  *   percpu=auto|mmcid|cpu|thread
  *                        choose the CPU-identity mode ("auto": mm_cid if
  *                        the kernel provides it, else cpu_id, else thread)
- *   update_interval=MS   update thread period (default 1000 ms; 0 = no
+ *   update_interval=MS   update thread period (default 250 ms; 0 = no
  *                        update thread)
  *   reap_interval=MS     minimum time between reaps (default 1000 ms)
  *   max_contention=N     depot trylock failures per interval that grow the
@@ -228,8 +228,8 @@ extern const char *umem_percpu_mode(void);
  *                        interval (default 1)
  *
  * With the defaults, memory freed by the program goes back to the source
- * arenas (and from there to the OS) within about three update intervals
- * of idleness, without any call to umem_reap().
+ * arenas (and from there to the OS) within about a second of idleness
+ * (two to three update intervals), without any call to umem_reap().
  */
 
 #ifdef __cplusplus
