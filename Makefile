@@ -161,6 +161,9 @@ install: lib
 	install -m 644 $(BUILD)/lib/libumem.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    libumem.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libumem.pc
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-clang
