@@ -841,17 +841,10 @@ write_svg(const char *path, const res_t *rs, int nr)
 		    rs[k].r_mode);
 		snprintf(lab[2 * k + 1], sizeof (lab[0]), "UMC_NOMAGAZINE, %.31s",
 		    rs[k].r_mode);
-		s1[n1].ps_label = lab[2 * k];
-		s1[n1].ps_color = NULL;
-		s1[n1].ps_dashed = k;
-		s1[n1].ps_n = MAXT;
-		s1[n1].ps_x = x;
-		s1[n1].ps_y = ythr[2 * k];
-		n1++;
-		s1[n1] = s1[n1 - 1];
-		s1[n1].ps_label = lab[2 * k + 1];
-		s1[n1].ps_y = ythr[2 * k + 1];
-		n1++;
+		s1[n1++] = (plot_series_t){ lab[2 * k], NULL, k, MAXT, x,
+		    ythr[2 * k] };
+		s1[n1++] = (plot_series_t){ lab[2 * k + 1], NULL, k, MAXT, x,
+		    ythr[2 * k + 1] };
 		for (i = 0; i < NSIZES; i++) {
 			ylat[2 * k][i] = rs[k].r_mag[i];
 			ylat[2 * k + 1][i] = rs[k].r_nomag[i];
@@ -860,17 +853,10 @@ write_svg(const char *path, const res_t *rs, int nr)
 		    rs[k].r_mode);
 		snprintf(lab[5 + 2 * k], sizeof (lab[0]),
 		    "UMC_NOMAGAZINE, %.31s", rs[k].r_mode);
-		s2[n2].ps_label = lab[4 + 2 * k];
-		s2[n2].ps_color = NULL;
-		s2[n2].ps_dashed = k;
-		s2[n2].ps_n = NSIZES;
-		s2[n2].ps_x = xs;
-		s2[n2].ps_y = ylat[2 * k];
-		n2++;
-		s2[n2] = s2[n2 - 1];
-		s2[n2].ps_label = lab[5 + 2 * k];
-		s2[n2].ps_y = ylat[2 * k + 1];
-		n2++;
+		s2[n2++] = (plot_series_t){ lab[4 + 2 * k], NULL, k, NSIZES,
+		    xs, ylat[2 * k] };
+		s2[n2++] = (plot_series_t){ lab[5 + 2 * k], NULL, k, NSIZES,
+		    xs, ylat[2 * k + 1] };
 	}
 	/* Linear scaling from one thread, up to the number of CPUs. */
 	for (i = 0; i < MAXT; i++)
@@ -878,13 +864,7 @@ write_svg(const char *path, const res_t *rs, int nr)
 		    rs[0].r_ncpu ? i + 1 : rs[0].r_ncpu);
 	snprintf(lab[10], sizeof (lab[0]), "linear scaling to %d CPUs "
 	    "(magazines, %.31s)", rs[0].r_ncpu, rs[0].r_mode);
-	s1[n1].ps_label = lab[10];
-	s1[n1].ps_color = "#999999";
-	s1[n1].ps_dashed = 1;
-	s1[n1].ps_n = MAXT;
-	s1[n1].ps_x = x;
-	s1[n1].ps_y = ythr[4];
-	n1++;
+	s1[n1++] = (plot_series_t){ lab[10], "#999999", 1, MAXT, x, ythr[4] };
 	for (i = 0; i < NSIZES; i++) {
 		ylat[4][i] = rs[0].r_locks;
 		ylat[5][i] = rs[0].r_malloc[i];
@@ -892,18 +872,10 @@ write_svg(const char *path, const res_t *rs, int nr)
 	snprintf(lab[8], sizeof (lab[0]), "two uncontended mutex lock/unlock "
 	    "pairs");
 	snprintf(lab[9], sizeof (lab[0]), "glibc malloc+free");
-	s2[n2].ps_label = lab[8];
-	s2[n2].ps_color = "#000000";
-	s2[n2].ps_dashed = 1;
-	s2[n2].ps_n = NSIZES;
-	s2[n2].ps_x = xs;
-	s2[n2].ps_y = ylat[4];
-	n2++;
-	s2[n2] = s2[n2 - 1];
-	s2[n2].ps_label = lab[9];
-	s2[n2].ps_color = "#999999";
-	s2[n2].ps_y = ylat[5];
-	n2++;
+	s2[n2++] = (plot_series_t){ lab[8], "#000000", 1, NSIZES, xs,
+	    ylat[4] };
+	s2[n2++] = (plot_series_t){ lab[9], "#999999", 1, NSIZES, xs,
+	    ylat[5] };
 
 	memset(p, 0, sizeof (p));
 	p[0].pl_title = "Object-cache throughput against threads "

@@ -98,7 +98,7 @@ umem_magtype_initial(size_t chunksize)
 
 /*
  * The malloc size classes start bigger than the table's initial row
- * (departure, docs/DESIGN.md §5): the largest row that growth could reach
+ * (departure, docs/DESIGN.md §4): the largest row that growth could reach
  * (chunk < previous row's maxbuf) whose magazine holds at most
  * UMEM_MAG_MALLOC_BYTES of objects.  Growth waits for depot contention,
  * which a single thread never causes, and a program that allocates a

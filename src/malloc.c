@@ -56,6 +56,7 @@ calloc(size_t n, size_t m)
 UMEM_EXPORT void *
 realloc(void *old, size_t size)
 {
+	umem_cache_t *cp;
 	uintptr_t pm;
 	size_t oldsize;
 	void *buf;
@@ -67,16 +68,11 @@ realloc(void *old, size_t size)
 		return (NULL);
 	}
 	pm = umem_pagemap_get(old);
-	if (pm > UMEM_PM_INTERIOR && !(pm & UMEM_PM_LARGE) &&
-	    umem_block_is_start((umem_cache_t *)pm, old)) {
-		umem_cache_t *cp = (umem_cache_t *)pm;
-
+	if ((cp = umem_block_cache(old, pm)) != NULL) {
 		oldsize = cp->cache_bufsize;
 		if (size <= UMEM_MAXBUF && umem_size_to_cache(size) == cp)
 			return (old);
-	} else if ((pm & UMEM_PM_LARGE) &&
-	    IS_P2ALIGNED(old, umem_pagesize)) {
-		oldsize = (size_t)(pm & ~UMEM_PM_LARGE);
+	} else if ((oldsize = umem_block_large(old, pm)) != 0) {
 		if (size > UMEM_MAXBUF && umem_large_resize(old, oldsize, size))
 			return (old);
 	} else {

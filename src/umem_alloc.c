@@ -477,27 +477,28 @@ UMEM_EXPORT void
 umem_free(void *buf, size_t size)
 {
 	uintptr_t pm;
+	umem_cache_t *cp;
+	size_t rsize;
 
 	if (buf == NULL)
 		return;
 	pm = umem_pagemap_get(buf);
-	if (size != 0 && size <= UMEM_MAXBUF &&
-	    pm == (uintptr_t)umem_size_to_cache(size)) {
-		umem_block_free(buf, "umem_free");
-		return;
-	}
-	if (size > UMEM_MAXBUF && (pm & UMEM_PM_LARGE) &&
-	    P2ROUNDUP(size, umem_pagesize) == (pm & ~UMEM_PM_LARGE)) {
-		umem_large_free(buf, pm & ~UMEM_PM_LARGE);
-		return;
-	}
-	if (pm == 0 || pm == UMEM_PM_INTERIOR) {
+	cp = umem_block_cache(buf, pm);
+	rsize = umem_block_large(buf, pm);
+	if (cp == NULL && rsize == 0) {
 		umem_block_bad_free(buf, pm, "umem_free");
 		return;
 	}
-	umem_error("umem_free(%p, %zu): wrong size: the block holds %zu bytes",
-	    buf, size, (pm & UMEM_PM_LARGE) ? (size_t)(pm & ~UMEM_PM_LARGE) :
-	    ((umem_cache_t *)pm)->cache_bufsize);
+	/* The size must name the block's class, or its page count. */
+	if (cp != NULL ? size == 0 || size > UMEM_MAXBUF ||
+	    umem_size_to_cache(size) != cp :
+	    P2ROUNDUP(size, umem_pagesize) != rsize) {
+		umem_error("umem_free(%p, %zu): wrong size: the block holds "
+		    "%zu bytes", buf, size, cp != NULL ? cp->cache_bufsize :
+		    rsize);
+		return;
+	}
+	umem_block_free(buf, "umem_free");
 }
 
 UMEM_EXPORT void *
@@ -525,17 +526,17 @@ size_t
 umem_block_size(void *buf)
 {
 	uintptr_t pm;
+	umem_cache_t *cp;
+	size_t rsize;
 
 	if (buf == NULL)
 		return (0);
 	pm = umem_pagemap_get(buf);
-	if (pm & UMEM_PM_LARGE)
-		return ((size_t)(pm & ~UMEM_PM_LARGE));
-	if (pm == 0 || pm == UMEM_PM_INTERIOR) {
+	if ((cp = umem_block_cache(buf, pm)) != NULL)
+		return (cp->cache_bufsize);
+	if ((rsize = umem_block_large(buf, pm)) == 0)
 		umem_block_bad_free(buf, pm, "malloc_usable_size");
-		return (0);
-	}
-	return (((umem_cache_t *)pm)->cache_bufsize);
+	return (rsize);
 }
 
 /* Before the classes exist: initialise, or serve pages meanwhile. */

@@ -42,15 +42,15 @@ umem_size_to_cache(size_t size)
 }
 
 /*
- * A block of at least size bytes (size may be 0).  Clears the block's
- * first word, where free() keeps its double-free key.
- */
-/*
  * Out-of-line copies start on a cache line: the pair loop's speed moved by
  * ~0.5 ns (7%) with where the linker happened to place these.
  */
 #define	UMEM_HOT	__attribute__((aligned(64)))
 
+/*
+ * A block of at least size bytes (size may be 0).  Clears the block's
+ * first word, where free() keeps its double-free key.
+ */
 static inline UMEM_HOT void *
 umem_block_alloc(size_t size, int umflags)
 {
@@ -86,26 +86,50 @@ umem_block_is_start(const umem_cache_t *cp, const void *buf)
 	return (q * cp->cache_chunksize == off && q < cp->cache_chunks);
 }
 
+/*
+ * What buf's page-map entry pm says it is.  umem_block_cache(): the class
+ * cache if buf starts a block of one, else NULL.  umem_block_large(): the
+ * size of the large block buf starts, else 0.  Both 0/NULL: not a block of
+ * ours (foreign, interior or misaligned): see umem_block_bad_free().
+ */
+static inline umem_cache_t *
+umem_block_cache(const void *buf, uintptr_t pm)
+{
+	if (pm > UMEM_PM_INTERIOR && !(pm & UMEM_PM_LARGE) &&
+	    umem_block_is_start((umem_cache_t *)pm, buf))
+		return ((umem_cache_t *)pm);
+	return (NULL);
+}
+
+static inline size_t
+umem_block_large(const void *buf, uintptr_t pm)
+{
+	if ((pm & UMEM_PM_LARGE) && IS_P2ALIGNED(buf, umem_pagesize))
+		return ((size_t)(pm & ~UMEM_PM_LARGE));
+	return (0);
+}
+
 /* Free a block of ours found by address (buf != NULL). */
 static inline UMEM_HOT void
 umem_block_free(void *buf, const char *who)
 {
 	uintptr_t pm = umem_pagemap_get(buf);
+	umem_cache_t *cp = umem_block_cache(buf, pm);
+	size_t rsize;
 
-	if (UMEM_LIKELY(pm > UMEM_PM_INTERIOR && !(pm & UMEM_PM_LARGE) &&
-	    umem_block_is_start((umem_cache_t *)pm, buf))) {
+	if (UMEM_LIKELY(cp != NULL)) {
 		uintptr_t key = umem_free_secret ^ (uintptr_t)buf;
 
 		if (UMEM_UNLIKELY(*(uintptr_t *)buf == key)) {
-			umem_block_double_free(buf, (umem_cache_t *)pm, who);
+			umem_block_double_free(buf, cp, who);
 			return;
 		}
 		*(uintptr_t *)buf = key;
-		umem_cache_free_fast((umem_cache_t *)pm, buf);
+		umem_cache_free_fast(cp, buf);
 		return;
 	}
-	if ((pm & UMEM_PM_LARGE) && IS_P2ALIGNED(buf, umem_pagesize)) {
-		umem_large_free(buf, (size_t)(pm & ~UMEM_PM_LARGE));
+	if ((rsize = umem_block_large(buf, pm)) != 0) {
+		umem_large_free(buf, rsize);
 		return;
 	}
 	umem_block_bad_free(buf, pm, who);
