@@ -46,7 +46,7 @@ LDLIBS     := -pthread
 # ASan and TSan must own malloc themselves.
 CORE_SRCS := src/platform.c src/vmem.c src/vmem_heap.c \
             src/percpu.c src/slab.c src/magazine.c src/umem.c src/update.c \
-            src/pagemap.c src/umem_alloc.c
+            src/pagemap.c src/umem_alloc.c src/debug.c
 CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 ifeq ($(SAN),)
   LIB_SRCS := $(CORE_SRCS) src/malloc.c
@@ -72,6 +72,10 @@ lib: $(BUILD)/lib/libumem.so $(BUILD)/lib/libumem.a
 $(BUILD)/obj/%.o: src/%.c $(LIB_HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LIBFLAGS) -c $< -o $@
+
+# Audit stacks walk frame pointers: debug.c keeps them (the hot paths,
+# elsewhere, do not pay for them).
+$(BUILD)/obj/debug.o: CFLAGS_ALL += -fno-omit-frame-pointer
 
 $(BUILD)/lib/libumem.so: $(LIB_OBJS)
 	@mkdir -p $(dir $@)

@@ -230,7 +230,34 @@ extern const char *umem_percpu_mode(void);
  * With the defaults, memory freed by the program goes back to the source
  * arenas (and from there to the OS) within about a second of idleness
  * (two to three update intervals), without any call to umem_reap().
+ *
+ * UMEM_DEBUG=opt[,opt...] and UMEM_LOGGING=log[=size][,...]: debugging
+ * without a rebuild, see umem_debug(3).  A program linked with the
+ * library may instead define _umem_debug_init(), _umem_logging_init() and
+ * _umem_options_init() returning the strings (the environment wins).
  */
+
+/*
+ * Debugging (umem_debug(3)).
+ *
+ * umem_setmtbf(n): from now on, roughly one allocation in n from a cache
+ * with debugging fails (never a UMEM_NOFAIL one); 0 turns it off.  (illumos)
+ */
+extern void umem_setmtbf(unsigned int mtbf);
+
+/*
+ * Extension: copy the newest error reports (up to 8 KiB of text, the same
+ * text written to stderr) into buf, NUL-terminated; returns the number of
+ * bytes kept (0: no error was reported).  buf may be NULL.
+ */
+extern size_t umem_error_log(char *buf, size_t len);
+
+/*
+ * Extension: print UMEM_LOGGING's "transaction", "contents" or "fail" log
+ * to fd, oldest record first; returns the number of records, or -1 with
+ * errno ENOENT (log not enabled) or EINVAL (unknown name).
+ */
+extern int umem_log_print(int fd, const char *log);
 
 #ifdef __cplusplus
 }

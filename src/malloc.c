@@ -14,6 +14,7 @@
  */
 #define	_GNU_SOURCE
 #include "umem_alloc.h"
+#include "debug.h"
 
 #include <malloc.h>
 #include <stdio.h>
@@ -72,9 +73,17 @@ realloc(void *old, size_t size)
 		oldsize = cp->cache_bufsize;
 		if (size <= UMEM_MAXBUF && umem_size_to_cache(size) == cp)
 			return (old);
+		/* Debug: always a new block; copy what was asked for. */
+		if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG) &&
+		    (oldsize = umem_debug_get_size(cp, old)) == SIZE_MAX) {
+			errno = EINVAL;
+			return (NULL);
+		}
 	} else if ((oldsize = umem_block_large(old, pm)) != 0) {
-		if (size > UMEM_MAXBUF && umem_large_resize(old, oldsize, size))
-			return (old);
+		/* In place, or moved without copying (mremap). */
+		if (size > UMEM_MAXBUF &&
+		    (buf = umem_large_realloc(old, oldsize, size)) != NULL)
+			return (buf);
 	} else {
 		umem_block_bad_free(old, pm, "realloc");
 		errno = EINVAL;

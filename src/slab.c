@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "umem_impl.h"
+#include "debug.h"
 #include "pagemap.h"
 
 const size_t umem_slab_header_size = sizeof (umem_slab_t);
@@ -257,8 +258,14 @@ slab_create(umem_cache_t *cp)
 	else
 		xalign = cp->cache_align > cp->cache_arena_quantum ?
 		    cp->cache_align : 0;
-	mem = vmem_xalloc(cp->cache_arena, slabsize, xalign, 0, 0, NULL,
-	    NULL, VM_NOSLEEP);
+	if (cp->cache_flags & UMF_FIREWALL) {
+		/* One buffer, ending where the guard page starts. */
+		mem = umem_firewall_slab_alloc(slabsize);
+		color = slabsize - chunk;
+	} else {
+		mem = vmem_xalloc(cp->cache_arena, slabsize, xalign, 0, 0,
+		    NULL, NULL, VM_NOSLEEP);
+	}
 	if (mem == NULL)
 		return (NULL);
 
@@ -316,6 +323,8 @@ slab_create(umem_cache_t *cp)
 		}
 		goto fail;
 	}
+	if (cp->cache_flags & UMF_DEBUG)
+		umem_debug_slab_init(cp, mem + color, chunks);
 	sp->slab_cache = cp;
 	sp->slab_mem = mem;
 	sp->slab_base = mem + color;
@@ -325,7 +334,10 @@ slab_create(umem_cache_t *cp)
 	sp->slab_next = sp->slab_prev = NULL;
 	return (sp);
 fail:
-	vmem_xfree(cp->cache_arena, mem, slabsize);
+	if (cp->cache_flags & UMF_FIREWALL)
+		umem_firewall_slab_free(mem, slabsize);
+	else
+		vmem_xfree(cp->cache_arena, mem, slabsize);
 	return (NULL);
 }
 
@@ -359,7 +371,10 @@ slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
 	}
 	if (cp->cache_flags & UMF_PAGEMAP)
 		(void) umem_pagemap_set(mem, cp->cache_slabsize, 0, 0);
-	vmem_xfree(cp->cache_arena, mem, cp->cache_slabsize);
+	if (cp->cache_flags & UMF_FIREWALL)
+		umem_firewall_slab_free(mem, cp->cache_slabsize);
+	else
+		vmem_xfree(cp->cache_arena, mem, cp->cache_slabsize);
 }
 
 /* Insert sp at the tail of the list (it has free buffers).  cache_lock. */
@@ -387,6 +402,14 @@ slab_unlink(umem_cache_t *cp, umem_slab_t *sp)
 }
 
 #define	CACHE_SPARE(cp)	((cp)->cache_spare)
+
+/* umem_slab_alloc() again, entered with cache_lock held (noabort path). */
+static void *
+umem_slab_alloc_relock(umem_cache_t *cp)
+{
+	umem_unlock(&cp->cache_lock);
+	return (umem_slab_alloc(cp));
+}
 
 void *
 umem_slab_alloc(umem_cache_t *cp)
@@ -428,6 +451,24 @@ umem_slab_alloc(umem_cache_t *cp)
 		slab_insert_tail(cp, nsp);
 	}
 	bcp = sp->slab_head;
+	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG) &&
+	    !(cp->cache_flags & UMF_HASH) && bcp->bc_next != NULL &&
+	    ((char *)bcp->bc_next < (char *)sp->slab_base ||
+	    (char *)bcp->bc_next >= (char *)sp ||
+	    ((size_t)((char *)bcp->bc_next - (char *)sp->slab_base) %
+	    cp->cache_chunksize) != cp->cache_bufctl)) {
+		/* A write after free hit the link: drop the rest. */
+		void *bad = bcp->bc_next;
+
+		bcp->bc_next = NULL;
+		umem_unlock(&cp->cache_lock);
+		umem_debug_error(UMERR_BADBUFCTL, cp,
+		    (char *)bcp - cp->cache_bufctl, "free-list link %p of "
+		    "the buffer's slab is corrupted", bad);
+		umem_lock(&cp->cache_lock);
+		if (sp->slab_head != bcp)
+			return (umem_slab_alloc_relock(cp));
+	}
 	sp->slab_head = bcp->bc_next;
 	sp->slab_refcnt++;
 	if (sp->slab_head == NULL)
@@ -514,8 +555,9 @@ slab_free_locked(umem_cache_t *cp, void *buf, umem_slab_t **deadp)
 	return (0);
 bad:
 	umem_unlock(&cp->cache_lock);
-	umem_error("umem_cache_free: '%s' (%p): buffer %p was "
-	    "not allocated from this cache", cp->cache_name, (void *)cp, buf);
+	umem_debug_error(UMERR_BADADDR, cp, buf, "umem_cache_free: '%s' "
+	    "(%p): buffer %p was not allocated from this cache",
+	    cp->cache_name, (void *)cp, buf);
 	return (-1);
 }
 
@@ -653,4 +695,72 @@ umem_slab_destroy_all(umem_cache_t *cp)
 	}
 	(void) umem_slab_release_spare(cp, 1);
 	return (busy);
+}
+
+/*
+ * ---- lookups for the debugging layer (debug.c) ----
+ */
+int
+umem_slab_lookup(umem_cache_t *cp, const void *buf)
+{
+	umem_bufctl_t *bcp;
+
+	if (!(cp->cache_flags & UMF_HASH))
+		return (0);
+	umem_lock(&cp->cache_lock);
+	for (bcp = *UMEM_HASH(cp, buf); bcp != NULL; bcp = bcp->bc_next)
+		if (bcp->bc_addr == buf)
+			break;
+	umem_unlock(&cp->cache_lock);
+	return (bcp != NULL);
+}
+
+static int
+slab_contains(umem_cache_t *cp, umem_slab_t *sp, const void *buf,
+    void **startp)
+{
+	uintptr_t b = (uintptr_t)buf, base = (uintptr_t)sp->slab_base;
+	uint32_t chunks = (cp->cache_flags & UMF_HASH) ? sp->slab_chunks :
+	    (uint32_t)(((uintptr_t)sp - base) / cp->cache_chunksize);
+
+	if (b < base || b >= base + (uintptr_t)chunks * cp->cache_chunksize)
+		return (0);
+	*startp = (void *)(base + (b - base) / cp->cache_chunksize *
+	    cp->cache_chunksize);
+	if ((char *)buf >= (char *)*startp + cp->cache_bufsize &&
+	    (cp->cache_flags & UMF_DEBUG))
+		return (0);	/* in the tag, not the buffer */
+	return (1);
+}
+
+int
+umem_slab_find(umem_cache_t *cp, const void *buf, void **startp)
+{
+	umem_slab_t *sp;
+	int found = 0;
+
+	if (cp->cache_flags & UMF_NOTOUCH)
+		return (0);
+	umem_lock(&cp->cache_lock);
+	for (sp = cp->cache_nullslab.slab_next; sp != &cp->cache_nullslab &&
+	    !found; sp = sp->slab_next)
+		found = slab_contains(cp, sp, buf, startp);
+	if (!found && CACHE_SPARE(cp) != NULL)
+		found = slab_contains(cp, CACHE_SPARE(cp), buf, startp);
+	umem_unlock(&cp->cache_lock);
+	return (found);
+}
+
+int
+umem_slab_small_find(umem_cache_t *cp, const void *buf, void **startp)
+{
+	umem_slab_t *sp;
+
+	if (cp->cache_flags & UMF_HASH)
+		return (0);
+	sp = (umem_slab_t *)(P2END((uintptr_t)buf, cp->cache_slabsize) -
+	    sizeof (umem_slab_t));
+	if (sp->slab_cache != cp)
+		return (0);
+	return (slab_contains(cp, sp, buf, startp));
 }

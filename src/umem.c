@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "umem_impl.h"
+#include "debug.h"
 #include "percpu.h"
 
 umem_lock_t umem_init_lock = UMEM_LOCK_INITIALIZER;
@@ -123,6 +124,9 @@ static void
 umem_options(char *percpu, size_t plen)
 {
 	const char *s = getenv("UMEM_OPTIONS"), *e, *v;
+
+	if (s == NULL)
+		s = umem_options_hook();
 	uint64_t n = 2;
 
 	percpu[0] = '\0';
@@ -221,6 +225,7 @@ umem_init_locked(void)
 	pg = umem_pagesize;
 	umem_options(percpu, sizeof (percpu));
 	umem_percpu_init(percpu[0] != '\0' ? percpu : NULL);
+	umem_debug_options();
 
 	umem_null_cache.cache_next = umem_null_cache.cache_prev =
 	    &umem_null_cache;
@@ -373,6 +378,10 @@ umem_cache_create_internal(const char *name, size_t bufsize, size_t align,
 		cp->cache_flags |= UMF_NOMAGAZINE;
 	if (cflags & UMC_PAGEMAP)
 		cp->cache_flags |= UMF_PAGEMAP;
+	/* Debug caches have no magazines: every call reaches debug.c. */
+	cp->cache_flags |= umem_debug_cache_flags(cflags, bufsize);
+	if (cp->cache_flags & UMF_DEBUG)
+		cp->cache_flags |= UMF_NOMAGAZINE;
 	cp->cache_bufsize = bufsize;
 	cp->cache_align = align;
 	cp->cache_chunksize = chunk;
@@ -391,11 +400,19 @@ umem_cache_create_internal(const char *name, size_t bufsize, size_t align,
 	cp->cache_nullslab.slab_cache = cp;
 	cp->cache_freelist = &cp->cache_nullslab;
 
+	if ((cp->cache_flags & UMF_DEBUG) &&
+	    (err = umem_debug_geometry(cp)) != 0) {
+		vmem_free(umem_cache_arena, cp, size);
+		errno = err;
+		return (NULL);
+	}
 	if ((err = umem_slab_geometry(cp, forced_slabsize)) != 0) {
 		vmem_free(umem_cache_arena, cp, size);
 		errno = err;
 		return (NULL);
 	}
+	if (cp->cache_flags & UMF_DEBUG)
+		umem_debug_geometry_post(cp);
 	if ((cp->cache_flags & UMF_HASH) && umem_hash_init(cp) != 0) {
 		vmem_free(umem_cache_arena, cp, size);
 		errno = EAGAIN;
@@ -515,6 +532,8 @@ umem_cache_alloc_slow(umem_cache_t *cp, int flags)
 	}
 	if (UMEM_UNLIKELY(umem_update_need_start))
 		umem_update_start();
+	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG))
+		return (umem_debug_alloc(cp, flags));
 	for (;;) {
 		if (!(cp->cache_flags & UMF_NOMAGAZINE) &&
 		    (buf = umem_mag_alloc(cp)) != NULL)
@@ -563,6 +582,10 @@ umem_cache_free_slow(umem_cache_t *cp, void *buf)
 	}
 	if (UMEM_UNLIKELY(umem_update_need_start))
 		umem_update_start();
+	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG)) {
+		umem_debug_free(cp, buf);
+		return;
+	}
 	if (!(cp->cache_flags & UMF_NOMAGAZINE) && umem_mag_free(cp, buf))
 		return;
 	if (cp->cache_destructor != NULL) {

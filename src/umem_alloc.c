@@ -32,6 +32,7 @@
  */
 #define	_GNU_SOURCE
 #include "umem_alloc.h"
+#include "debug.h"
 #include "pagemap.h"
 
 #include <errno.h>
@@ -50,6 +51,8 @@ static const uint32_t umem_alloc_sizes[] = {
 
 umem_cache_t *umem_alloc_table_small[UMEM_SMALL_MAX / 16 + 1];
 umem_cache_t *umem_alloc_table_large[UMEM_MAXBUF / 256 + 1];
+umem_cache_t *umem_alloc_class_small[UMEM_SMALL_MAX / 16 + 1];
+umem_cache_t *umem_alloc_class_large[UMEM_MAXBUF / 256 + 1];
 static umem_cache_t *umem_alloc_caches[UMEM_NCLASSES];
 /* Power-of-two classes 16..pagesize, naturally aligned: for memalign. */
 #define	UMEM_NP2	17		/* 2^0 .. 2^16 = UMEM_MAXBUF */
@@ -144,12 +147,16 @@ umem_alloc_init_locked(void)
 	for (i = 0, sz = 0; sz <= UMEM_SMALL_MAX; sz += 16) {
 		while (umem_alloc_sizes[i] < sz)
 			i++;
-		umem_alloc_table_small[sz / 16] = umem_alloc_caches[i];
+		umem_alloc_class_small[sz / 16] = umem_alloc_caches[i];
+		if (!(umem_alloc_caches[i]->cache_flags & UMF_DEBUG))
+			umem_alloc_table_small[sz / 16] = umem_alloc_caches[i];
 	}
 	for (i = 0, sz = 0; sz <= UMEM_MAXBUF; sz += 256) {
 		while (umem_alloc_sizes[i] < sz)
 			i++;
-		umem_alloc_table_large[sz / 256] = umem_alloc_caches[i];
+		umem_alloc_class_large[sz / 256] = umem_alloc_caches[i];
+		if (!(umem_alloc_caches[i]->cache_flags & UMF_DEBUG))
+			umem_alloc_table_large[sz / 256] = umem_alloc_caches[i];
 	}
 	return (0);
 }
@@ -200,7 +207,8 @@ umem_alloc_init(void)
  * umem_zalloc (UMEM_ZERO_LARGE) clear a reused block; fresh pages are zero.
  *
  * Lock-free (so fork needs no handler): a slot holds the block's address
- * with its page count in the low bits, or 0; CAS moves blocks in and out.
+ * with, in the low bits, its page count and whether it was moved (below),
+ * or 0; CAS moves blocks in and out.
  */
 #define	UMEM_LC_SLOTS	32
 #define	UMEM_LC_BLOCK	(1ul << 20)
@@ -210,10 +218,83 @@ static uintptr_t umem_lc_slot[UMEM_LC_SLOTS];
 static uint64_t umem_lc_pass[UMEM_LC_SLOTS];	/* update pass when kept */
 static size_t umem_lc_bytes;
 
-static void *
-large_cache_get(size_t rsize)
+/*
+ * Slot words: address | pages << 2 | tail << 1 | moved (pages <
+ * pagesize / 4).  A tail is the rest of a block that was cut for a smaller
+ * allocation (large_cache_get) or a smaller realloc (large_trim): it is
+ * that block's room to grow in place, so it is the last choice of
+ * large_cache_get.
+ */
+#define	LC_WORD(buf, pages, tail, moved) ((uintptr_t)(buf) | (pages) << 2 | \
+					    ((tail) != 0) << 1 | ((moved) != 0))
+#define	LC_PAGES(w)	(((w) & (umem_pagesize - 1)) >> 2)
+#define	LC_TAIL(w)	(((w) >> 1) & 1)
+#define	LC_MOVED(w)	((w) & 1 ? UMEM_PM_MOVED : 0)
+#define	LC_ADDR(w)	((void *)((w) & ~(uintptr_t)(umem_pagesize - 1)))
+
+/*
+ * Realloc growth moves a large block's pages rather than copying them
+ * (large_move): vmem_heap_move() costs a mapping of its own per moved
+ * block alive, given back when the block's pages are (vmem_heap_renew()).
+ * Moved blocks carry UMEM_PM_MOVED in the page map; at most
+ * UMEM_MOVED_MAX of them live at a time (2 mappings each at worst, a
+ * quarter of Linux's default vm.max_map_count), then realloc copies.
+ */
+#define	UMEM_MOVED_MAX	8192
+
+static size_t umem_moved_live;
+static int umem_move_broken;	/* the kernel cannot (old, or refuses) */
+
+/* Take the kept block in slot i if its word is still w; 1 if taken. */
+static int
+large_cache_take(int i, uintptr_t w)
 {
-	uintptr_t want = rsize / umem_pagesize;
+	if (!__atomic_compare_exchange_n(&umem_lc_slot[i], &w, 0, 0,
+	    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return (0);
+	(void) __atomic_fetch_sub(&umem_lc_bytes, LC_PAGES(w) * umem_pagesize,
+	    __ATOMIC_RELAXED);
+	return (1);
+}
+
+static int large_cache_put(void *buf, size_t rsize, int tail,
+    uintptr_t moved);
+static void large_release(void *buf, size_t rsize, uintptr_t moved);
+
+/*
+ * Keep the tail [buf + keep, buf + size) of a block just taken from the
+ * cache (it keeps its pages), handing out the head: 0, or -1 if the block
+ * could not be cut (it is released then).
+ */
+static int
+large_cache_split(void *buf, size_t size, size_t keep, uintptr_t moved)
+{
+	char *tail = (char *)buf + keep;
+
+	if (vmem_split(umem_oversize_arena, buf, size, keep) != 0) {
+		large_release(buf, size, moved);
+		return (-1);
+	}
+	/* A moved block cut in two is two moved blocks. */
+	if (moved)
+		(void) __atomic_fetch_add(&umem_moved_live, 1,
+		    __ATOMIC_RELAXED);
+	if (!large_cache_put(tail, size - keep, 1, moved))
+		large_release(tail, size - keep, moved);
+	return (0);
+}
+
+/*
+ * A kept block of rsize bytes: in order of preference, a block of exactly
+ * that size, the head of the smallest larger block (the rest stays kept,
+ * as a tail), a tail of that size, the head of the smallest larger tail.
+ * NULL if none.
+ */
+static void *
+large_cache_get(size_t rsize, uintptr_t *movedp)
+{
+	uintptr_t want = rsize / umem_pagesize, best = 0;
+	int besti = -1;
 
 	if (__atomic_load_n(&umem_lc_bytes, __ATOMIC_RELAXED) == 0)
 		return (NULL);
@@ -221,24 +302,62 @@ large_cache_get(size_t rsize)
 		uintptr_t w = __atomic_load_n(&umem_lc_slot[i],
 		    __ATOMIC_RELAXED);
 
-		if (w != 0 && (w & (umem_pagesize - 1)) == want &&
-		    __atomic_compare_exchange_n(&umem_lc_slot[i], &w, 0, 0,
-		    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-			(void) __atomic_fetch_sub(&umem_lc_bytes, rsize,
-			    __ATOMIC_RELAXED);
-			return ((void *)(w & ~(uintptr_t)(umem_pagesize - 1)));
+		if (w == 0 || LC_PAGES(w) < want)
+			continue;
+		if (LC_PAGES(w) == want && !LC_TAIL(w) &&
+		    large_cache_take(i, w)) {
+			*movedp = LC_MOVED(w);
+			return (LC_ADDR(w));
+		}
+		/* Rank: not a tail first, then exact, then smaller. */
+		if (besti < 0 || LC_TAIL(w) < LC_TAIL(best) ||
+		    (LC_TAIL(w) == LC_TAIL(best) &&
+		    LC_PAGES(w) < LC_PAGES(best))) {
+			best = w;
+			besti = i;
 		}
 	}
-	return (NULL);
+	if (besti < 0 || !large_cache_take(besti, best))
+		return (NULL);
+	if (LC_PAGES(best) == want) {
+		*movedp = LC_MOVED(best);
+		return (LC_ADDR(best));
+	}
+	if (large_cache_split(LC_ADDR(best), LC_PAGES(best) * umem_pagesize,
+	    rsize, LC_MOVED(best)) != 0)
+		return (NULL);
+	*movedp = LC_MOVED(best);
+	return (LC_ADDR(best));
+}
+
+/* The size of the kept block at addr, now taken out of the cache, or 0. */
+static size_t
+large_cache_get_at(void *addr, uintptr_t *movedp)
+{
+	if (__atomic_load_n(&umem_lc_bytes, __ATOMIC_RELAXED) == 0)
+		return (0);
+	for (int i = 0; i < UMEM_LC_SLOTS; i++) {
+		uintptr_t w = __atomic_load_n(&umem_lc_slot[i],
+		    __ATOMIC_RELAXED);
+
+		if (w != 0 && LC_ADDR(w) == addr) {
+			if (!large_cache_take(i, w))
+				return (0);
+			*movedp = LC_MOVED(w);
+			return (LC_PAGES(w) * umem_pagesize);
+		}
+	}
+	return (0);
 }
 
 /* 1 if buf (already out of the page map) is now kept. */
 static int
-large_cache_put(void *buf, size_t rsize)
+large_cache_put(void *buf, size_t rsize, int tail, uintptr_t moved)
 {
-	uintptr_t w = (uintptr_t)buf | (rsize / umem_pagesize);
+	uintptr_t w = LC_WORD(buf, rsize / umem_pagesize, tail, moved);
 
-	if (rsize > UMEM_LC_BLOCK || rsize / umem_pagesize >= umem_pagesize ||
+	if (rsize > UMEM_LC_BLOCK ||
+	    rsize / umem_pagesize >= umem_pagesize / 4 ||
 	    __atomic_add_fetch(&umem_lc_bytes, rsize, __ATOMIC_RELAXED) >
 	    UMEM_LC_BYTES)
 		goto full;
@@ -261,10 +380,17 @@ full:
 	return (0);
 }
 
+/* Pages to the OS, range to the arena (out of the page map already). */
 static void
-large_release(void *buf, size_t rsize)
+large_release(void *buf, size_t rsize, uintptr_t moved)
 {
-	umem_pages_release(buf, rsize);
+	if (moved) {
+		vmem_heap_renew(buf, rsize);
+		(void) __atomic_fetch_sub(&umem_moved_live, 1,
+		    __ATOMIC_RELAXED);
+	} else {
+		umem_pages_release(buf, rsize);
+	}
 	vmem_xfree(umem_oversize_arena, buf, rsize);
 }
 
@@ -290,11 +416,10 @@ umem_large_cache_reap(int all)
 		    !__atomic_compare_exchange_n(&umem_lc_slot[i], &w, 0, 0,
 		    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 			continue;
-		rsize = (w & (umem_pagesize - 1)) * umem_pagesize;
+		rsize = LC_PAGES(w) * umem_pagesize;
 		(void) __atomic_fetch_sub(&umem_lc_bytes, rsize,
 		    __ATOMIC_RELAXED);
-		large_release((void *)(w & ~(uintptr_t)(umem_pagesize - 1)),
-		    rsize);
+		large_release(LC_ADDR(w), rsize, LC_MOVED(w));
 	}
 }
 
@@ -302,6 +427,7 @@ void *
 umem_large_alloc(size_t size, size_t align, int umflags)
 {
 	size_t rsize = P2ROUNDUP(size, umem_pagesize);
+	uintptr_t moved;
 	void *buf;
 
 	if (rsize < size || rsize > (SIZE_MAX >> 2) || size == 0) {
@@ -316,10 +442,10 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 	if (align <= umem_pagesize) {
 		align = 0;
 		if (rsize <= UMEM_LC_BLOCK &&
-		    (buf = large_cache_get(rsize)) != NULL) {
-			if (umem_pagemap_set(buf, rsize, rsize |
+		    (buf = large_cache_get(rsize, &moved)) != NULL) {
+			if (umem_pagemap_set(buf, rsize, rsize | moved |
 			    UMEM_PM_LARGE, UMEM_PM_INTERIOR) != 0) {
-				large_release(buf, rsize);
+				large_release(buf, rsize, moved);
 			} else {
 				if (umflags & UMEM_ZERO_LARGE)
 					(void) memset(buf, 0, size);
@@ -347,9 +473,11 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 void
 umem_large_free(void *buf, size_t rsize)
 {
+	uintptr_t moved = umem_pagemap_get(buf) & UMEM_PM_MOVED;
+
 	(void) umem_pagemap_set(buf, rsize, 0, 0);
-	if (!large_cache_put(buf, rsize))
-		large_release(buf, rsize);
+	if (!large_cache_put(buf, rsize, 0, moved))
+		large_release(buf, rsize, moved);
 }
 
 /*
@@ -360,6 +488,7 @@ int
 umem_large_resize(void *buf, size_t rsize, size_t newsize)
 {
 	size_t nsize = P2ROUNDUP(newsize, umem_pagesize);
+	uintptr_t moved = umem_pagemap_get(buf) & UMEM_PM_MOVED;
 
 	if (nsize < newsize)
 		return (0);
@@ -368,8 +497,8 @@ umem_large_resize(void *buf, size_t rsize, size_t newsize)
 	if (nsize > rsize) {
 		if (vmem_resize(umem_oversize_arena, buf, rsize, nsize) != 0)
 			return (0);
-		if (umem_pagemap_set(buf, nsize, nsize | UMEM_PM_LARGE,
-		    UMEM_PM_INTERIOR) != 0) {
+		if (umem_pagemap_set(buf, nsize, nsize | moved |
+		    UMEM_PM_LARGE, UMEM_PM_INTERIOR) != 0) {
 			(void) vmem_resize(umem_oversize_arena, buf, nsize,
 			    rsize);
 			return (0);
@@ -382,13 +511,144 @@ umem_large_resize(void *buf, size_t rsize, size_t newsize)
 		umem_pages_release(tail, rsize - nsize);
 		if (vmem_resize(umem_oversize_arena, buf, rsize, nsize) != 0) {
 			(void) umem_pagemap_set(buf, rsize,
-			    rsize | UMEM_PM_LARGE, UMEM_PM_INTERIOR);
+			    rsize | moved | UMEM_PM_LARGE, UMEM_PM_INTERIOR);
 			return (0);
 		}
 		(void) umem_pagemap_set(buf, umem_pagesize,
-		    nsize | UMEM_PM_LARGE, UMEM_PM_INTERIOR);
+		    nsize | moved | UMEM_PM_LARGE, UMEM_PM_INTERIOR);
 	}
 	return (1);
+}
+
+/*
+ * Move a large block of rsize bytes to a new range of nsize > rsize bytes
+ * without copying: its pages go over with vmem_heap_move(), the rest of
+ * the new range is fresh (zero) pages, the old range goes back to the
+ * arena with no pages.  The new address, or NULL (nothing changed).
+ */
+static void *
+large_move(void *buf, size_t rsize, size_t nsize)
+{
+	uintptr_t moved = umem_pagemap_get(buf) & UMEM_PM_MOVED;
+	void *nbuf;
+
+	if (__atomic_load_n(&umem_move_broken, __ATOMIC_RELAXED))
+		return (NULL);
+	/* One more moved block alive (unless buf was one already). */
+	if (!moved && __atomic_add_fetch(&umem_moved_live, 1,
+	    __ATOMIC_RELAXED) > UMEM_MOVED_MAX) {
+		(void) __atomic_fetch_sub(&umem_moved_live, 1,
+		    __ATOMIC_RELAXED);
+		return (NULL);
+	}
+	nbuf = vmem_xalloc(umem_oversize_arena, nsize, 0, 0, 0, NULL, NULL,
+	    VM_NOSLEEP);
+	if (nbuf == NULL)
+		goto fail;
+	if (umem_pagemap_set(nbuf, nsize, nsize | UMEM_PM_MOVED |
+	    UMEM_PM_LARGE, UMEM_PM_INTERIOR) != 0) {
+		vmem_xfree(umem_oversize_arena, nbuf, nsize);
+		goto fail;
+	}
+	if (vmem_heap_move(buf, nbuf, rsize) != 0) {
+		if (errno == EINVAL || errno == ENOSYS)
+			__atomic_store_n(&umem_move_broken, 1,
+			    __ATOMIC_RELAXED);
+		(void) umem_pagemap_set(nbuf, nsize, 0, 0);
+		vmem_xfree(umem_oversize_arena, nbuf, nsize);
+		goto fail;
+	}
+	/* The old range: no pages now; merge it back if it was moved to. */
+	(void) umem_pagemap_set(buf, rsize, 0, 0);
+	if (moved)
+		vmem_heap_renew(buf, rsize);
+	vmem_xfree(umem_oversize_arena, buf, rsize);
+	return (nbuf);
+fail:
+	if (!moved)
+		(void) __atomic_fetch_sub(&umem_moved_live, 1,
+		    __ATOMIC_RELAXED);
+	return (NULL);
+}
+
+/*
+ * Grow a large block of rsize bytes in place into the kept block right
+ * after it, if there is one (it has its pages: realloc growth then neither
+ * copies nor faults).  The block's new size, or rsize.
+ */
+static size_t
+large_join_next(void *buf, size_t rsize)
+{
+	uintptr_t moved = umem_pagemap_get(buf) & UMEM_PM_MOVED, tmoved = 0;
+	size_t tsize = large_cache_get_at((char *)buf + rsize, &tmoved);
+
+	if (tsize == 0)
+		return (rsize);
+	if (vmem_join(umem_oversize_arena, buf, rsize, rsize + tsize) != 0 ||
+	    umem_pagemap_set(buf, rsize + tsize, (rsize + tsize) | moved |
+	    tmoved | UMEM_PM_LARGE, UMEM_PM_INTERIOR) != 0) {
+		/* (cannot fail: the pages' leaf exists) */
+		if (!large_cache_put((char *)buf + rsize, tsize, 1, tmoved))
+			large_release((char *)buf + rsize, tsize, tmoved);
+		return (rsize);
+	}
+	/* Two moved blocks made one. */
+	if (moved && tmoved)
+		(void) __atomic_fetch_sub(&umem_moved_live, 1,
+		    __ATOMIC_RELAXED);
+	return (rsize + tsize);
+}
+
+/*
+ * Cut a large block of size bytes to keep bytes, keeping the tail with its
+ * pages in the cache (or releasing it).
+ */
+static void
+large_trim(void *buf, size_t size, size_t keep)
+{
+	uintptr_t moved = umem_pagemap_get(buf) & UMEM_PM_MOVED;
+	char *tail = (char *)buf + keep;
+
+	if (vmem_split(umem_oversize_arena, buf, size, keep) != 0) {
+		(void) umem_large_resize(buf, size, keep);
+		return;
+	}
+	(void) umem_pagemap_set(tail, size - keep, 0, 0);
+	(void) umem_pagemap_set(buf, umem_pagesize, keep | moved |
+	    UMEM_PM_LARGE, UMEM_PM_INTERIOR);
+	if (moved)
+		(void) __atomic_fetch_add(&umem_moved_live, 1,
+		    __ATOMIC_RELAXED);
+	if (!large_cache_put(tail, size - keep, 1, moved))
+		large_release(tail, size - keep, moved);
+}
+
+/*
+ * realloc of a large block (rsize bytes) to newsize > UMEM_MAXBUF bytes
+ * without copying: in place if it can (shrink; growth into free pages
+ * after it, or into a kept block after it), else by moving its pages
+ * (growth).  The block, at its old or new address, or NULL: nothing
+ * changed, the caller must copy.
+ */
+void *
+umem_large_realloc(void *buf, size_t rsize, size_t newsize)
+{
+	size_t nsize = P2ROUNDUP(newsize, umem_pagesize);
+
+	if (nsize < newsize || nsize > (SIZE_MAX >> 2))
+		return (NULL);
+	if (umem_large_resize(buf, rsize, newsize))
+		return (buf);
+	if (nsize < rsize)
+		return (NULL);
+	/* Take the kept block after it; keep what it has too much. */
+	if ((rsize = large_join_next(buf, rsize)) > nsize) {
+		large_trim(buf, rsize, nsize);
+		return (buf);
+	}
+	if (rsize == nsize || umem_large_resize(buf, rsize, newsize))
+		return (buf);
+	return (large_move(buf, rsize, nsize));
 }
 
 /*
@@ -411,10 +671,12 @@ umem_alloc_aligned_any(size_t size, size_t align, int umflags)
 		umem_cache_t *cp = umem_alloc_p2[highbit(c) - 1];
 		void *buf = umem_cache_alloc(cp, umflags);
 
-		if (buf != NULL)
-			*(uintptr_t *)buf = 0;
-		else
+		if (buf == NULL)
 			errno = ENOMEM;
+		else if (cp->cache_flags & UMF_DEBUG)
+			umem_debug_set_size(cp, buf, size);
+		else
+			*(uintptr_t *)buf = 0;
 		return (buf);
 	}
 	return (umem_large_alloc(size, align, umflags));
@@ -429,22 +691,22 @@ void
 umem_block_bad_free(void *buf, uintptr_t pm, const char *who)
 {
 	if (pm == 0)
-		umem_error("%s(%p): invalid free: not allocated by libumem",
-		    who, buf);
+		umem_debug_error(UMERR_BADADDR, NULL, buf, "%s(%p): not "
+		    "allocated by libumem", who, buf);
 	else if (pm == UMEM_PM_INTERIOR || (pm & UMEM_PM_LARGE))
-		umem_error("%s(%p): invalid free: pointer into the middle of "
-		    "a block", who, buf);
+		umem_debug_error(UMERR_BADBASE, NULL, buf, "%s(%p): pointer "
+		    "into the middle of a large block", who, buf);
 	else
-		umem_error("%s(%p): invalid free: pointer into the middle of "
-		    "a block of cache %s", who, buf,
-		    ((umem_cache_t *)pm)->cache_name);
+		umem_debug_error(UMERR_BADBASE, (umem_cache_t *)pm, buf,
+		    "%s(%p): pointer into the middle of a block of %zu bytes",
+		    who, buf, ((umem_cache_t *)pm)->cache_bufsize);
 }
 
 void
 umem_block_double_free(void *buf, umem_cache_t *cp, const char *who)
 {
-	umem_error("%s(%p): double free (cache %s, block of %zu bytes)", who,
-	    buf, cp->cache_name, cp->cache_bufsize);
+	umem_debug_error(UMERR_DUPFREE, cp, buf, "%s(%p): block of %zu bytes "
+	    "already free", who, buf, cp->cache_bufsize);
 }
 
 /*
@@ -490,12 +752,18 @@ umem_free(void *buf, size_t size)
 		return;
 	}
 	/* The size must name the block's class, or its page count. */
+	if (cp != NULL && (cp->cache_flags & UMF_DEBUG)) {
+		/* exact size check (or a report of what else is wrong) */
+		if (umem_debug_check_size(cp, buf, size) == 0)
+			umem_block_free(buf, "umem_free");
+		return;
+	}
 	if (cp != NULL ? size == 0 || size > UMEM_MAXBUF ||
-	    umem_size_to_cache(size) != cp :
+	    umem_size_to_class(size) != cp :
 	    P2ROUNDUP(size, umem_pagesize) != rsize) {
-		umem_error("umem_free(%p, %zu): wrong size: the block holds "
-		    "%zu bytes", buf, size, cp != NULL ? cp->cache_bufsize :
-		    rsize);
+		umem_debug_error(UMERR_BADSIZE, cp, buf, "umem_free(%p, %zu): "
+		    "the block holds %zu bytes", buf, size, cp != NULL ?
+		    cp->cache_bufsize : rsize);
 		return;
 	}
 	umem_block_free(buf, "umem_free");
@@ -532,8 +800,14 @@ umem_block_size(void *buf)
 	if (buf == NULL)
 		return (0);
 	pm = umem_pagemap_get(buf);
-	if ((cp = umem_block_cache(buf, pm)) != NULL)
+	if ((cp = umem_block_cache(buf, pm)) != NULL) {
+		if (cp->cache_flags & UMF_DEBUG) {
+			/* the requested size: the rest is redzone */
+			rsize = umem_debug_get_size(cp, buf);
+			return (rsize == SIZE_MAX ? 0 : rsize);
+		}
 		return (cp->cache_bufsize);
+	}
 	if ((rsize = umem_block_large(buf, pm)) == 0)
 		umem_block_bad_free(buf, pm, "malloc_usable_size");
 	return (rsize);
@@ -543,9 +817,13 @@ umem_block_size(void *buf)
 void *
 umem_block_alloc_slow(size_t size, int umflags)
 {
-	if (umem_alloc_init())
+	if (!umem_alloc_init())
+		return (umem_large_alloc(size == 0 ? 1 : size, 0, umflags));
+	if (umem_size_to_cache(size) != NULL)
 		return (umem_block_alloc(size, umflags));
-	return (umem_large_alloc(size == 0 ? 1 : size, 0, umflags));
+	/* A debug class (a tail call keeps the audit stack whole). */
+	return (umem_debug_block_alloc(umem_size_to_class(size), size,
+	    umflags));
 }
 
 /* Bytes in blocks handed out by the class caches (for mallinfo). */

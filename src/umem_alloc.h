@@ -15,8 +15,16 @@
 #define	UMEM_ZERO_LARGE	0x10000		/* private flag: a large block must */
 					/* read as zero (calloc, zalloc) */
 
+/*
+ * Size -> class cache.  The _table_ arrays are the fast path's: a class
+ * with debugging has NULL there, so its allocations take the slow path
+ * (umem_block_alloc_slow), which knows the requested size.  The _class_
+ * arrays always name the class (umem_size_to_class).
+ */
 extern umem_cache_t *umem_alloc_table_small[UMEM_SMALL_MAX / 16 + 1];
 extern umem_cache_t *umem_alloc_table_large[UMEM_MAXBUF / 256 + 1];
+extern umem_cache_t *umem_alloc_class_small[UMEM_SMALL_MAX / 16 + 1];
+extern umem_cache_t *umem_alloc_class_large[UMEM_MAXBUF / 256 + 1];
 extern uintptr_t umem_free_secret;
 extern vmem_t *umem_oversize_arena;
 extern int umem_alloc_ready;
@@ -25,6 +33,7 @@ int umem_alloc_init(void);		/* 1 when the classes exist */
 void *umem_large_alloc(size_t size, size_t align, int umflags);
 void umem_large_free(void *buf, size_t rsize);
 int umem_large_resize(void *buf, size_t rsize, size_t newsize);
+void *umem_large_realloc(void *buf, size_t rsize, size_t newsize);
 void *umem_alloc_aligned_any(size_t size, size_t align, int umflags);
 size_t umem_block_size(void *buf);
 size_t umem_alloc_inuse(void);
@@ -39,6 +48,15 @@ umem_size_to_cache(size_t size)
 	if (size <= UMEM_SMALL_MAX)
 		return (umem_alloc_table_small[(size + 15) >> 4]);
 	return (umem_alloc_table_large[(size + 255) >> 8]);
+}
+
+/* The class cache for 0 < size <= UMEM_MAXBUF, debug or not. */
+static inline umem_cache_t *
+umem_size_to_class(size_t size)
+{
+	if (size <= UMEM_SMALL_MAX)
+		return (umem_alloc_class_small[(size + 15) >> 4]);
+	return (umem_alloc_class_large[(size + 255) >> 8]);
 }
 
 /*
@@ -105,7 +123,7 @@ static inline size_t
 umem_block_large(const void *buf, uintptr_t pm)
 {
 	if ((pm & UMEM_PM_LARGE) && IS_P2ALIGNED(buf, umem_pagesize))
-		return ((size_t)(pm & ~UMEM_PM_LARGE));
+		return ((size_t)(pm & ~(UMEM_PM_LARGE | UMEM_PM_MOVED)));
 	return (0);
 }
 

@@ -186,6 +186,10 @@ struct umem_cache {
 	struct umem_cache	*cache_next;	/* all caches */
 	struct umem_cache	*cache_prev;
 	uint64_t		cache_size;	/* bytes of this structure */
+	/* debugging (UMF_DEBUG, debug.h) */
+	ptrdiff_t		cache_buftag;	/* tag offset; < 0 firewall */
+	size_t			cache_verify;	/* pattern bytes checked */
+	size_t			cache_audit;	/* bytes per audit record */
 
 	/* counters kept outside any lock (relaxed atomics) */
 	uint64_t		cache_alloc_fail;
@@ -281,6 +285,17 @@ int umem_hash_init(umem_cache_t *cp);		/* 0 or -1 */
 void umem_hash_fini(umem_cache_t *cp);
 int umem_hash_rescale_needed(umem_cache_t *cp);
 void umem_hash_rescale(umem_cache_t *cp);
+/*
+ * Debugging and error reports (no locks held by the caller).
+ * umem_slab_lookup: 1 if buf is an allocated buffer of hashed cache cp.
+ * umem_slab_find: 1 if buf lies in a buffer of one of cp's slabs (*startp
+ * set to that buffer), from the slab list (reads no buffer memory).
+ * umem_slab_small_find: the same for a small-slab cache, from buf's
+ * address (reads the slab header, as a free does).
+ */
+int umem_slab_lookup(umem_cache_t *cp, const void *buf);
+int umem_slab_find(umem_cache_t *cp, const void *buf, void **startp);
+int umem_slab_small_find(umem_cache_t *cp, const void *buf, void **startp);
 /* Colour (offset of the first buffer) of the slab holding buf; tests. */
 size_t umem_slab_color(umem_cache_t *cp, void *buf);
 /* Small-slab header size, for geometry tests. */

@@ -1,0 +1,1543 @@
+/*
+ * debug.c - built-in debugging: UMEM_DEBUG and UMEM_LOGGING, buffer tags,
+ * audit records, error reports, transaction / contents / failure logs,
+ * firewall slabs and failure injection.
+ *
+ * Big theory statement
+ * --------------------
+ * Debugging is chosen per cache when the cache is created (from the
+ * UMEM_DEBUG settings read once by umem_init), and a debug cache has no
+ * magazine layer: its per-CPU slots never hold a loaded magazine, so the
+ * rseq fast path always misses and umem_cache_alloc_slow/free_slow send
+ * every operation here.  The release fast path pays nothing for the
+ * existence of this file (Bonwick 1994 got the same by sharing one flag
+ * word; we get it from the magazine layer being off).
+ *
+ * Every debug cache tags each buffer (debug.h): the tag's bxstat word says
+ * whether the buffer is allocated or free (address XOR one of two
+ * constants, so a stray write is told apart from a state), which is what
+ * catches duplicate frees in every debug mode.  On top of that:
+ *
+ *   guards (UMF_DEADBEEF | UMF_REDZONE)  a free buffer holds 0xdeadbeef,
+ *	checked when it is allocated again (modified after free: offset,
+ *	expected and found word); a new buffer holds 0xbaddcafe; the slack
+ *	after the buffer holds 0xbb bytes and the tag a redzone word, both
+ *	checked at free.  umem_alloc and malloc buffers also keep their
+ *	requested size in the redzone word, so the slack starts right after
+ *	the requested bytes and umem_free can check its size argument.
+ *   audit (UMF_AUDIT)  the last allocation and the last free of each
+ *	buffer: thread, time and stack, printed with every report.
+ *   contents, logs  UMEM_LOGGING's circular logs of transactions, freed
+ *	contents and failed allocations.
+ *   firewall (UMF_FIREWALL)  each buffer ends at a page that is never
+ *	mapped, so an overrun faults at once; the fault is reported with the
+ *	buffer's audit record.
+ *
+ * Stacks are taken by walking frame pointers (bounded by the thread's
+ * stack; frames inside libumem are skipped).  That costs a few
+ * nanoseconds a frame, against microseconds for a DWARF unwinder, which is
+ * what keeps UMEM_DEBUG=default within 10x of release speed; the price is
+ * that code built without frame pointers truncates the stack.
+ *
+ * Errors: umem_debug_error() writes one report to stderr and to an 8 KiB
+ * error log (read back with umem_error_log()), then aborts unless
+ * UMEM_DEBUG=noabort.  Nothing here allocates: records live in the
+ * buffers' chunks and logs in pages mapped at start-up.
+ */
+#define	_GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "debug.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define	UMEM_HAVE_VALGRIND	1
+#endif
+#endif
+#ifndef UMEM_HAVE_VALGRIND
+#define	RUNNING_ON_VALGRIND			0
+#define	VALGRIND_MALLOCLIKE_BLOCK(a, s, r, z)	((void)0)
+#define	VALGRIND_FREELIKE_BLOCK(a, r)		((void)0)
+#define	VALGRIND_DISABLE_ERROR_REPORTING	((void)0)
+#define	VALGRIND_ENABLE_ERROR_REPORTING		((void)0)
+#define	VALGRIND_MAKE_MEM_UNDEFINED(a, s)	((void)0)
+#endif
+
+uint32_t umem_debug_flags;
+size_t umem_debug_maxverify = SIZE_MAX;
+size_t umem_debug_minfirewall = SIZE_MAX;
+uint32_t umem_audit_frames = 15;
+size_t umem_content_bytes = 256;
+int umem_debug_findleaks_atexit;
+volatile uint32_t umem_mtbf;
+static int umem_debug_verbose;
+static int umem_valgrind;		/* running under valgrind */
+
+#define	UMEM_MAX_FRAMES		64
+#define	UMEM_LOG_DEFAULT	(64 * 1024)
+
+/*
+ * ------------------------------------------------------------------------
+ * Options
+ * ------------------------------------------------------------------------
+ */
+/* Weak: a program linked with us may define these (illumos hooks). */
+extern const char *_umem_debug_init(void) __attribute__((weak));
+extern const char *_umem_options_init(void) __attribute__((weak));
+extern const char *_umem_logging_init(void) __attribute__((weak));
+
+static size_t umem_log_size[3];		/* transaction, contents, fail */
+static int umem_log_asked[3];
+
+/* "name" or "name=value" at [s, s + n); *valp = value or NULL. */
+static int
+item_is(const char *s, size_t n, const char *name, const char **valp,
+    size_t *vlenp)
+{
+	size_t l = strlen(name);
+
+	if (n < l || strncmp(s, name, l) != 0 || (n > l && s[l] != '='))
+		return (0);
+	*valp = n > l ? s + l + 1 : NULL;
+	*vlenp = n > l ? n - l - 1 : 0;
+	return (1);
+}
+
+/* A size with an optional k/m/g/t suffix (binary); 0 and a report if bad. */
+static int
+item_size(const char *var, const char *name, const char *v, size_t vl,
+    uint64_t *np)
+{
+	uint64_t n = 0, mult = 1;
+	size_t i;
+
+	for (i = 0; i < vl && v[i] >= '0' && v[i] <= '9'; i++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			goto bad;
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	if (i == 0)
+		goto bad;
+	if (i + 1 == vl) {
+		switch (v[i] | 0x20) {
+		case 'k': mult = 1ULL << 10; break;
+		case 'm': mult = 1ULL << 20; break;
+		case 'g': mult = 1ULL << 30; break;
+		case 't': mult = 1ULL << 40; break;
+		default: goto bad;
+		}
+	} else if (i != vl) {
+		goto bad;
+	}
+	if (n > UINT64_MAX / mult)
+		goto bad;
+	*np = n * mult;
+	return (1);
+bad:
+	umem_report("%s: %s needs a number (with an optional k, m, g or t "
+	    "suffix), got '%.*s'; option ignored", var, name, (int)vl,
+	    v == NULL ? "" : v);
+	return (0);
+}
+
+static void
+parse_debug_item(const char *s, size_t n)
+{
+	const char *v;
+	size_t vl;
+	uint64_t x;
+
+	if (item_is(s, n, "default", &v, &vl) && v == NULL) {
+		umem_debug_flags |= UMF_AUDIT | UMF_CONTENTS | UMF_DEADBEEF |
+		    UMF_REDZONE;
+	} else if (item_is(s, n, "audit", &v, &vl)) {
+		if (v != NULL && item_size("UMEM_DEBUG", "audit", v, vl, &x)) {
+			if (x > UMEM_MAX_FRAMES) {
+				umem_report("UMEM_DEBUG: audit keeps at most "
+				    "%d frames; using %d", UMEM_MAX_FRAMES,
+				    UMEM_MAX_FRAMES);
+				x = UMEM_MAX_FRAMES;
+			}
+			umem_audit_frames = (uint32_t)x;
+		}
+		umem_debug_flags |= UMF_AUDIT | UMF_REDZONE;
+	} else if (item_is(s, n, "contents", &v, &vl)) {
+		if (v != NULL && item_size("UMEM_DEBUG", "contents", v, vl, &x))
+			umem_content_bytes = x > 65536 ? 65536 : (size_t)x;
+		umem_debug_flags |= UMF_CONTENTS | UMF_AUDIT | UMF_REDZONE;
+	} else if (item_is(s, n, "guards", &v, &vl) && v == NULL) {
+		umem_debug_flags |= UMF_DEADBEEF | UMF_REDZONE;
+	} else if (item_is(s, n, "verbose", &v, &vl) && v == NULL) {
+		umem_debug_verbose = 1;
+	} else if (item_is(s, n, "allverbose", &v, &vl) && v == NULL) {
+		umem_debug_verbose = 2;
+	} else if (item_is(s, n, "nosignal", &v, &vl) && v == NULL) {
+		umem_debug_flags |= UMF_AUDIT | UMF_REDZONE | UMF_CHECKSIGNAL;
+	} else if (item_is(s, n, "firewall", &v, &vl) && v != NULL) {
+		if (item_size("UMEM_DEBUG", "firewall", v, vl, &x)) {
+			umem_debug_minfirewall = (size_t)x;
+			umem_debug_flags |= UMF_FIREWALL;
+		}
+	} else if (item_is(s, n, "lite", &v, &vl) && v == NULL) {
+		umem_debug_flags |= UMF_LITE | UMF_DEADBEEF | UMF_REDZONE;
+	} else if (item_is(s, n, "maxverify", &v, &vl) && v != NULL) {
+		if (item_size("UMEM_DEBUG", "maxverify", v, vl, &x))
+			umem_debug_maxverify = (size_t)x;
+	} else if (item_is(s, n, "noabort", &v, &vl) && v == NULL) {
+		umem_abort_on_error = 0;
+	} else if (item_is(s, n, "mtbf", &v, &vl) && v != NULL) {
+		if (item_size("UMEM_DEBUG", "mtbf", v, vl, &x)) {
+			umem_mtbf = x > UINT32_MAX ? UINT32_MAX : (uint32_t)x;
+			umem_debug_flags |= UMF_REDZONE;
+		}
+	} else if (item_is(s, n, "findleaks", &v, &vl) && v == NULL) {
+		umem_debug_findleaks_atexit = 1;
+		umem_debug_flags |= UMF_AUDIT | UMF_REDZONE;
+	} else {
+		umem_report("UMEM_DEBUG: '%.*s' not recognized; known: default, "
+		    "audit[=frames], contents[=bytes], guards, verbose, "
+		    "nosignal, firewall=bytes, lite, maxverify=bytes, noabort, "
+		    "mtbf=n, findleaks", (int)n, s);
+	}
+}
+
+static void
+parse_logging_item(const char *s, size_t n)
+{
+	static const char *const names[3] = {
+		"transaction", "contents", "fail"
+	};
+	const char *v;
+	size_t vl;
+	uint64_t x;
+
+	for (int i = 0; i < 3; i++) {
+		if (!item_is(s, n, names[i], &v, &vl))
+			continue;
+		x = UMEM_LOG_DEFAULT;
+		if (v != NULL && !item_size("UMEM_LOGGING", names[i], v, vl,
+		    &x))
+			return;
+		if (x > (1ULL << 32)) {
+			umem_report("UMEM_LOGGING: %s log limited to 4g",
+			    names[i]);
+			x = 1ULL << 32;
+		}
+		umem_log_size[i] = (size_t)x;
+		umem_log_asked[i] = 1;
+		if (i == 0 && x != 0)
+			umem_debug_flags |= UMF_AUDIT | UMF_REDZONE;
+		if (i == 1 && x != 0)
+			umem_debug_flags |= UMF_CONTENTS | UMF_AUDIT |
+			    UMF_REDZONE;
+		return;
+	}
+	umem_report("UMEM_LOGGING: '%.*s' not recognized; known: "
+	    "transaction[=size], contents[=size], fail[=size]", (int)n, s);
+}
+
+/* Split a comma-separated list; blanks around items are ignored. */
+static void
+parse_list(const char *s, void (*item)(const char *, size_t))
+{
+	while (s != NULL && *s != '\0') {
+		const char *e;
+		size_t len;
+
+		while (*s == ' ' || *s == '\t')
+			s++;
+		for (e = s; *e != '\0' && *e != ','; e++)
+			;
+		len = (size_t)(e - s);
+		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+			len--;
+		if (len > 512)
+			umem_report("umem: option item of %zu bytes ignored",
+			    len);
+		else if (len > 0)
+			item(s, len);
+		s = (*e == ',') ? e + 1 : e;
+	}
+}
+
+static void umem_logs_init(void);
+static void umem_firewall_init(void);
+
+/*
+ * The environment wins over the program's hooks.  Called by umem_init()
+ * before any cache exists.  getenv() does not allocate.
+ */
+void
+umem_debug_options(void)
+{
+	const char *d = getenv("UMEM_DEBUG"), *l = getenv("UMEM_LOGGING");
+
+	if (d == NULL && _umem_debug_init != NULL)
+		d = _umem_debug_init();
+	if (l == NULL && _umem_logging_init != NULL)
+		l = _umem_logging_init();
+	parse_list(d, parse_debug_item);
+	parse_list(l, parse_logging_item);
+	if (RUNNING_ON_VALGRIND)
+		umem_valgrind = 1;
+	umem_logs_init();
+	if (umem_debug_flags & UMF_FIREWALL)
+		umem_firewall_init();
+	if (umem_debug_verbose)
+		umem_report("umem: debug flags 0x%x, audit %u frames, "
+		    "firewall >= %zu bytes, mtbf %u%s", umem_debug_flags,
+		    umem_audit_frames, umem_debug_minfirewall,
+		    (unsigned)umem_mtbf, umem_valgrind ? ", valgrind" : "");
+}
+
+/* The hook for UMEM_OPTIONS, read by umem.c's option parser. */
+const char *
+umem_options_hook(void)
+{
+	return (_umem_options_init != NULL ? _umem_options_init() : NULL);
+}
+
+UMEM_EXPORT void
+umem_setmtbf(unsigned int mtbf)
+{
+	umem_mtbf = mtbf;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Geometry
+ * ------------------------------------------------------------------------
+ */
+uint32_t
+umem_debug_cache_flags(int cflags, size_t bufsize)
+{
+	uint32_t f = umem_debug_flags;
+
+	if (cflags & (UMC_INTERNAL | UMC_NODEBUG | UMC_NOTOUCH | UMC_QCACHE))
+		return (0);
+	if (umem_valgrind)
+		f |= UMF_REDZONE;	/* a tag: every call goes through here */
+	if (f == 0)
+		return (0);
+	if (!(f & UMF_FIREWALL) || bufsize < umem_debug_minfirewall ||
+	    (cflags & UMC_NOHASH))
+		f &= ~UMF_FIREWALL;
+	return (f);
+}
+
+static size_t
+tag_area(umem_cache_t *cp)
+{
+	return (sizeof (umem_buftag_t) + 2 * cp->cache_audit);
+}
+
+int
+umem_debug_geometry(umem_cache_t *cp)
+{
+	size_t align = cp->cache_align, off;
+
+	cp->cache_audit = (cp->cache_flags & UMF_AUDIT) ?
+	    sizeof (umem_audit_t) + umem_audit_frames * sizeof (uintptr_t) : 0;
+	cp->cache_verify = (cp->cache_flags & UMF_LITE) ? 8 :
+	    umem_debug_maxverify;
+	if (cp->cache_flags & UMF_FIREWALL) {
+		if (cp->cache_bufsize > SIZE_MAX / 8)
+			return (ENOMEM);
+		cp->cache_buftag = -1;
+		cp->cache_chunksize = P2ROUNDUP(cp->cache_bufsize, align);
+		return (0);
+	}
+	off = P2ROUNDUP(cp->cache_bufsize, UMEM_ALIGN);
+	cp->cache_buftag = (ptrdiff_t)off;
+	cp->cache_chunksize = P2ROUNDUP(off + tag_area(cp), align);
+	return (0);
+}
+
+/*
+ * After umem_slab_geometry(): free-list links go in the tag, and firewall
+ * caches get one buffer per slab, at its end.  A firewall cache that
+ * malloc frees by address gets a zero slab mask, so the block layer's
+ * start check passes for any address in it and umem_debug_free, which
+ * knows the one buffer of each slab, checks it instead.
+ */
+void
+umem_debug_geometry_post(umem_cache_t *cp)
+{
+	if (cp->cache_flags & UMF_FIREWALL) {
+		size_t s = umem_pagesize;
+
+		while (s < cp->cache_chunksize + tag_area(cp))
+			s <<= 1;
+		cp->cache_slabsize = s;
+		cp->cache_flags |= UMF_HASH;
+		cp->cache_chunks = 1;
+		cp->cache_maxcolor = 0;
+		cp->cache_slab_mask = 0;
+		cp->cache_chunk_magic = 0;
+		return;
+	}
+	if (!(cp->cache_flags & UMF_HASH))
+		cp->cache_bufctl = (size_t)cp->cache_buftag +
+		    offsetof(umem_buftag_t, bt_link);
+}
+
+size_t
+umem_debug_link_offset(umem_cache_t *cp)
+{
+	return ((size_t)cp->cache_buftag + offsetof(umem_buftag_t, bt_link));
+}
+
+umem_buftag_t *
+umem_debug_tag(umem_cache_t *cp, void *buf)
+{
+	if (cp->cache_buftag < 0)
+		return ((umem_buftag_t *)P2ALIGN((uintptr_t)buf,
+		    cp->cache_slabsize));
+	return ((umem_buftag_t *)((char *)buf + cp->cache_buftag));
+}
+
+umem_audit_t *
+umem_debug_audit(umem_cache_t *cp, void *buf, int which)
+{
+	if (cp->cache_audit == 0)
+		return (NULL);
+	return ((umem_audit_t *)((char *)(umem_debug_tag(cp, buf) + 1) +
+	    (size_t)which * cp->cache_audit));
+}
+
+int
+umem_debug_state(umem_cache_t *cp, void *buf)
+{
+	uintptr_t x = umem_debug_tag(cp, buf)->bt_bxstat ^ (uintptr_t)buf;
+
+	if (x == UMEM_BUFTAG_ALLOC)
+		return (1);
+	if (x == UMEM_BUFTAG_FREE)
+		return (0);
+	return (-1);
+}
+
+/* Bytes of the buffer proper checked and filled with patterns. */
+static size_t
+pattern_len(umem_cache_t *cp)
+{
+	size_t n = cp->cache_bufsize & ~(size_t)7;
+
+	return (n < cp->cache_verify ? n : P2ALIGN(cp->cache_verify, 8));
+}
+
+static void
+fill64(void *p, size_t n, uint64_t pat)
+{
+	uint64_t *w = p;
+
+	for (size_t i = 0; i < n / 8; i++)
+		w[i] = pat;
+}
+
+/* Offset of the first word that is not pat, or SIZE_MAX. */
+static size_t
+verify64(const void *p, size_t n, uint64_t pat)
+{
+	const uint64_t *w = p;
+
+	for (size_t i = 0; i < n / 8; i++)
+		if (UMEM_UNLIKELY(w[i] != pat))
+			return (i * 8);
+	return (SIZE_MAX);
+}
+
+/* End of the user bytes: the requested size, else bufsize. */
+static size_t
+user_size(umem_cache_t *cp, const umem_buftag_t *btp)
+{
+	uint32_t hi = (uint32_t)(btp->bt_redzone >> 32);
+
+	if (hi != (uint32_t)(UMEM_REDZONE_PATTERN >> 32) &&
+	    UMEM_SIZE_VALID(hi) && UMEM_SIZE_DECODE(hi) <= cp->cache_bufsize)
+		return ((size_t)UMEM_SIZE_DECODE(hi));
+	return (cp->cache_bufsize);
+}
+
+/* Slack after the user bytes up to the tag (none for firewall). */
+static size_t
+slack_end(umem_cache_t *cp)
+{
+	return (cp->cache_buftag < 0 ? cp->cache_bufsize :
+	    (size_t)cp->cache_buftag);
+}
+
+/*
+ * Where the 0xbb slack starts.  free() of a malloc block stores its
+ * double-free key in the block's first word before we see it, so there
+ * the slack starts at 8 at the earliest.
+ */
+static size_t
+slack_start(umem_cache_t *cp, size_t usz)
+{
+	if ((cp->cache_flags & UMF_PAGEMAP) && usz < sizeof (uintptr_t))
+		return (sizeof (uintptr_t));
+	return (usz);
+}
+
+void
+umem_debug_slab_init(umem_cache_t *cp, void *base, uint32_t chunks)
+{
+	char *buf = base;
+
+	for (uint32_t i = 0; i < chunks; i++, buf += cp->cache_chunksize) {
+		umem_buftag_t *btp = umem_debug_tag(cp, buf);
+
+		if (cp->cache_flags & UMF_DEADBEEF)
+			fill64(buf, pattern_len(cp), UMEM_FREE_PATTERN);
+		btp->bt_redzone = UMEM_REDZONE_PATTERN;
+		btp->bt_bxstat = (uintptr_t)buf ^ UMEM_BUFTAG_FREE;
+		if (cp->cache_audit != 0)
+			memset(btp + 1, 0, 2 * cp->cache_audit);
+	}
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Stacks
+ * ------------------------------------------------------------------------
+ */
+extern void *__libc_stack_end;
+static int libc_range_cb(struct dl_phdr_info *, size_t, void *);
+static uintptr_t umem_text_lo, umem_text_hi;
+static pthread_once_t umem_text_once = PTHREAD_ONCE_INIT;
+
+static int
+text_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t me = (uintptr_t)arg;
+
+	(void) size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) &&
+		    me >= lo && me < lo + ph->p_memsz) {
+			umem_text_lo = lo;
+			umem_text_hi = lo + ph->p_memsz;
+			return (1);
+		}
+	}
+	return (0);
+}
+
+/*
+ * libumem's own code: its executable segment when it is a shared object.
+ * Linked into a program, the segment is the program's too, so instead
+ * the span of a few of our functions, which the one-object static
+ * library keeps together.
+ */
+static void
+text_range_init(void)
+{
+	static const uintptr_t marks[] = {
+		(uintptr_t)umem_debug_alloc, (uintptr_t)umem_debug_free,
+		(uintptr_t)umem_cache_alloc, (uintptr_t)umem_cache_free,
+		(uintptr_t)umem_slab_alloc, (uintptr_t)umem_alloc,
+		(uintptr_t)umem_free, (uintptr_t)umem_init,
+		(uintptr_t)umem_zalloc, (uintptr_t)umem_pages_map,
+	};
+	Dl_info di;
+	void *self;
+
+	(void) dl_iterate_phdr(text_range_cb, (void *)marks[0]);
+	(void) dl_iterate_phdr(libc_range_cb, (void *)(uintptr_t)sigaction);
+	self = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
+	if (dladdr((void *)marks[0], &di) != 0 && self != NULL) {
+		struct link_map *lm = self;
+
+		if (lm->l_addr == (ElfW(Addr))di.dli_fbase ||
+		    lm->l_name == NULL || lm->l_name[0] == '\0') {
+			/* maybe the main program: check it is */
+			if ((uintptr_t)di.dli_fbase == (uintptr_t)lm->l_addr ||
+			    di.dli_fname == NULL ||
+			    strstr(di.dli_fname, "libumem") == NULL) {
+				uintptr_t lo = UINTPTR_MAX, hi = 0;
+
+				for (size_t i = 0; i < sizeof (marks) /
+				    sizeof (marks[0]); i++) {
+					lo = marks[i] < lo ? marks[i] : lo;
+					hi = marks[i] > hi ? marks[i] : hi;
+				}
+				umem_text_lo = lo;
+				umem_text_hi = hi + 4096;
+			}
+		}
+	}
+	if (self != NULL)
+		(void) dlclose(self);
+}
+
+static int
+in_umem(uintptr_t pc)
+{
+	return (pc >= umem_text_lo && pc < umem_text_hi);
+}
+
+/*
+ * x86-64 glibc's signal return trampoline is "mov $15, %rax; syscall" in
+ * libc's text; a pc is read only once it is known to lie there.
+ */
+static uintptr_t umem_libc_lo, umem_libc_hi;
+
+static int
+libc_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t me = (uintptr_t)arg;
+
+	(void) size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) &&
+		    me >= lo && me < lo + ph->p_memsz) {
+			umem_libc_lo = lo;
+			umem_libc_hi = lo + ph->p_memsz - 16;
+			return (1);
+		}
+	}
+	return (0);
+}
+
+static int
+is_sigreturn(uintptr_t pc)
+{
+	static const unsigned char code[] = {
+		0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05
+	};
+
+	return (pc >= umem_libc_lo && pc < umem_libc_hi &&
+	    memcmp((const void *)pc, code, sizeof (code)) == 0);
+}
+
+static uintptr_t
+stack_top(uintptr_t sp)
+{
+	uintptr_t self = (uintptr_t)pthread_self();
+
+	if (self > sp && self - sp < (1UL << 30))
+		return (self);
+	if ((uintptr_t)__libc_stack_end > sp &&
+	    (uintptr_t)__libc_stack_end - sp < (1UL << 30))
+		return ((uintptr_t)__libc_stack_end);
+	return (sp + 4096);	/* unknown stack (sigaltstack?): be brief */
+}
+
+static int umem_in_sighandler;	/* set per call by umem_getpcstack */
+
+__attribute__((noinline)) int
+umem_getpcstack(uintptr_t *pcs, int max)
+{
+	uintptr_t *fp = __builtin_frame_address(0);
+	uintptr_t lo = (uintptr_t)fp, hi = stack_top(lo);
+	int n = 0, ours = 1;
+
+	(void) pthread_once(&umem_text_once, text_range_init);
+	umem_in_sighandler = 0;
+	while (n < max && (uintptr_t)fp >= lo && (uintptr_t)fp + 16 <= hi &&
+	    ((uintptr_t)fp & 7) == 0) {
+		uintptr_t pc = fp[1], *next = (uintptr_t *)fp[0];
+
+		if (pc < 4096)
+			break;
+		if (ours && !in_umem(pc))
+			ours = 0;
+		if (!ours) {
+			pcs[n++] = pc;
+			if ((umem_debug_flags & UMF_CHECKSIGNAL) &&
+			    is_sigreturn(pc))
+				umem_in_sighandler = 1;
+		}
+		if (next <= fp)
+			break;
+		lo = (uintptr_t)fp + 16;
+		fp = next;
+	}
+	return (n);
+}
+
+void
+umem_debug_print_stack(int fd, const umem_audit_t *ap, const char *indent)
+{
+	char line[512];
+
+	for (int i = 0; i < ap->au_depth; i++) {
+		uintptr_t pc = ap->au_stack[i];
+		Dl_info di;
+		size_t n;
+
+		if (dladdr((void *)(pc - 1), &di) != 0 && di.dli_sname != NULL)
+			n = umem_format(line, sizeof (line),
+			    "%s#%d 0x%lx %s+0x%lx (%s)\n", indent, i,
+			    (unsigned long)pc, di.dli_sname,
+			    (unsigned long)(pc - (uintptr_t)di.dli_saddr),
+			    di.dli_fname != NULL ? di.dli_fname : "?");
+		else if (dladdr((void *)(pc - 1), &di) != 0)
+			n = umem_format(line, sizeof (line),
+			    "%s#%d 0x%lx (%s+0x%lx)\n", indent, i,
+			    (unsigned long)pc, di.dli_fname != NULL ?
+			    di.dli_fname : "?",
+			    (unsigned long)(pc - (uintptr_t)di.dli_fbase));
+		else
+			n = umem_format(line, sizeof (line), "%s#%d 0x%lx\n",
+			    indent, i, (unsigned long)pc);
+		if (n >= sizeof (line))
+			n = sizeof (line) - 1;
+		if (write(fd, line, n) < 0)
+			return;
+	}
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Logs: fixed-size records in a ring of pages mapped at start-up.
+ * ------------------------------------------------------------------------
+ */
+typedef struct umem_log {
+	umem_lock_t	lg_lock;
+	const char	*lg_name;
+	char		*lg_base;
+	size_t		lg_recsize;
+	size_t		lg_nrec;
+	uint64_t	lg_next;	/* records ever written */
+} umem_log_t;
+
+/* A log record: the transaction or failure, then stack or contents. */
+typedef struct umem_logrec {
+	uint64_t	lr_time;
+	uint32_t	lr_tid;
+	uint16_t	lr_kind;	/* UMEM_LR_* */
+	uint16_t	lr_depth;	/* frames, or contents bytes / 8 */
+	umem_cache_t	*lr_cache;
+	void		*lr_buf;
+	size_t		lr_size;	/* requested size (fail log) */
+	uintptr_t	lr_data[];	/* stack, or saved contents */
+} umem_logrec_t;
+
+#define	UMEM_LR_ALLOC	1
+#define	UMEM_LR_FREE	2
+#define	UMEM_LR_FAIL	3
+#define	UMEM_LR_CONTENTS 4
+
+static umem_log_t umem_logs[3] = {
+	{ UMEM_LOCK_INITIALIZER, "transaction", NULL, 0, 0, 0 },
+	{ UMEM_LOCK_INITIALIZER, "contents", NULL, 0, 0, 0 },
+	{ UMEM_LOCK_INITIALIZER, "fail", NULL, 0, 0, 0 },
+};
+static int umem_logging_off;	/* while a report is written */
+
+static void
+umem_logs_init(void)
+{
+	for (int i = 0; i < 3; i++) {
+		umem_log_t *lp = &umem_logs[i];
+		size_t data = i == 1 ? P2ROUNDUP(umem_content_bytes, 8) :
+		    umem_audit_frames * sizeof (uintptr_t);
+		size_t size = P2ROUNDUP(umem_log_size[i], umem_pagesize);
+
+		if (!umem_log_asked[i] || size == 0)
+			continue;
+		lp->lg_recsize = sizeof (umem_logrec_t) + data;
+		if ((lp->lg_base = umem_pages_map(size)) == NULL) {
+			umem_report("UMEM_LOGGING: no memory for the %s log; "
+			    "log disabled", lp->lg_name);
+			continue;
+		}
+		lp->lg_nrec = size / lp->lg_recsize;
+	}
+}
+
+static umem_logrec_t *
+log_claim(umem_log_t *lp)
+{
+	uint64_t i;
+
+	if (lp->lg_base == NULL || lp->lg_nrec == 0 ||
+	    __atomic_load_n(&umem_logging_off, __ATOMIC_RELAXED))
+		return (NULL);
+	i = __atomic_fetch_add(&lp->lg_next, 1, __ATOMIC_RELAXED);
+	return ((umem_logrec_t *)(lp->lg_base +
+	    (i % lp->lg_nrec) * lp->lg_recsize));
+}
+
+static void
+log_transaction(umem_cache_t *cp, void *buf, int kind, const umem_audit_t *ap,
+    const uintptr_t *pcs, int depth)
+{
+	umem_logrec_t *lr = log_claim(&umem_logs[0]);
+
+	if (lr == NULL)
+		return;
+	lr->lr_time = ap != NULL ? ap->au_time : umem_gethrtime();
+	lr->lr_tid = (uint32_t)gettid();
+	lr->lr_kind = (uint16_t)kind;
+	lr->lr_cache = cp;
+	lr->lr_buf = buf;
+	lr->lr_size = 0;
+	if ((uint32_t)depth > umem_audit_frames)
+		depth = (int)umem_audit_frames;
+	memcpy(lr->lr_data, pcs, (size_t)depth * sizeof (uintptr_t));
+	lr->lr_depth = (uint16_t)depth;
+}
+
+static void
+log_contents(umem_cache_t *cp, void *buf, size_t len)
+{
+	umem_logrec_t *lr;
+
+	if (umem_logs[1].lg_base == NULL ||
+	    (lr = log_claim(&umem_logs[1])) == NULL)
+		return;
+	if (len > umem_content_bytes)
+		len = umem_content_bytes;
+	lr->lr_time = umem_gethrtime();
+	lr->lr_tid = (uint32_t)gettid();
+	lr->lr_kind = UMEM_LR_CONTENTS;
+	lr->lr_cache = cp;
+	lr->lr_buf = buf;
+	lr->lr_size = len;
+	memcpy(lr->lr_data, buf, len);
+	lr->lr_depth = 0;
+}
+
+void
+umem_debug_log_fail(umem_cache_t *cp, size_t size)
+{
+	uintptr_t pcs[UMEM_MAX_FRAMES];
+	umem_logrec_t *lr;
+	int depth;
+
+	if (umem_logs[2].lg_base == NULL ||
+	    (lr = log_claim(&umem_logs[2])) == NULL)
+		return;
+	depth = umem_getpcstack(pcs, (int)umem_audit_frames);
+	lr->lr_time = umem_gethrtime();
+	lr->lr_tid = (uint32_t)gettid();
+	lr->lr_kind = UMEM_LR_FAIL;
+	lr->lr_cache = cp;
+	lr->lr_buf = NULL;
+	lr->lr_size = size;
+	memcpy(lr->lr_data, pcs, (size_t)depth * sizeof (uintptr_t));
+	lr->lr_depth = (uint16_t)depth;
+}
+
+static void
+put(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+put(int fd, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	n = umem_vformat(line, sizeof (line), fmt, ap);
+	va_end(ap);
+	if (n >= sizeof (line))
+		n = sizeof (line) - 1;
+	if (write(fd, line, n) < 0)
+		return;
+}
+
+static uint64_t umem_report_now;	/* one "now" per report */
+
+static void
+print_ago(int fd, const char *what, uint32_t tid, uint64_t t)
+{
+	uint64_t now = umem_report_now != 0 ? umem_report_now :
+	    umem_gethrtime(), d = now > t ? now - t : 0;
+
+	put(fd, "%s by thread %u at T-%lu.%09lus\n", what, tid,
+	    (unsigned long)(d / 1000000000ULL),
+	    (unsigned long)(d % 1000000000ULL));
+}
+
+static int
+log_print_rec(int fd, umem_log_t *lp, const umem_logrec_t *lr)
+{
+	static const char *const kinds[] = {
+		"?", "alloc", "free", "FAILED alloc", "contents"
+	};
+	const char *c = lr->lr_cache != NULL ? lr->lr_cache->cache_name :
+	    "(large)";
+
+	(void) lp;
+	if (lr->lr_kind == UMEM_LR_CONTENTS) {
+		const unsigned char *b = (const unsigned char *)lr->lr_data;
+		char hex[3 * 32 + 1];
+
+		print_ago(fd, "  contents freed", lr->lr_tid, lr->lr_time);
+		put(fd, "    cache %s buffer %p, %zu bytes:\n", c, lr->lr_buf,
+		    lr->lr_size);
+		for (size_t o = 0; o < lr->lr_size; o += 32) {
+			size_t k = 0;
+
+			for (size_t j = o; j < o + 32 && j < lr->lr_size; j++)
+				k += umem_format(hex + k, sizeof (hex) - k,
+				    " %02x", b[j]);
+			put(fd, "    %04zx:%s\n", o, hex);
+		}
+		return (1);
+	}
+	put(fd, "  %s of %s", kinds[lr->lr_kind < 5 ? lr->lr_kind : 0], c);
+	if (lr->lr_buf != NULL)
+		put(fd, " buffer %p", lr->lr_buf);
+	if (lr->lr_kind == UMEM_LR_FAIL)
+		put(fd, " (%zu bytes)", lr->lr_size);
+	print_ago(fd, "", lr->lr_tid, lr->lr_time);
+	{
+		umem_audit_t *ap = (umem_audit_t *)(lr->lr_data) - 0;
+		uintptr_t tmp[UMEM_MAX_FRAMES + 2];
+		umem_audit_t *a = (umem_audit_t *)tmp;
+
+		(void) ap;
+		a->au_depth = lr->lr_depth;
+		memcpy(a->au_stack, lr->lr_data, lr->lr_depth *
+		    sizeof (uintptr_t));
+		umem_debug_print_stack(fd, a, "      ");
+	}
+	return (1);
+}
+
+/* Print a log (newest last), or only the records of buf; count printed. */
+static int
+log_print(int fd, umem_log_t *lp, const void *buf, int max)
+{
+	uint64_t end, start, i;
+	int n = 0;
+
+	if (lp->lg_base == NULL)
+		return (0);
+	end = __atomic_load_n(&lp->lg_next, __ATOMIC_ACQUIRE);
+	start = end > lp->lg_nrec ? end - lp->lg_nrec : 0;
+	for (i = start; i < end; i++) {
+		const umem_logrec_t *lr = (const umem_logrec_t *)
+		    (lp->lg_base + (i % lp->lg_nrec) * lp->lg_recsize);
+
+		if (buf != NULL && lr->lr_buf != buf)
+			continue;
+		if (buf != NULL && max > 0 && end - i > (uint64_t)max * 64)
+			continue;
+		n += log_print_rec(fd, lp, lr);
+	}
+	return (n);
+}
+
+UMEM_EXPORT int
+umem_log_print(int fd, const char *name)
+{
+	for (int i = 0; i < 3; i++) {
+		if (name != NULL && strcmp(name, umem_logs[i].lg_name) == 0) {
+			if (umem_logs[i].lg_base == NULL) {
+				errno = ENOENT;
+				return (-1);
+			}
+			put(fd, "umem %s log:\n", umem_logs[i].lg_name);
+			return (log_print(fd, &umem_logs[i], NULL, 0));
+		}
+	}
+	errno = EINVAL;
+	return (-1);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Error reports
+ * ------------------------------------------------------------------------
+ */
+#define	UMEM_ERRLOG_SIZE	8192
+static char umem_errlog[UMEM_ERRLOG_SIZE];
+static size_t umem_errlog_len;		/* bytes ever written */
+static umem_lock_t umem_errlog_lock = UMEM_LOCK_INITIALIZER;
+static int umem_errlog_pipe[2] = { -1, -1 };
+
+static const char *const umem_errdesc[UMERR_NCLASSES] = {
+	"buffer modified after being freed",
+	"redzone violation: write past end of buffer",
+	"duplicate free",
+	"invalid free: buffer not allocated from this cache",
+	"boundary tag corrupted",
+	"bufctl corrupted",
+	"buffer freed to wrong cache",
+	"bad free: free size != alloc size",
+	"bad free: free address is not the start of a buffer",
+};
+
+UMEM_EXPORT size_t
+umem_error_log(char *dst, size_t len)
+{
+	size_t n, start, i;
+
+	umem_lock(&umem_errlog_lock);
+	n = umem_errlog_len < UMEM_ERRLOG_SIZE ? umem_errlog_len :
+	    UMEM_ERRLOG_SIZE;
+	start = umem_errlog_len - n;
+	if (dst != NULL && len > 0) {
+		size_t m = n < len - 1 ? n : len - 1;
+
+		/* the newest m bytes */
+		for (i = 0; i < m; i++)
+			dst[i] = umem_errlog[(start + (n - m) + i) %
+			    UMEM_ERRLOG_SIZE];
+		dst[m] = '\0';
+	}
+	umem_unlock(&umem_errlog_lock);
+	return (n);
+}
+
+/* The report is written to a pipe, then copied to stderr and the log. */
+static void
+errlog_flush(void)
+{
+	char chunk[1024];
+	ssize_t r;
+
+	while ((r = read(umem_errlog_pipe[0], chunk, sizeof (chunk))) > 0) {
+		for (ssize_t i = 0; i < r; i++)
+			umem_errlog[(umem_errlog_len + (size_t)i) %
+			    UMEM_ERRLOG_SIZE] = chunk[i];
+		umem_errlog_len += (size_t)r;
+		if (write(STDERR_FILENO, chunk, (size_t)r) < 0)
+			break;
+	}
+}
+
+static void
+print_audit(int fd, umem_cache_t *cp, void *buf)
+{
+	umem_audit_t *a = umem_debug_audit(cp, buf, 0);
+	umem_audit_t *f = umem_debug_audit(cp, buf, 1);
+
+	if (a == NULL)
+		return;
+	if (a->au_time != 0) {
+		print_ago(fd, "last allocated", a->au_tid, a->au_time);
+		umem_debug_print_stack(fd, a, "    ");
+	}
+	if (f->au_time != 0) {
+		print_ago(fd, "last freed", f->au_tid, f->au_time);
+		umem_debug_print_stack(fd, f, "    ");
+	}
+}
+
+/* Which cache owns buf (a scan of every cache's slabs), or NULL. */
+static umem_cache_t *
+find_owner(void *buf, void **startp)
+{
+	umem_cache_t *cp, *found = NULL;
+
+	if (!umem_trylock(&umem_cache_lock))
+		return (NULL);
+	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
+	    cp = cp->cache_next) {
+		if (umem_slab_find(cp, buf, startp) != 0) {
+			found = cp;
+			break;
+		}
+	}
+	umem_unlock(&umem_cache_lock);
+	return (found);
+}
+
+static void
+umem_debug_verror(umem_errclass_t cls, umem_cache_t *cp, void *buf,
+    const char *fmt, va_list ap)
+{
+	int fd, saved = errno;
+	umem_cache_t *real;
+	void *start = NULL;
+
+	umem_lock(&umem_errlog_lock);
+	umem_report_now = umem_gethrtime();
+	__atomic_store_n(&umem_logging_off, 1, __ATOMIC_RELAXED);
+	if (umem_errlog_pipe[0] < 0 &&
+	    pipe2(umem_errlog_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		umem_errlog_pipe[0] = umem_errlog_pipe[1] = -1;
+	fd = umem_errlog_pipe[1] >= 0 ? umem_errlog_pipe[1] : STDERR_FILENO;
+
+	real = NULL;
+	if (cls == UMERR_BADADDR || cls == UMERR_BADCACHE) {
+		real = find_owner(buf, &start);
+		if (real != NULL && real != cp && cp != NULL)
+			cls = UMERR_BADCACHE;
+	}
+	put(fd, "umem allocator: %s\n", umem_errdesc[cls]);
+	if (fmt != NULL) {
+		char line[512];
+		size_t n = umem_vformat(line, sizeof (line) - 1, fmt, ap);
+
+		if (n > sizeof (line) - 2)
+			n = sizeof (line) - 2;
+		line[n++] = '\n';
+		if (write(fd, line, n) < 0)
+			goto out;
+	}
+	put(fd, "buffer=%p  cache: %s (%p)\n", buf,
+	    cp != NULL ? cp->cache_name : "(none)", (void *)cp);
+	if (cls == UMERR_BADADDR || cls == UMERR_BADCACHE) {
+		if (real != NULL && real != cp)
+			put(fd, "buffer was allocated from %s, caller "
+			    "attempted to free it to %s\n", real->cache_name,
+			    cp != NULL ? cp->cache_name : "(none)");
+		if (real != NULL && (real->cache_flags & UMF_DEBUG) &&
+		    start == buf)
+			print_audit(fd, real, buf);
+	} else if (cp != NULL && (cp->cache_flags & UMF_DEBUG) &&
+	    cls != UMERR_BADBASE) {
+		print_audit(fd, cp, buf);
+	}
+	if (umem_logs[0].lg_base != NULL && buf != NULL) {
+		put(fd, "transaction log for %p:\n", buf);
+		(void) log_print(fd, &umem_logs[0], buf, 16);
+	}
+	put(fd, "umem: heap corruption detected%s\n",
+	    umem_abort_on_error ? "" : " (noabort: continuing)");
+out:
+	if (umem_errlog_pipe[0] >= 0)
+		errlog_flush();
+	__atomic_store_n(&umem_logging_off, 0, __ATOMIC_RELAXED);
+	umem_report_now = 0;
+	umem_unlock(&umem_errlog_lock);
+	errno = saved;
+	if (umem_abort_on_error)
+		abort();
+}
+
+void
+umem_debug_error(umem_errclass_t cls, umem_cache_t *cp, void *buf,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	umem_debug_verror(cls, cp, buf, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Allocation and free
+ * ------------------------------------------------------------------------
+ */
+static void
+audit_record(umem_cache_t *cp, void *buf, int which, int kind)
+{
+	uintptr_t pcs[UMEM_MAX_FRAMES];
+	umem_audit_t *ap = umem_debug_audit(cp, buf, which);
+	int depth;
+
+	if (ap == NULL && umem_logs[0].lg_base == NULL &&
+	    !(cp->cache_flags & UMF_CHECKSIGNAL))
+		return;
+	depth = umem_getpcstack(pcs, (int)umem_audit_frames);
+	if (ap != NULL) {
+		ap->au_time = umem_gethrtime();
+		ap->au_tid = (uint32_t)gettid();
+		ap->au_depth = (uint16_t)depth;
+		memcpy(ap->au_stack, pcs, (size_t)depth * sizeof (uintptr_t));
+	}
+	log_transaction(cp, buf, kind, ap, pcs, depth);
+	if ((cp->cache_flags & UMF_CHECKSIGNAL) && umem_in_sighandler)
+		umem_panic("umem: %s of a buffer of cache %s called from a "
+		    "signal handler (UMEM_DEBUG=nosignal)",
+		    kind == UMEM_LR_ALLOC ? "allocation" : "free",
+		    cp->cache_name);
+}
+
+/* Failure injection: roughly one allocation in umem_mtbf fails. */
+static int
+mtbf_fail(int flags)
+{
+	uint32_t m = umem_mtbf;
+
+	return (m != 0 && !(flags & UMEM_NOFAIL) &&
+	    umem_gethrtime() % m == 0);
+}
+
+/* Check a buffer coming out of its slab; 0 if it is sound. */
+static int
+alloc_verify(umem_cache_t *cp, void *buf)
+{
+	umem_buftag_t *btp = umem_debug_tag(cp, buf);
+	int st = umem_debug_state(cp, buf);
+	size_t off;
+
+	if (st != 0) {
+		umem_debug_error(UMERR_BADBUFTAG, cp, buf, "tag %p: bxstat "
+		    "0x%lx, expected 0x%lx (free)", (void *)btp,
+		    (unsigned long)btp->bt_bxstat,
+		    (unsigned long)((uintptr_t)buf ^ UMEM_BUFTAG_FREE));
+		return (-1);
+	}
+	if ((cp->cache_flags & UMF_DEADBEEF) && (off = verify64(buf,
+	    pattern_len(cp), UMEM_FREE_PATTERN)) != SIZE_MAX) {
+		umem_debug_error(UMERR_MODIFIED, cp, buf, "modification "
+		    "occurred at offset 0x%zx (0x%lx replaced by 0x%lx)", off,
+		    (unsigned long)UMEM_FREE_PATTERN,
+		    (unsigned long)*(uint64_t *)((char *)buf + off));
+		return (-1);
+	}
+	return (0);
+}
+
+void *
+umem_debug_alloc(umem_cache_t *cp, int flags)
+{
+	umem_buftag_t *btp;
+	void *buf;
+
+	for (;;) {
+		if (UMEM_UNLIKELY(mtbf_fail(flags))) {
+			UMEM_STAT_ADD(cp->cache_alloc_fail, 1);
+			umem_debug_log_fail(cp, cp->cache_bufsize);
+			return (NULL);
+		}
+		if ((buf = umem_slab_alloc(cp)) == NULL) {
+			UMEM_STAT_ADD(cp->cache_alloc_fail, 1);
+			umem_debug_log_fail(cp, cp->cache_bufsize);
+			umem_reap_failing();
+			if (!(flags & UMEM_NOFAIL))
+				return (NULL);
+			umem_nofail();
+			continue;
+		}
+		VALGRIND_DISABLE_ERROR_REPORTING;
+		if (alloc_verify(cp, buf) != 0) {
+			/* noabort: leave the damaged buffer out of use */
+			VALGRIND_ENABLE_ERROR_REPORTING;
+			continue;
+		}
+		btp = umem_debug_tag(cp, buf);
+		if (cp->cache_flags & UMF_DEADBEEF)
+			fill64(buf, pattern_len(cp), UMEM_UNINIT_PATTERN);
+		if (cp->cache_flags & UMF_REDZONE)
+			memset((char *)buf + cp->cache_bufsize,
+			    UMEM_REDZONE_BYTE, slack_end(cp) -
+			    cp->cache_bufsize);
+		btp->bt_redzone = UMEM_REDZONE_PATTERN;
+		btp->bt_bxstat = (uintptr_t)buf ^ UMEM_BUFTAG_ALLOC;
+		VALGRIND_ENABLE_ERROR_REPORTING;
+		audit_record(cp, buf, 0, UMEM_LR_ALLOC);
+		if (cp->cache_constructor != NULL &&
+		    cp->cache_constructor(buf, cp->cache_private, flags) != 0) {
+			UMEM_STAT_ADD(cp->cache_ctor_fail, 1);
+			if (cp->cache_flags & UMF_DEADBEEF)
+				fill64(buf, pattern_len(cp), UMEM_FREE_PATTERN);
+			btp->bt_bxstat = (uintptr_t)buf ^ UMEM_BUFTAG_FREE;
+			umem_slab_free(cp, buf);
+			UMEM_STAT_ADD(cp->cache_alloc_fail, 1);
+			if (!(flags & UMEM_NOFAIL))
+				return (NULL);
+			umem_nofail();
+			continue;
+		}
+		if (cp->cache_constructor != NULL)
+			UMEM_STAT_ADD(cp->cache_ctor, 1);
+		UMEM_STAT_ADD(cp->cache_direct_alloc, 1);
+		if (umem_valgrind)
+			VALGRIND_MALLOCLIKE_BLOCK(buf, cp->cache_bufsize, 0,
+			    0);
+		return (buf);
+	}
+}
+
+/*
+ * Is buf an allocated buffer of cp?  Reports and returns -1 if not.
+ * Hashed caches ask their hash (and, for an error, their slabs); small
+ * slabs find the slab header from the address.
+ */
+static int
+free_locate(umem_cache_t *cp, void *buf)
+{
+	void *start = NULL;
+	int where;
+
+	if (cp->cache_flags & UMF_HASH)
+		where = umem_slab_lookup(cp, buf) ? 2 :
+		    umem_slab_find(cp, buf, &start);
+	else
+		where = umem_slab_small_find(cp, buf, &start);
+	if (where == 2)
+		return (0);		/* allocated (hash) */
+	if (where == 1 && start == buf)
+		return (cp->cache_flags & UMF_HASH ? 1 : 0);
+	if (where == 1) {
+		umem_debug_error(UMERR_BADBASE, cp, buf, "free address (%p) "
+		    "is inside the buffer at %p (offset 0x%zx)", buf, start,
+		    (size_t)((char *)buf - (char *)start));
+		return (-1);
+	}
+	if (find_owner(buf, &start) != NULL)
+		umem_debug_error(UMERR_BADCACHE, cp, buf, NULL);
+	else
+		umem_debug_error(UMERR_BADADDR, cp, buf, NULL);
+	return (-1);
+}
+
+void
+umem_debug_free(umem_cache_t *cp, void *buf)
+{
+	umem_buftag_t *btp;
+	uintptr_t want;
+	size_t usz, off, end;
+	int where;
+
+	if ((where = free_locate(cp, buf)) < 0)
+		return;
+	btp = umem_debug_tag(cp, buf);
+	VALGRIND_DISABLE_ERROR_REPORTING;
+	want = (uintptr_t)buf ^ UMEM_BUFTAG_ALLOC;
+	if (where == 1 || !__atomic_compare_exchange_n(&btp->bt_bxstat, &want,
+	    (uintptr_t)buf ^ UMEM_BUFTAG_FREE, 0, __ATOMIC_ACQ_REL,
+	    __ATOMIC_RELAXED)) {
+		VALGRIND_ENABLE_ERROR_REPORTING;
+		if (where == 1 || umem_debug_state(cp, buf) == 0) {
+			/* malloc's free wrote its key into word 0: undo */
+			if ((cp->cache_flags & UMF_PAGEMAP) &&
+			    (cp->cache_flags & UMF_DEADBEEF))
+				*(uint64_t *)buf = UMEM_FREE_PATTERN;
+			umem_debug_error(UMERR_DUPFREE, cp, buf, NULL);
+		} else {
+			umem_debug_error(UMERR_BADBUFTAG, cp, buf, "tag %p: "
+			    "bxstat 0x%lx, expected 0x%lx (allocated)",
+			    (void *)btp, (unsigned long)btp->bt_bxstat,
+			    (unsigned long)((uintptr_t)buf ^
+			    UMEM_BUFTAG_ALLOC));
+		}
+		return;
+	}
+	/* Now FREE: a racing second free reports a duplicate. */
+	usz = user_size(cp, btp);
+	if ((cp->cache_flags & UMF_REDZONE) &&
+	    (uint32_t)btp->bt_redzone != (uint32_t)UMEM_REDZONE_PATTERN) {
+		VALGRIND_ENABLE_ERROR_REPORTING;
+		umem_debug_error(UMERR_REDZONE, cp, buf, "redzone word at "
+		    "offset 0x%zx is 0x%lx", (size_t)((char *)btp -
+		    (char *)buf), (unsigned long)btp->bt_redzone);
+		return;
+	}
+	end = slack_end(cp);
+	if (cp->cache_flags & UMF_REDZONE) {
+		for (off = slack_start(cp, usz); off < end; off++) {
+			if (((unsigned char *)buf)[off] != UMEM_REDZONE_BYTE) {
+				VALGRIND_ENABLE_ERROR_REPORTING;
+				umem_debug_error(UMERR_REDZONE, cp, buf,
+				    "byte at offset 0x%zx (buffer of %zu "
+				    "bytes) is 0x%02x, expected 0x%02x", off,
+				    usz, ((unsigned char *)buf)[off],
+				    UMEM_REDZONE_BYTE);
+				return;
+			}
+		}
+	}
+	VALGRIND_ENABLE_ERROR_REPORTING;
+	if (umem_valgrind)
+		VALGRIND_FREELIKE_BLOCK(buf, 0);
+	audit_record(cp, buf, 1, UMEM_LR_FREE);
+	if (cp->cache_destructor != NULL) {
+		cp->cache_destructor(buf, cp->cache_private);
+		UMEM_STAT_ADD(cp->cache_dtor, 1);
+	}
+	if (cp->cache_flags & UMF_CONTENTS)
+		log_contents(cp, buf, usz);
+	VALGRIND_DISABLE_ERROR_REPORTING;
+	if (cp->cache_flags & UMF_DEADBEEF)
+		fill64(buf, pattern_len(cp), UMEM_FREE_PATTERN);
+	btp->bt_redzone = UMEM_REDZONE_PATTERN;
+	VALGRIND_ENABLE_ERROR_REPORTING;
+	umem_slab_free(cp, buf);
+	UMEM_STAT_ADD(cp->cache_direct_free, 1);
+}
+
+/* umem_alloc / malloc of size bytes from debug class cp. */
+void *
+umem_debug_block_alloc(umem_cache_t *cp, size_t size, int umflags)
+{
+	void *buf = umem_cache_alloc(cp, umflags);
+
+	if (buf == NULL) {
+		errno = ENOMEM;
+		return (NULL);
+	}
+	umem_debug_set_size(cp, buf, size);
+	if (!(cp->cache_flags & UMF_DEADBEEF))
+		*(uintptr_t *)buf = 0;	/* no stale free() key */
+	return (buf);
+}
+
+void
+umem_debug_set_size(umem_cache_t *cp, void *buf, size_t size)
+{
+	umem_buftag_t *btp = umem_debug_tag(cp, buf);
+
+	btp->bt_redzone = (UMEM_REDZONE_PATTERN & 0xffffffffULL) |
+	    (UMEM_SIZE_ENCODE(size) << 32);
+	if (cp->cache_flags & UMF_REDZONE)
+		memset((char *)buf + slack_start(cp, size), UMEM_REDZONE_BYTE,
+		    slack_end(cp) - slack_start(cp, size));
+}
+
+size_t
+umem_debug_get_size(umem_cache_t *cp, void *buf)
+{
+	int where = free_locate(cp, buf);
+
+	if (where < 0)
+		return (SIZE_MAX);
+	if (where == 1 || umem_debug_state(cp, buf) != 1) {
+		umem_debug_error(where == 1 || umem_debug_state(cp, buf) == 0 ?
+		    UMERR_DUPFREE : UMERR_BADBUFTAG, cp, buf,
+		    "(the buffer is not allocated)");
+		return (SIZE_MAX);
+	}
+	return (user_size(cp, umem_debug_tag(cp, buf)));
+}
+
+int
+umem_debug_check_size(umem_cache_t *cp, void *buf, size_t size)
+{
+	umem_buftag_t *btp = umem_debug_tag(cp, buf);
+	uint32_t hi = (uint32_t)(btp->bt_redzone >> 32);
+
+	if (umem_debug_state(cp, buf) != 1)
+		return (0);	/* umem_debug_free reports it */
+	if (!UMEM_SIZE_VALID(hi) || hi == (uint32_t)(UMEM_REDZONE_PATTERN >>
+	    32)) {
+		umem_debug_error(UMERR_REDZONE, cp, buf, "size tag 0x%x "
+		    "corrupted (write past end of buffer?)", hi);
+		return (-1);
+	}
+	if (UMEM_SIZE_DECODE(hi) != size) {
+		umem_debug_error(UMERR_BADSIZE, cp, buf, "free size (%zu) != "
+		    "alloc size (%lu)", size, (unsigned long)UMEM_SIZE_DECODE(hi));
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Firewall slabs: slabsize-aligned, followed by an inaccessible page,
+ * from a reservation of their own.  Freed slabs become inaccessible too,
+ * so a stale reference faults until the address range is reused.
+ * ------------------------------------------------------------------------
+ */
+#define	UMEM_FW_RESERVE	(64ULL << 30)
+static vmem_t *umem_firewall_arena;
+static char *umem_fw_base;
+static struct sigaction umem_fw_oldsegv;
+
+static void
+fw_fault(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr;
+	umem_cache_t *cp;
+
+	if (umem_fw_base != NULL && a >= (uintptr_t)umem_fw_base &&
+	    a < (uintptr_t)umem_fw_base + UMEM_FW_RESERVE) {
+		/* The slab whose guard page this is ends at the page. */
+		uintptr_t page = P2ALIGN(a, umem_pagesize);
+
+		for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
+		    cp = cp->cache_next) {
+			uintptr_t start, buf;
+
+			if (!(cp->cache_flags & UMF_FIREWALL))
+				continue;
+			start = page - cp->cache_slabsize;
+			buf = page - cp->cache_chunksize;
+			if (!IS_P2ALIGNED(start, cp->cache_slabsize) ||
+			    umem_debug_state(cp, (void *)buf) < 0)
+				continue;
+			umem_abort_on_error = 1;
+			umem_debug_error(UMERR_REDZONE, cp, (void *)buf,
+			    "firewall: fault at %p, %zu bytes past the end "
+			    "of the buffer (%s)", (void *)a, (size_t)(a -
+			    page), umem_debug_state(cp, (void *)buf) == 1 ?
+			    "allocated" : "free");
+		}
+		umem_report("umem: fault at %p in the firewall area (a freed "
+		    "buffer, or a guard page)", (void *)a);
+	}
+	/* Not ours, or reported: the old disposition handles it. */
+	(void) sigaction(SIGSEGV, &umem_fw_oldsegv, NULL);
+	if ((umem_fw_oldsegv.sa_flags & SA_SIGINFO) &&
+	    umem_fw_oldsegv.sa_sigaction != NULL)
+		umem_fw_oldsegv.sa_sigaction(sig, si, uc);
+	else if (umem_fw_oldsegv.sa_handler != SIG_DFL &&
+	    umem_fw_oldsegv.sa_handler != SIG_IGN)
+		umem_fw_oldsegv.sa_handler(sig);
+}
+
+static void
+umem_firewall_init(void)
+{
+	struct sigaction sa;
+
+	umem_fw_base = mmap(NULL, UMEM_FW_RESERVE, PROT_NONE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (umem_fw_base == MAP_FAILED) {
+		umem_fw_base = NULL;
+		umem_report("UMEM_DEBUG: no address space for firewall "
+		    "slabs; firewall off");
+		umem_debug_flags &= ~UMF_FIREWALL;
+		return;
+	}
+	umem_firewall_arena = vmem_create("umem_firewall", umem_fw_base,
+	    UMEM_FW_RESERVE, umem_pagesize, NULL, NULL, NULL, 0, VM_NOSLEEP);
+	if (umem_firewall_arena == NULL) {
+		(void) munmap(umem_fw_base, UMEM_FW_RESERVE);
+		umem_fw_base = NULL;
+		umem_debug_flags &= ~UMF_FIREWALL;
+		return;
+	}
+	memset(&sa, 0, sizeof (sa));
+	sa.sa_sigaction = fw_fault;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	(void) sigemptyset(&sa.sa_mask);
+	(void) sigaction(SIGSEGV, &sa, &umem_fw_oldsegv);
+}
+
+void *
+umem_firewall_slab_alloc(size_t slabsize)
+{
+	char *p;
+
+	if (umem_firewall_arena == NULL)
+		return (NULL);
+	p = vmem_xalloc(umem_firewall_arena, slabsize + umem_pagesize,
+	    slabsize, 0, 0, NULL, NULL, VM_NOSLEEP);
+	if (p == NULL)
+		return (NULL);
+	if (mprotect(p, slabsize, PROT_READ | PROT_WRITE) != 0) {
+		vmem_xfree(umem_firewall_arena, p, slabsize + umem_pagesize);
+		return (NULL);
+	}
+	return (p);
+}
+
+void
+umem_firewall_slab_free(void *mem, size_t slabsize)
+{
+	(void) madvise(mem, slabsize, MADV_DONTNEED);
+	(void) mprotect(mem, slabsize, PROT_NONE);
+	vmem_xfree(umem_firewall_arena, mem, slabsize + umem_pagesize);
+}
