@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "debug.h"
@@ -81,6 +82,40 @@ size_t umem_content_bytes = 256;
 int umem_debug_findleaks_atexit;
 volatile uint32_t umem_mtbf;
 static int umem_debug_verbose;
+
+/*
+ * Thread id and time for audit records, cheaply: gettid() is a system
+ * call (it was half the cost of UMEM_DEBUG=audit), so each thread keeps
+ * its own, reset in a fork child; the coarse clock is read in the vDSO in
+ * a few nanoseconds and its tick is plenty for "T-" ages.
+ */
+static __thread uint32_t umem_debug_tid
+    __attribute__((tls_model("initial-exec")));
+static __thread uint64_t umem_debug_rand
+    __attribute__((tls_model("initial-exec")));
+
+static inline uint32_t
+debug_tid(void)
+{
+	if (UMEM_UNLIKELY(umem_debug_tid == 0))
+		umem_debug_tid = (uint32_t)gettid();
+	return (umem_debug_tid);
+}
+
+static void
+debug_atfork_child(void)
+{
+	umem_debug_tid = 0;
+}
+
+static inline uint64_t
+debug_now(void)
+{
+	struct timespec ts;
+
+	(void) clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+}
 static int umem_valgrind;		/* running under valgrind */
 
 #define	UMEM_MAX_FRAMES		64
@@ -290,6 +325,8 @@ umem_debug_options(void)
 	parse_list(l, parse_logging_item);
 	if (RUNNING_ON_VALGRIND)
 		umem_valgrind = 1;
+	if (umem_debug_flags != 0 || umem_valgrind)
+		(void) pthread_atfork(NULL, NULL, debug_atfork_child);
 	umem_logs_init();
 	if (umem_debug_flags & UMF_FIREWALL)
 		umem_firewall_init();
@@ -785,8 +822,8 @@ log_transaction(umem_cache_t *cp, void *buf, int kind, const umem_audit_t *ap,
 
 	if (lr == NULL)
 		return;
-	lr->lr_time = ap != NULL ? ap->au_time : umem_gethrtime();
-	lr->lr_tid = (uint32_t)gettid();
+	lr->lr_time = ap != NULL ? ap->au_time : debug_now();
+	lr->lr_tid = debug_tid();
 	lr->lr_kind = (uint16_t)kind;
 	lr->lr_cache = cp;
 	lr->lr_buf = buf;
@@ -807,8 +844,8 @@ log_contents(umem_cache_t *cp, void *buf, size_t len)
 		return;
 	if (len > umem_content_bytes)
 		len = umem_content_bytes;
-	lr->lr_time = umem_gethrtime();
-	lr->lr_tid = (uint32_t)gettid();
+	lr->lr_time = debug_now();
+	lr->lr_tid = debug_tid();
 	lr->lr_kind = UMEM_LR_CONTENTS;
 	lr->lr_cache = cp;
 	lr->lr_buf = buf;
@@ -828,8 +865,8 @@ umem_debug_log_fail(umem_cache_t *cp, size_t size)
 	    (lr = log_claim(&umem_logs[2])) == NULL)
 		return;
 	depth = umem_getpcstack(pcs, (int)umem_audit_frames);
-	lr->lr_time = umem_gethrtime();
-	lr->lr_tid = (uint32_t)gettid();
+	lr->lr_time = debug_now();
+	lr->lr_tid = debug_tid();
 	lr->lr_kind = UMEM_LR_FAIL;
 	lr->lr_cache = cp;
 	lr->lr_buf = NULL;
@@ -863,7 +900,7 @@ static void
 print_ago(int fd, const char *what, uint32_t tid, uint64_t t)
 {
 	uint64_t now = umem_report_now != 0 ? umem_report_now :
-	    umem_gethrtime(), d = now > t ? now - t : 0;
+	    debug_now(), d = now > t ? now - t : 0;
 
 	put(fd, "%s by thread %u at T-%lu.%09lus\n", what, tid,
 	    (unsigned long)(d / 1000000000ULL),
@@ -1066,7 +1103,7 @@ umem_debug_verror(umem_errclass_t cls, umem_cache_t *cp, void *buf,
 	void *start = NULL;
 
 	umem_lock(&umem_errlog_lock);
-	umem_report_now = umem_gethrtime();
+	umem_report_now = debug_now();
 	__atomic_store_n(&umem_logging_off, 1, __ATOMIC_RELAXED);
 	if (umem_errlog_pipe[0] < 0 &&
 	    pipe2(umem_errlog_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
@@ -1149,8 +1186,8 @@ audit_record(umem_cache_t *cp, void *buf, int which, int kind)
 		return;
 	depth = umem_getpcstack(pcs, (int)umem_audit_frames);
 	if (ap != NULL) {
-		ap->au_time = umem_gethrtime();
-		ap->au_tid = (uint32_t)gettid();
+		ap->au_time = debug_now();
+		ap->au_tid = debug_tid();
 		ap->au_depth = (uint16_t)depth;
 		memcpy(ap->au_stack, pcs, (size_t)depth * sizeof (uintptr_t));
 	}
@@ -1168,8 +1205,18 @@ mtbf_fail(int flags)
 {
 	uint32_t m = umem_mtbf;
 
-	return (m != 0 && !(flags & UMEM_NOFAIL) &&
-	    umem_gethrtime() % m == 0);
+	uint64_t x = umem_debug_rand;
+
+	if (m == 0 || (flags & UMEM_NOFAIL))
+		return (0);
+	/* xorshift64 per thread: failures spread evenly, not in bursts */
+	if (x == 0)
+		x = (uint64_t)umem_gethrtime() | 1;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	umem_debug_rand = x;
+	return (x % m == 0);
 }
 
 /* Check a buffer coming out of its slab; 0 if it is sound. */
@@ -1270,6 +1317,10 @@ free_locate(umem_cache_t *cp, void *buf)
 	void *start = NULL;
 	int where;
 
+	/* malloc's free found it from the page map, exactly */
+	if ((cp->cache_flags & (UMF_PAGEMAP | UMF_FIREWALL)) == UMF_PAGEMAP &&
+	    !(cp->cache_flags & UMF_HASH))
+		return (0);
 	if (cp->cache_flags & UMF_HASH)
 		where = umem_slab_lookup(cp, buf) ? 2 :
 		    umem_slab_find(cp, buf, &start);
