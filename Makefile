@@ -46,7 +46,7 @@ LDLIBS     := -pthread
 # ASan and TSan must own malloc themselves.
 CORE_SRCS := src/platform.c src/vmem.c src/vmem_heap.c \
             src/percpu.c src/slab.c src/magazine.c src/umem.c src/update.c \
-            src/pagemap.c src/umem_alloc.c src/debug.c
+            src/pagemap.c src/umem_alloc.c src/leaks.c src/debug.c
 CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 ifeq ($(SAN),)
   LIB_SRCS := $(CORE_SRCS) src/malloc.c
@@ -93,7 +93,7 @@ $(BUILD)/lib/libumem.a: $(LIB_OBJS)
 # (hidden) symbols are reachable for white-box tests.
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(CORE_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(CORE_OBJS) $(LDLIBS) -lm
+	$(CC) $(CFLAGS_ALL) -rdynamic -o $@ $< $(CORE_OBJS) $(LDLIBS) -lm
 
 $(BUILD)/bench/%: bench/%.c $(CORE_OBJS) $(wildcard bench/*.h)
 	@mkdir -p $(dir $@)
@@ -107,13 +107,15 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/lib/libumem.a $(wildcard include/*.h)
 # with the library: run on glibc (which proves the suite) and then with
 # LD_PRELOAD=libumem.so.  Not in sanitizer builds (no malloc there).
 MT_BINS := $(BUILD)/malloc-tests/malloc_conformance \
-           $(BUILD)/malloc-tests/malloc_stress
+           $(BUILD)/malloc-tests/malloc_stress \
+           $(BUILD)/malloc-tests/debug_malloc
+MT_BINS += $(BUILD)/malloc-tests/leaks_malloc
 ifneq ($(shell command -v g++ 2>/dev/null),)
   MT_BINS += $(BUILD)/malloc-tests/malloc_cxx
 endif
 $(BUILD)/malloc-tests/%: tests/%.c tests/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(OPT) -fno-builtin -pthread -o $@ $< -ldl
+	$(CC) $(CSTD) $(WARN) $(OPT) -fno-builtin -pthread -rdynamic -o $@ $< -ldl
 $(BUILD)/malloc-tests/malloc_cxx: tests/malloc_cxx.cc
 	@mkdir -p $(dir $@)
 	g++ -std=c++17 $(OPT) -Wall -Wextra -Werror -Wshadow \

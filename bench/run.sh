@@ -15,7 +15,7 @@ case $build in /*) ;; *) build=$(pwd)/$build ;; esac
 results=$here/results
 mkdir -p "$results"
 
-BENCHES="vmem umem malloc"
+BENCHES="vmem umem malloc debug"
 
 # vmem latency vs fragmentation, next-fit ID rate (issue 2).
 bench_vmem() {
@@ -45,6 +45,14 @@ bench_umem() {
 # QUICK=1 makes it a smoke run.
 bench_malloc() {
 	sh "$here/malloc_bench.sh" "$build"
+}
+
+# Debug-mode overhead (issue 5): libumem release vs UMEM_DEBUG=default,
+# audit, guards vs glibc, glibc MALLOC_CHECK_=3, ASan and valgrind on
+# mallocbench's pair-64 and batch: writes results/debug.{txt,svg,raw}.
+# QUICK=1 makes it a smoke run.
+bench_debug() {
+	sh "$here/debug_bench.sh" "$build"
 }
 
 status=0

@@ -259,6 +259,16 @@ extern size_t umem_error_log(char *buf, size_t len);
  */
 extern int umem_log_print(int fd, const char *log);
 
+/*
+ * Extension: find leaked buffers now (a conservative mark-and-sweep from
+ * data, bss, thread stacks and registers, like illumos' ::findleaks; other
+ * threads are stopped meanwhile).  Writes a report to fd (none if fd < 0),
+ * grouped by cache and, with UMEM_DEBUG=audit, by allocation stack; returns
+ * the number of leaked buffers, or -1 with errno.  UMEM_DEBUG=findleaks
+ * runs it at exit, to stderr.
+ */
+extern int umem_findleaks(int fd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -72,6 +72,7 @@
 #define	VALGRIND_DISABLE_ERROR_REPORTING	((void)0)
 #define	VALGRIND_ENABLE_ERROR_REPORTING		((void)0)
 #define	VALGRIND_MAKE_MEM_UNDEFINED(a, s)	((void)0)
+#define	VALGRIND_RESIZEINPLACE_BLOCK(a, o, n, r)	((void)0)
 #endif
 
 uint32_t umem_debug_flags;
@@ -540,7 +541,7 @@ user_size(umem_cache_t *cp, const umem_buftag_t *btp)
 static size_t
 slack_end(umem_cache_t *cp)
 {
-	return (cp->cache_buftag < 0 ? cp->cache_bufsize :
+	return (cp->cache_buftag < 0 ? cp->cache_chunksize :
 	    (size_t)cp->cache_buftag);
 }
 
@@ -836,6 +837,22 @@ umem_logs_init(void)
 	}
 }
 
+/* The logs' pages (they hold buffer addresses: not leak-scan roots). */
+int
+umem_debug_log_ranges(uintptr_t *lo, size_t *size, int max)
+{
+	int n = 0;
+
+	for (int i = 0; i < 3 && n < max; i++) {
+		if (umem_logs[i].lg_base == NULL)
+			continue;
+		lo[n] = (uintptr_t)umem_logs[i].lg_base;
+		size[n++] = P2ROUNDUP(umem_logs[i].lg_nrec *
+		    umem_logs[i].lg_recsize, umem_pagesize);
+	}
+	return (n);
+}
+
 static umem_logrec_t *
 log_claim(umem_log_t *lp)
 {
@@ -1116,8 +1133,9 @@ find_owner(void *buf, void **startp)
 {
 	umem_cache_t *cp, *found = NULL;
 
-	if (!umem_trylock(&umem_cache_lock))
-		return (NULL);
+	if (umem_null_cache.cache_next == NULL ||
+	    !umem_trylock(&umem_cache_lock))
+		return (NULL);	/* no cache yet, or the list is busy */
 	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
 	    cp = cp->cache_next) {
 		if (umem_slab_find(cp, buf, startp) != 0) {
@@ -1357,8 +1375,7 @@ free_locate(umem_cache_t *cp, void *buf)
 	int where;
 
 	/* malloc's free found it from the page map, exactly */
-	if ((cp->cache_flags & (UMF_PAGEMAP | UMF_FIREWALL)) == UMF_PAGEMAP &&
-	    !(cp->cache_flags & UMF_HASH))
+	if ((cp->cache_flags & (UMF_PAGEMAP | UMF_FIREWALL)) == UMF_PAGEMAP)
 		return (0);
 	if (cp->cache_flags & UMF_HASH)
 		where = umem_slab_lookup(cp, buf) ? 2 :
@@ -1478,6 +1495,8 @@ umem_debug_set_size(umem_cache_t *cp, void *buf, size_t size)
 {
 	umem_buftag_t *btp = umem_debug_tag(cp, buf);
 
+	if (umem_valgrind)
+		VALGRIND_RESIZEINPLACE_BLOCK(buf, cp->cache_bufsize, size, 0);
 	btp->bt_redzone = (UMEM_REDZONE_PATTERN & 0xffffffffULL) |
 	    (UMEM_SIZE_ENCODE(size) << 32);
 	if (cp->cache_flags & UMF_REDZONE)
@@ -1543,26 +1562,36 @@ fw_fault(int sig, siginfo_t *si, void *uc)
 
 	if (umem_fw_base != NULL && a >= (uintptr_t)umem_fw_base &&
 	    a < (uintptr_t)umem_fw_base + UMEM_FW_RESERVE) {
-		/* The slab whose guard page this is ends at the page. */
+		/*
+		 * The slab whose guard page this is ends at the page: found
+		 * on the slab lists (unlocked: the process is going down,
+		 * and reading another cache's would-be tag could fault).
+		 */
 		uintptr_t page = P2ALIGN(a, umem_pagesize);
 
-		for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
-		    cp = cp->cache_next) {
-			uintptr_t start, buf;
+		for (cp = umem_null_cache.cache_next; cp != NULL &&
+		    cp != &umem_null_cache; cp = cp->cache_next) {
+			umem_slab_t *sp;
+			char *buf;
 
 			if (!(cp->cache_flags & UMF_FIREWALL))
 				continue;
-			start = page - cp->cache_slabsize;
-			buf = page - cp->cache_chunksize;
-			if (!IS_P2ALIGNED(start, cp->cache_slabsize) ||
-			    umem_debug_state(cp, (void *)buf) < 0)
-				continue;
-			umem_abort_on_error = 1;
-			umem_debug_error(UMERR_REDZONE, cp, (void *)buf,
-			    "firewall: fault at %p, %zu bytes past the end "
-			    "of the buffer (%s)", (void *)a, (size_t)(a -
-			    page), umem_debug_state(cp, (void *)buf) == 1 ?
-			    "allocated" : "free");
+			for (sp = cp->cache_nullslab.slab_next; sp != NULL &&
+			    sp != &cp->cache_nullslab; sp = sp->slab_next) {
+				if ((uintptr_t)sp->slab_mem + cp->cache_slabsize
+				    != page)
+					continue;
+				buf = sp->slab_base;
+				umem_abort_on_error = 1;
+				umem_debug_error(UMERR_REDZONE, cp, buf,
+				    "firewall: fault at %p, %zu bytes past the "
+				    "end of the %zu-byte buffer (%s)", (void *)a,
+				    (size_t)(a - (uintptr_t)buf) -
+				    user_size(cp, umem_debug_tag(cp, buf)),
+				    user_size(cp, umem_debug_tag(cp, buf)),
+				    umem_debug_state(cp, buf) == 1 ?
+				    "allocated" : "free");
+			}
 		}
 		umem_report("umem: fault at %p in the firewall area (a freed "
 		    "buffer, or a guard page)", (void *)a);

@@ -141,6 +141,8 @@ void umem_debug_error(umem_errclass_t cls, umem_cache_t *cp, void *buf,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Failure log entry for a failed allocation (UMEM_LOGGING=fail). */
 void umem_debug_log_fail(umem_cache_t *cp, size_t size);
+/* The UMEM_LOGGING logs' memory, for the leak scan to leave out. */
+int umem_debug_log_ranges(uintptr_t *lo, size_t *size, int max);
 /* Firewall: the arena of firewall slabs (guard page after each). */
 void *umem_firewall_slab_alloc(size_t slabsize);
 void umem_firewall_slab_free(void *mem, size_t slabsize);

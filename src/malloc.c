@@ -33,7 +33,7 @@ malloc(size_t size)
 UMEM_EXPORT UMEM_HOT void
 free(void *buf)
 {
-	if (buf != NULL)
+	if (UMEM_LIKELY(buf != NULL))
 		umem_block_free(buf, "free");
 }
 

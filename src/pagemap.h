@@ -9,7 +9,9 @@
  *
  * Values: 0 = not ours; a umem_cache_t pointer (128-aligned) = a slab page
  * of that cache; (size | UMEM_PM_LARGE) = the first page of a large block
- * of that many bytes; UMEM_PM_INTERIOR = any other page of a large block.
+ * of that many bytes, with UMEM_PM_MOVED also set if realloc moved its
+ * pages there (umem_alloc.c); UMEM_PM_INTERIOR = any other page of a large
+ * block.
  */
 #ifndef _UMEM_PAGEMAP_H
 #define	_UMEM_PAGEMAP_H
@@ -24,8 +26,10 @@
 				    UMEM_PM_ROOT_SHIFT)
 #define	UMEM_PM_LARGE		((uintptr_t)1)
 #define	UMEM_PM_INTERIOR	((uintptr_t)2)
+#define	UMEM_PM_MOVED		((uintptr_t)2)	/* with UMEM_PM_LARGE only */
 
-extern uintptr_t *umem_pagemap_root[1 << UMEM_PM_ROOT_SHIFT];
+extern uintptr_t *umem_pagemap_root[1 << UMEM_PM_ROOT_SHIFT]
+    __attribute__((visibility("hidden")));
 
 static inline uintptr_t
 umem_pagemap_get(const void *p)

@@ -134,14 +134,15 @@ void umem_percpu_fork_child(void);
  * loaded magazine has rounds, take the top one and commit rounds - 1 (and
  * one more op) with a single store.  NULL means "take the slow path".
  * Only the cache pointer and scratch registers are used, so the caller
- * needs no callee-saved registers.
+ * needs no callee-saved registers.  asm goto: a miss jumps straight to the
+ * caller's slow path (no flag to set and test).
  */
 static inline __attribute__((always_inline)) void *
 umem_rseq_pop(struct umem_cache *cp)
 {
 	void *obj;
 
-	__asm__ __volatile__(
+	__asm__ goto(
 	    ".pushsection __rseq_cs, \"aw\"\n\t"
 	    ".balign 32\n\t"
 	    "3:\n\t"
@@ -152,7 +153,6 @@ umem_rseq_pop(struct umem_cache *cp)
 	    ".quad 3b\n\t"
 	    ".popsection\n\t"
 	    "0:\n\t"
-	    "xorl %k[obj], %k[obj]\n\t"
 	    "movq %[csoff], %%rax\n\t"
 	    "leaq 3b(%%rip), %%rdx\n\t"
 	    "movq %%rdx, %%fs:(%%rax)\n\t"
@@ -160,14 +160,14 @@ umem_rseq_pop(struct umem_cache *cp)
 	    "movq %[idxoff], %%rax\n\t"
 	    "movl %%fs:(%%rax), %%ecx\n\t"
 	    "cmpl %c[ncpu](%[cp]), %%ecx\n\t"
-	    "jae 2f\n\t"
+	    "jae %l[miss]\n\t"
 	    "shlq %[shift], %%rcx\n\t"
 	    "addq %[cp], %%rcx\n\t"
 	    "movq %c[w](%%rcx), %%rdx\n\t"
 	    "movzwl %%dx, %%eax\n\t"
 	    "subl $1, %%eax\n\t"
 	    "cmpl $0xfffe, %%eax\n\t"
-	    "jae 2f\n\t"
+	    "jae %l[miss]\n\t"
 	    "movq %c[ld](%%rcx), %%rsi\n\t"
 	    "movq 8(%%rsi,%%rax,8), %[obj]\n\t"
 	    "addq $0xffff, %%rdx\n\t"
@@ -187,22 +187,25 @@ umem_rseq_pop(struct umem_cache *cp)
 	      [ncpu] "i" (offsetof(struct umem_cache, cache_ncpu)),
 	      [w] "i" (UMEM_CC_OFF(cc_word)),
 	      [ld] "i" (UMEM_CC_OFF(cc_loaded))
-	    : "rax", "rcx", "rdx", "rsi", "memory", "cc");
+	    : "rax", "rcx", "rdx", "rsi", "memory", "cc"
+	    : miss);
+	if (obj == NULL)		/* rounds are never NULL */
+		__builtin_unreachable();
 	return (obj);
+miss:
+	return (NULL);
 }
 
 /*
  * Fast-path push: if the loaded magazine has room, store obj in the next
  * slot and commit rounds + 1.  The slot store precedes the commit; if the
  * section aborts, that slot is above rounds and simply unused.  Returns 0
- * for "take the slow path".
+ * for "take the slow path" (asm goto, as above).
  */
 static inline __attribute__((always_inline)) int
 umem_rseq_push(struct umem_cache *cp, void *obj)
 {
-	int ok;
-
-	__asm__ __volatile__(
+	__asm__ goto(
 	    ".pushsection __rseq_cs, \"aw\"\n\t"
 	    ".balign 32\n\t"
 	    "3:\n\t"
@@ -213,7 +216,6 @@ umem_rseq_push(struct umem_cache *cp, void *obj)
 	    ".quad 3b\n\t"
 	    ".popsection\n\t"
 	    "0:\n\t"
-	    "xorl %[ok], %[ok]\n\t"
 	    "movq %[csoff], %%rax\n\t"
 	    "leaq 3b(%%rip), %%rdx\n\t"
 	    "movq %%rdx, %%fs:(%%rax)\n\t"
@@ -221,17 +223,16 @@ umem_rseq_push(struct umem_cache *cp, void *obj)
 	    "movq %[idxoff], %%rax\n\t"
 	    "movl %%fs:(%%rax), %%ecx\n\t"
 	    "cmpl %c[ncpu](%[cp]), %%ecx\n\t"
-	    "jae 2f\n\t"
+	    "jae %l[full]\n\t"
 	    "shlq %[shift], %%rcx\n\t"
 	    "addq %[cp], %%rcx\n\t"
 	    "movq %c[w](%%rcx), %%rdx\n\t"
 	    "movzwl %%dx, %%eax\n\t"
 	    "cmpl %c[ms](%%rcx), %%eax\n\t"
-	    "jae 2f\n\t"
+	    "jae %l[full]\n\t"
 	    "movq %c[ld](%%rcx), %%rsi\n\t"
 	    "movq %[obj], 8(%%rsi,%%rax,8)\n\t"
 	    "addq $0x10001, %%rdx\n\t"
-	    "movl $1, %[ok]\n\t"
 	    "movq %%rdx, %c[w](%%rcx)\n\t"
 	    "2:\n\t"
 	    ".pushsection __rseq_failure, \"ax\"\n\t"
@@ -240,7 +241,7 @@ umem_rseq_push(struct umem_cache *cp, void *obj)
 	    "4:\n\t"
 	    "jmp 0b\n\t"
 	    ".popsection\n\t"
-	    : [ok] "=&r" (ok)
+	    :
 	    : [cp] "r" (cp), [obj] "r" (obj),
 	      [csoff] "m" (umem_percpu.pc_cs_off),
 	      [idxoff] "m" (umem_percpu.pc_idx_off),
@@ -249,8 +250,11 @@ umem_rseq_push(struct umem_cache *cp, void *obj)
 	      [w] "i" (UMEM_CC_OFF(cc_word)),
 	      [ms] "i" (UMEM_CC_OFF(cc_magsize)),
 	      [ld] "i" (UMEM_CC_OFF(cc_loaded))
-	    : "rax", "rcx", "rdx", "rsi", "memory", "cc");
-	return (ok);
+	    : "rax", "rcx", "rdx", "rsi", "memory", "cc"
+	    : full);
+	return (1);
+full:
+	return (0);
 }
 #endif /* UMEM_HAVE_RSEQ */
 

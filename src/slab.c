@@ -539,9 +539,21 @@ slab_free_locked(umem_cache_t *cp, void *buf, umem_slab_t **deadp)
 	sp->slab_head = bcp;
 	sp->slab_refcnt--;
 	cp->cache_slab_free++;
+	if (sp->slab_refcnt == 0 && (cp->cache_flags & UMF_DEBUG) &&
+	    !(cp->cache_flags & UMF_FIREWALL)) {
+		/*
+		 * A debug cache has no magazines to absorb alloc/free
+		 * cycles, so its empty slabs stay listed until an update
+		 * pass finds them still empty (umem_slab_release_spare).
+		 */
+		sp->slab_empty_pass = UMEM_STAT_READ(umem_update_passes);
+		return (0);
+	}
 	if (sp->slab_refcnt == 0) {
 		slab_unlink(cp, sp);
-		if (CACHE_SPARE(cp) == NULL) {
+		/* A firewall slab goes at once: stale pointers must fault. */
+		if (CACHE_SPARE(cp) == NULL &&
+		    !(cp->cache_flags & UMF_FIREWALL)) {
 			CACHE_SPARE(cp) = sp;
 			cp->cache_spare_pass =
 			    UMEM_STAT_READ(umem_update_passes);
@@ -629,13 +641,32 @@ umem_slab_release_spare(umem_cache_t *cp, int all)
 		CACHE_SPARE(cp) = NULL;
 		cp->cache_buftotal -= sp->slab_chunks;
 		cp->cache_slab_destroy++;
+		sp->slab_next = NULL;
 	} else {
 		sp = NULL;
+	}
+	if (cp->cache_flags & UMF_DEBUG) {
+		/* Empty listed slabs of a debug cache (see slab_free_locked). */
+		umem_slab_t *s, *next;
+		uint64_t pass = UMEM_STAT_READ(umem_update_passes);
+
+		for (s = cp->cache_freelist; s != &cp->cache_nullslab;
+		    s = next) {
+			next = s->slab_next;
+			if (s->slab_refcnt != 0 || (all != 1 &&
+			    s->slab_empty_pass >= pass))
+				continue;
+			slab_unlink(cp, s);
+			cp->cache_buftotal -= s->slab_chunks;
+			cp->cache_slab_destroy++;
+			s->slab_next = sp;
+			sp = s;
+		}
 	}
 	umem_unlock(&cp->cache_lock);
 	if (sp == NULL)
 		return (0);
-	slab_destroy(cp, sp);
+	slab_destroy_list(cp, sp);
 	return (1);
 }
 

@@ -245,6 +245,13 @@ static size_t umem_lc_bytes;
 static size_t umem_moved_live;
 static int umem_move_broken;	/* the kernel cannot (old, or refuses) */
 
+/* Moved blocks alive (for tests). */
+size_t
+umem_large_moved(void)
+{
+	return (__atomic_load_n(&umem_moved_live, __ATOMIC_RELAXED));
+}
+
 /* Take the kept block in slot i if its word is still w; 1 if taken. */
 static int
 large_cache_take(int i, uintptr_t w)
@@ -508,7 +515,10 @@ umem_large_resize(void *buf, size_t rsize, size_t newsize)
 		char *tail = (char *)buf + nsize;
 
 		(void) umem_pagemap_set(tail, rsize - nsize, 0, 0);
-		umem_pages_release(tail, rsize - nsize);
+		if (moved)	/* so that its mappings merge again */
+			vmem_heap_renew(tail, rsize - nsize);
+		else
+			umem_pages_release(tail, rsize - nsize);
 		if (vmem_resize(umem_oversize_arena, buf, rsize, nsize) != 0) {
 			(void) umem_pagemap_set(buf, rsize,
 			    rsize | moved | UMEM_PM_LARGE, UMEM_PM_INTERIOR);
@@ -652,6 +662,24 @@ umem_large_realloc(void *buf, size_t rsize, size_t newsize)
 }
 
 /*
+ * The rest of umem_block_alloc() when the magazine fast path misses: out
+ * of line, so that the inline fast path needs no frame and saves no
+ * registers (it ends in a tail call to here).
+ */
+__attribute__((noinline)) void *
+umem_block_alloc_miss(umem_cache_t *cp, int umflags)
+{
+	void *buf = umem_cache_alloc_slow(cp, umflags);
+
+	if (UMEM_LIKELY(buf != NULL)) {
+		*(uintptr_t *)buf = 0;
+		return (buf);
+	}
+	errno = ENOMEM;
+	return (NULL);
+}
+
+/*
  * ------------------------------------------------------------------------
  * Aligned blocks
  * ------------------------------------------------------------------------
@@ -754,8 +782,9 @@ umem_free(void *buf, size_t size)
 	/* The size must name the block's class, or its page count. */
 	if (cp != NULL && (cp->cache_flags & UMF_DEBUG)) {
 		/* exact size check (or a report of what else is wrong) */
+		/* straight to the cache: free()'s key would hide word 0 */
 		if (umem_debug_check_size(cp, buf, size) == 0)
-			umem_block_free(buf, "umem_free");
+			umem_cache_free(cp, buf);
 		return;
 	}
 	if (cp != NULL ? size == 0 || size > UMEM_MAXBUF ||

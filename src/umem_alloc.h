@@ -21,11 +21,14 @@
  * (umem_block_alloc_slow), which knows the requested size.  The _class_
  * arrays always name the class (umem_size_to_class).
  */
-extern umem_cache_t *umem_alloc_table_small[UMEM_SMALL_MAX / 16 + 1];
-extern umem_cache_t *umem_alloc_table_large[UMEM_MAXBUF / 256 + 1];
+/* Hidden: the fast paths reach these PC-relative, not through the GOT. */
+extern umem_cache_t *umem_alloc_table_small[UMEM_SMALL_MAX / 16 + 1]
+    __attribute__((visibility("hidden")));
+extern umem_cache_t *umem_alloc_table_large[UMEM_MAXBUF / 256 + 1]
+    __attribute__((visibility("hidden")));
 extern umem_cache_t *umem_alloc_class_small[UMEM_SMALL_MAX / 16 + 1];
 extern umem_cache_t *umem_alloc_class_large[UMEM_MAXBUF / 256 + 1];
-extern uintptr_t umem_free_secret;
+extern uintptr_t umem_free_secret __attribute__((visibility("hidden")));
 extern vmem_t *umem_oversize_arena;
 extern int umem_alloc_ready;
 
@@ -34,12 +37,14 @@ void *umem_large_alloc(size_t size, size_t align, int umflags);
 void umem_large_free(void *buf, size_t rsize);
 int umem_large_resize(void *buf, size_t rsize, size_t newsize);
 void *umem_large_realloc(void *buf, size_t rsize, size_t newsize);
+size_t umem_large_moved(void);
 void *umem_alloc_aligned_any(size_t size, size_t align, int umflags);
 size_t umem_block_size(void *buf);
 size_t umem_alloc_inuse(void);
 void umem_block_bad_free(void *buf, uintptr_t pm, const char *who);
 void umem_block_double_free(void *buf, umem_cache_t *cp, const char *who);
 void *umem_block_alloc_slow(size_t size, int umflags);
+void *umem_block_alloc_miss(umem_cache_t *cp, int umflags);
 
 /* The class cache for 0 < size <= UMEM_MAXBUF (NULL before init). */
 static inline umem_cache_t *
@@ -78,13 +83,17 @@ umem_block_alloc(size_t size, int umflags)
 
 		if (UMEM_UNLIKELY(cp == NULL))
 			return (umem_block_alloc_slow(size, umflags));
-		buf = umem_cache_alloc_fast(cp, umflags);
-		if (UMEM_LIKELY(buf != NULL)) {
+#ifdef UMEM_HAVE_RSEQ
+		if (UMEM_LIKELY(umem_percpu.pc_rseq) &&
+		    UMEM_LIKELY((buf = umem_rseq_pop(cp)) != NULL)) {
 			*(uintptr_t *)buf = 0;
 			return (buf);
 		}
-		errno = ENOMEM;
-		return (NULL);
+#else
+		(void) buf;
+#endif
+		/* A tail call: the fast path saves no registers. */
+		return (umem_block_alloc_miss(cp, umflags));
 	}
 	return (umem_large_alloc(size, 0, umflags));
 }
@@ -127,8 +136,11 @@ umem_block_large(const void *buf, uintptr_t pm)
 	return (0);
 }
 
-/* Free a block of ours found by address (buf != NULL). */
-static inline UMEM_HOT void
+/*
+ * Free a block of ours found by address (buf != NULL).  Inlined into
+ * free() itself: a call would cost a jump and an argument.
+ */
+static inline __attribute__((always_inline)) void
 umem_block_free(void *buf, const char *who)
 {
 	uintptr_t pm = umem_pagemap_get(buf);

@@ -110,6 +110,7 @@ typedef struct umem_slab {
 	struct umem_slab	*slab_prev;
 	uint32_t		slab_refcnt;	/* buffers allocated */
 	uint32_t		slab_chunks;	/* buffers in the slab */
+	uint64_t		slab_empty_pass; /* debug: update pass emptied */
 } umem_slab_t;
 
 /*
@@ -355,6 +356,9 @@ extern umem_lock_t umem_pagemap_lock;	/* pagemap.c: held across fork */
 /* Give back kept large blocks (umem_alloc.c): all, or unused a pass. */
 void umem_large_cache_reap(int all);
 extern uint64_t umem_update_passes;	/* passes run (tests wait on it) */
+/* Frame of the update thread's body: its stack below it never holds a */
+/* program's references (leaks.c leaves it out of the roots). */
+extern uintptr_t umem_update_frame;
 
 /*
  * ---- Cache creation used by vmem's quantum caches ----

@@ -71,6 +71,7 @@ static int umem_update_running;		/* the thread exists */
 static int umem_update_reap;		/* reap requested */
 volatile int umem_update_need_start;
 uint64_t umem_update_passes;
+uintptr_t umem_update_frame;	/* the update thread's (leaks.c) */
 static uint64_t umem_reap_last;
 
 #if defined(__SANITIZE_THREAD__)
@@ -270,6 +271,8 @@ static void *
 update_thread(void *arg)
 {
 	(void) arg;
+	__atomic_store_n(&umem_update_frame,
+	    (uintptr_t)__builtin_frame_address(0), __ATOMIC_RELAXED);
 	umem_lock(&umem_update_lock);
 	for (;;) {
 		uint64_t deadline = umem_gethrtime() + umem_update_interval_ns;

@@ -1254,6 +1254,95 @@ vmem_resize(vmem_t *vmp, void *vaddr, size_t oldsize, size_t newsize)
 }
 
 /*
+ * The allocated segment at addr if it has exactly size bytes, else NULL.
+ * Finishes a hash resize first, so one table is searched.  Lock held.
+ */
+static vmem_seg_t **
+vmem_hash_exact(vmem_t *vmp, uintptr_t addr, size_t size)
+{
+	vmem_seg_t **prev;
+
+	if (vmp->vm_hash_old != NULL)
+		vmem_hash_migrate(vmp, SIZE_MAX);
+	prev = vmem_hash_find(vmp, vmem_hash_bucket(vmp, addr), addr);
+	return (prev != NULL && VS_SIZE(*prev) == size ? prev : NULL);
+}
+
+/*
+ * Cut the allocated segment [vaddr, vaddr + size) in two allocated
+ * segments, of first and size - first bytes; or join two adjacent
+ * allocated segments [vaddr, vaddr + first) and [vaddr + first,
+ * vaddr + size) into one.  Nothing is freed or allocated: the caller owns
+ * the range before and after.  0, or -1 (errno EINVAL: not such segments;
+ * ENOMEM: no tag).  For the malloc layer's kept large blocks, which it
+ * splits and joins while they keep their pages.
+ */
+int
+vmem_split(vmem_t *vmp, void *vaddr, size_t size, size_t first)
+{
+	uintptr_t addr = (uintptr_t)vaddr;
+	vmem_seg_t **prev, *vsp, *tail;
+
+	if (first == 0 || first >= size || P2PHASE(first, vmp->vm_quantum)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	umem_lock(&vmp->vm_lock);
+	if ((prev = vmem_hash_exact(vmp, addr, size)) == NULL) {
+		umem_unlock(&vmp->vm_lock);
+		errno = EINVAL;
+		return (-1);
+	}
+	if (!vmem_populate(vmp)) {
+		umem_unlock(&vmp->vm_lock);
+		errno = ENOMEM;
+		return (-1);
+	}
+	vsp = *prev;
+	tail = vmem_seg_get(vmp);
+	tail->vs_start = addr + first;
+	tail->vs_end = vsp->vs_end;
+	tail->vs_import = 0;
+	vsp->vs_end = addr + first;
+	vmem_arena_insert_after(vsp, tail);
+	vmp->vm_mem_inuse -= size - first;	/* vmem_hash_insert adds it */
+	vmem_hash_insert(vmp, tail);
+	umem_unlock(&vmp->vm_lock);
+	return (0);
+}
+
+int
+vmem_join(vmem_t *vmp, void *vaddr, size_t first, size_t size)
+{
+	uintptr_t addr = (uintptr_t)vaddr;
+	vmem_seg_t **prev, *vsp, *tail;
+
+	if (first == 0 || first >= size) {
+		errno = EINVAL;
+		return (-1);
+	}
+	umem_lock(&vmp->vm_lock);
+	if ((prev = vmem_hash_exact(vmp, addr, first)) == NULL ||
+	    (tail = (*prev)->vs_anext)->vs_type != VMEM_ALLOC ||
+	    tail->vs_start != addr + first || tail->vs_end != addr + size ||
+	    (prev = vmem_hash_exact(vmp, addr + first, size - first)) ==
+	    NULL) {
+		umem_unlock(&vmp->vm_lock);
+		errno = EINVAL;
+		return (-1);
+	}
+	vsp = tail->vs_aprev;
+	*prev = tail->vs_knext;			/* out of the hash */
+	vmp->vm_nsegs_alloc--;
+	vmem_arena_unlink(tail);
+	vmem_rotor_moved(vmp, tail, vsp);
+	vmem_seg_put(vmp, tail);
+	vsp->vs_end = addr + size;
+	umem_unlock(&vmp->vm_lock);
+	return (0);
+}
+
+/*
  * ------------------------------------------------------------------------
  * Spans, queries, walks
  * ------------------------------------------------------------------------
@@ -1810,4 +1899,54 @@ vmem_verify(vmem_t *vmp)
 	    nfree == vmp->vm_nsegs_free, "segment counts disagree");
 	umem_unlock(&vmp->vm_lock);
 	return (0);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Leak detection (leaks.c): walks with every vmem lock already held
+ * (vmem_fork_prepare), so that they see the state other threads froze in.
+ * ------------------------------------------------------------------------
+ */
+void
+vmem_walk_locked(vmem_t *vmp, int typemask,
+    void (*func)(void *, void *, size_t), void *arg)
+{
+	for (vmem_seg_t *vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0;
+	    vsp = vsp->vs_anext)
+		if (vsp->vs_type & typemask & (VMEM_ALLOC | VMEM_FREE |
+		    VMEM_SPAN))
+			func(arg, (void *)vsp->vs_start, VS_SIZE(vsp));
+}
+
+/*
+ * Every record vmem keeps in pool memory: arena structures and boundary
+ * tags, in use, in an arena's reserve or free in the pools, and the pools'
+ * unused tails.  Tags hold segment bounds, i.e. the addresses of blocks and
+ * of their neighbours, so a conservative scan must leave them out.
+ */
+void
+vmem_walk_records(void (*func)(void *, void *, size_t), void *arg)
+{
+	umem_pool_t *pools[2] = { &vmem_seg_pool, &vmem_arena_pool };
+	vmem_seg_t *vsp;
+
+	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->vm_next) {
+		func(arg, vmp, vmem_arena_pool.pool_size);
+		for (vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0;
+		    vsp = vsp->vs_anext)
+			if (!(vsp->vs_type & VMEM_MARKER))	/* on stacks */
+				func(arg, vsp, sizeof (*vsp));
+		for (vsp = vmp->vm_segfree; vsp != NULL; vsp = vsp->vs_knext)
+			func(arg, vsp, sizeof (*vsp));
+	}
+	for (int i = 0; i < 2; i++) {
+		umem_pool_t *pp = pools[i];
+
+		for (void *rec = pp->pool_free; rec != NULL;
+		    rec = *(void **)rec)
+			func(arg, rec, pp->pool_size);
+		if (pp->pool_next != NULL && pp->pool_limit > pp->pool_next)
+			func(arg, pp->pool_next,
+			    (size_t)(pp->pool_limit - pp->pool_next));
+	}
 }

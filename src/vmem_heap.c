@@ -19,11 +19,31 @@
  * A 64 GiB heap of 128 KiB slabs stays within a few dozen mappings, far
  * below vm.max_map_count.  Guard pages (the debugging firewall) will need
  * a separate arena whose mappings do change protection.
+ *
+ * Two calls let a large block move without copying (realloc growth):
+ *
+ *   vmem_heap_move   moves the pages of one range of the heap onto another
+ *                    (mremap MAYMOVE | FIXED | DONTUNMAP): the source stays
+ *                    mapped, now without pages, as if released;
+ *   vmem_heap_renew  gives a range's pages back by mapping it afresh
+ *                    (mmap MAP_FIXED, atomic: the range is never unmapped).
+ *
+ * A moved range costs mappings: the kernel keeps the moved pages in a
+ * mapping of their own (their page offsets are those of the old address),
+ * which splits the destination reservation in up to three.  Mapping it
+ * afresh when it is released (vmem_heap_renew) lets the kernel merge it
+ * back into its neighbours, so the extra mappings are bounded by the moved
+ * blocks alive; the caller bounds those (see umem_alloc.c).
  */
 #define	_GNU_SOURCE
 #include "vmem_impl.h"
 
 #include <errno.h>
+#include <sys/mman.h>
+
+#ifndef MREMAP_DONTUNMAP
+#define	MREMAP_DONTUNMAP	4	/* Linux 5.7 */
+#endif
 
 #define	VMEM_HEAP_RESERVE	(64ul << 20)	/* smallest reservation */
 #define	VMEM_HEAP_RESERVE_MAX	(4ul << 30)	/* growth stops doubling */
@@ -77,6 +97,45 @@ vmem_heap_free(vmem_t *heap, void *addr, size_t size)
 {
 	umem_pages_release(addr, size);
 	vmem_free(heap, addr, size);
+}
+
+/*
+ * Move the pages of [from, from + size) to [to, to + size), both ranges of
+ * the heap's reservations, disjoint, page-aligned; whatever was at `to'
+ * is replaced.  Afterwards `from' reads as zero.  0, or -1 (nothing
+ * changed; errno EINVAL or ENOSYS: the kernel cannot do it at all, EFAULT:
+ * not for this range, ENOMEM: out of mappings).
+ */
+int
+vmem_heap_move(void *from, void *to, size_t size)
+{
+	int saved = errno;
+	void *p = mremap(from, size, size,
+	    MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
+
+	if (p == MAP_FAILED)
+		return (-1);
+	errno = saved;
+	if (p != to)		/* cannot happen with MREMAP_FIXED */
+		umem_panic("vmem: mremap moved %p to %p, not %p", from, p, to);
+	return (0);
+}
+
+/*
+ * Give the pages of [addr, addr + size) back by mapping the range afresh
+ * (the same protection and flags as a reservation), so that a range that
+ * was the target of vmem_heap_move() can merge back into the mappings
+ * around it.  Falls back to umem_pages_release() if the kernel refuses.
+ */
+void
+vmem_heap_renew(void *addr, size_t size)
+{
+	int saved = errno;
+
+	if (mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+		umem_pages_release(addr, size);
+	errno = saved;
 }
 
 static void

@@ -46,6 +46,21 @@ int vmem_verify(vmem_t *vmp);
 
 /* Grow or shrink an allocated segment in place: 0, or -1 with errno. */
 int vmem_resize(vmem_t *vmp, void *addr, size_t oldsize, size_t newsize);
+/*
+ * Cut an allocated segment in two at addr + first, or join two adjacent
+ * allocated segments (the first of `first' bytes) into one: 0, or -1
+ * with errno.  The caller owns the range throughout.
+ */
+int vmem_split(vmem_t *vmp, void *addr, size_t size, size_t first);
+int vmem_join(vmem_t *vmp, void *addr, size_t first, size_t size);
+
+/*
+ * The page backend (vmem_heap.c): move pages between two ranges of the
+ * heap without copying (0, or -1 with errno); give a range's pages back
+ * by mapping it afresh (after a move, so that mappings merge again).
+ */
+int vmem_heap_move(void *from, void *to, size_t size);
+void vmem_heap_renew(void *addr, size_t size);
 
 /* Periodic work: rescale hash tables, wake sleepers.  For the update thread. */
 void vmem_update(void);
@@ -54,6 +69,17 @@ void vmem_update(void);
 void vmem_fork_prepare(void);
 void vmem_fork_parent(void);
 void vmem_fork_child(void);
+
+/*
+ * Leak detection (leaks.c), with vmem_fork_prepare()'s locks held: walk an
+ * arena's segments of the types in typemask without locking; call func for
+ * every arena structure and boundary tag vmem keeps (live or free), which a
+ * conservative scan must not take for references.
+ */
+void vmem_walk_locked(vmem_t *vmp, int typemask,
+    void (*func)(void *arg, void *start, size_t size), void *arg);
+void vmem_walk_records(void (*func)(void *arg, void *rec, size_t size),
+    void *arg);
 
 size_t umem_last_report(char *buf, size_t len);
 

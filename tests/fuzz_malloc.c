@@ -152,9 +152,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 			check(s, idx, s->s_size);
 			keep = size < s->s_size ? size : s->s_size;
 			pm = umem_pagemap_get(s->s_buf);
-			if ((pm & UMEM_PM_LARGE) && size > UMEM_MAXBUF &&
-			    umem_large_resize(s->s_buf,
-			    (size_t)(pm & ~UMEM_PM_LARGE), size)) {
+			if (umem_block_large(s->s_buf, pm) != 0 &&
+			    size > UMEM_MAXBUF && (buf = umem_large_realloc(
+			    s->s_buf, umem_block_large(s->s_buf, pm),
+			    size)) != NULL) {
+				/* in place, or moved without copying */
+				s->s_buf = buf;
 				if (umem_block_size(s->s_buf) < size)
 					die("resized block too small", idx,
 					    size);

@@ -702,6 +702,76 @@ t_realloc_ladder(void)
 	}
 }
 
+/* VmHWM (peak RSS) in bytes, 0 if unknown. */
+static size_t
+hwm_bytes(void)
+{
+	char buf[4096], *s;
+	ssize_t n;
+	int fd = open("/proc/self/status", O_RDONLY);
+
+	if (fd < 0)
+		return (0);
+	n = read(fd, buf, sizeof (buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return (0);
+	buf[n] = '\0';
+	if ((s = strstr(buf, "VmHWM:")) == NULL)
+		return (0);
+	return ((size_t)strtoul(s + 6, NULL, 10) << 10);
+}
+
+/*
+ * Large blocks grow without being copied: glibc gives blocks this large
+ * their own mapping and grows it with mremap; libumem grows them in place
+ * or moves their pages (mremap).  Two blocks side by side, so that the
+ * first cannot grow in place: the peak RSS while both double stays near
+ * what they held (a copy would hold old and new at once), and every byte
+ * arrives.  (The peak is reset through /proc/self/clear_refs.)
+ */
+static void
+t_realloc_large_nocopy(void)
+{
+	size_t from = 34 * MiB, to = 2 * from, r0, hwm;
+	unsigned char *p = malloc(opaque(from)), *q = malloc(opaque(from));
+	int fd, reset;
+
+	CHECK(p != NULL && q != NULL);
+	if (p == NULL || q == NULL) {
+		free(p);
+		free(q);
+		return;
+	}
+	fill(p, 0, from, 0x41);
+	fill(q, 0, from, 0x42);
+	fd = open("/proc/self/clear_refs", O_WRONLY);
+	reset = fd >= 0 && write(fd, "5", 1) == 1;
+	if (fd >= 0)
+		close(fd);
+	r0 = rss_bytes();
+	p = realloc(launder(p), opaque(to));
+	q = realloc(launder(q), opaque(to));
+	hwm = hwm_bytes();
+	CHECK(p != NULL && q != NULL);
+	if (p == NULL || q == NULL)
+		return;
+	if (!reset || hwm == 0)
+		skip("cannot reset VmHWM");
+	else
+		CHECKF(hwm < r0 + 16 * MiB, "peak RSS %zu KiB while two "
+		    "blocks of %zu KiB doubled from %zu KiB", hwm >> 10,
+		    from >> 10, r0 >> 10);
+	CHECK(verify(p, 0, from, 0x41) == (size_t)-1);
+	CHECK(verify(q, 0, from, 0x42) == (size_t)-1);
+	CHECK(malloc_usable_size(p) >= to && malloc_usable_size(q) >= to);
+	/* the grown part is usable */
+	fill(p, from, to, 0x41);
+	CHECK(verify(p, 0, to, 0x41) == (size_t)-1);
+	free(p);
+	free(q);
+}
+
 /* Random realloc chains over many live blocks. */
 static void
 t_realloc_random(void)
@@ -1556,6 +1626,7 @@ main(int argc, char **argv)
 	RUN(t_realloc_edges);
 	RUN(t_realloc_fail);
 	RUN(t_realloc_ladder);
+	RUN(t_realloc_large_nocopy);
 	RUN(t_realloc_random);
 	RUN(t_reallocarray);
 	RUN(t_posix_memalign);

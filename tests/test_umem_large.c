@@ -1,0 +1,471 @@
+/*
+ * test_umem_large.c - large blocks (umem_alloc.c, "Large blocks"): realloc
+ * growth without copying, and the vmem calls it rests on.
+ *
+ *   - vmem_split / vmem_join: cut an allocated segment in two and join two
+ *     adjacent ones, with vmem_verify() after each step, and the cases
+ *     they must refuse (not allocated, wrong size, not adjacent).
+ *   - umem_large_realloc: growth in place; growth by moving the pages
+ *     (mremap) when the next page is taken, which keeps the contents, marks
+ *     the block moved and leaves the old range free; growth into a kept
+ *     block right after it; a kept block cut for a smaller allocation, whose
+ *     head then grows back over its tail at the same address.
+ *   - mappings: moved blocks cost mappings only while they live (freed or
+ *     shrunk, their ranges merge back), and at most UMEM_MOVED_MAX live
+ *     ones are made.
+ *
+ * White-box: linked with the library's objects (no malloc.c), it calls the
+ * block layer directly and reads the page map.
+ */
+#include "test.h"
+
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "umem_alloc.h"
+#include "vmem_impl.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define	UMEM_LARGE_TSAN	1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define	UMEM_LARGE_TSAN	1
+#endif
+#endif
+#ifndef UMEM_LARGE_TSAN
+#define	UMEM_LARGE_TSAN	0
+#endif
+
+#define	KiB	((size_t)1 << 10)
+#define	X(p)	((uintptr_t)(p))
+
+static size_t pagesize;
+
+static long
+count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	long n = 0;
+	int c;
+
+	if (f == NULL)
+		return (-1);
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return (n);
+}
+
+/* A pattern every page of which differs, and its check. */
+static void
+fill(unsigned char *p, size_t len, unsigned tag)
+{
+	for (size_t i = 0; i < len; i += 512)
+		p[i] = (unsigned char)(tag + i / 512);
+	p[len - 1] = (unsigned char)~tag;
+}
+
+static int
+intact(const unsigned char *p, size_t len, unsigned tag)
+{
+	for (size_t i = 0; i < len; i += 512)
+		if (p[i] != (unsigned char)(tag + i / 512))
+			return (0);
+	return (p[len - 1] == (unsigned char)~tag);
+}
+
+/* The pattern's first len bytes (a block cut shorter). */
+static int
+prefix_intact(const unsigned char *p, size_t len, unsigned tag)
+{
+	for (size_t i = 0; i < len; i += 512)
+		if (p[i] != (unsigned char)(tag + i / 512))
+			return (0);
+	return (1);
+}
+
+static int
+zero(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i += 64)
+		if (p[i] != 0)
+			return (0);
+	return (1);
+}
+
+static size_t
+large_size(void *buf)
+{
+	return (umem_block_large(buf, umem_pagemap_get(buf)));
+}
+
+static int
+is_moved(void *buf)
+{
+	uintptr_t pm = umem_pagemap_get(buf);
+
+	return ((pm & UMEM_PM_LARGE) && (pm & UMEM_PM_MOVED));
+}
+
+/* Take the page at addr in the oversize arena (so nothing grows into it). */
+static void *
+pin(void *addr)
+{
+	return (vmem_xalloc(umem_oversize_arena, pagesize, 0, 0, 0, addr,
+	    (char *)addr + pagesize, VM_NOSLEEP));
+}
+
+static void
+unpin(void *pg)
+{
+	if (pg != NULL)
+		vmem_xfree(umem_oversize_arena, pg, pagesize);
+}
+
+/* ---- vmem_split / vmem_join ---- */
+static void
+t_split_join(void)
+{
+	vmem_t *vmp = vmem_create("split", (void *)0x100000, 0x100000, 0x1000,
+	    NULL, NULL, NULL, 0, VM_SLEEP);
+	char *a, *b;
+	vmem_stat_t st;
+
+	CHECK(vmp != NULL);
+	if (vmp == NULL)
+		return;
+	a = vmem_alloc(vmp, 0x8000, VM_NOSLEEP);
+	b = vmem_alloc(vmp, 0x2000, VM_NOSLEEP);
+	CHECK(a != NULL && b != NULL);
+	CHECK(vmem_split(vmp, a, 0x8000, 0x3000) == 0);
+	CHECK(vmem_verify(vmp) == 0);
+	CHECK(vmem_getstat(vmp, &st) == 0 && st.vk_mem_inuse == 0xa000 &&
+	    st.vk_nsegs_alloc == 3);
+	/* Both halves are allocated segments of their own now. */
+	CHECK(vmem_split(vmp, a, 0x8000, 0x3000) == -1 && errno == EINVAL);
+	vmem_free(vmp, a + 0x3000, 0x5000);
+	CHECK(vmem_verify(vmp) == 0);
+	a = vmem_xalloc(vmp, 0x5000, 0, 0, 0, a + 0x3000, a + 0x8000,
+	    VM_NOSLEEP);
+	CHECK(a != NULL);
+	a -= 0x3000;
+	CHECK(vmem_join(vmp, a, 0x3000, 0x8000) == 0);
+	CHECK(vmem_verify(vmp) == 0);
+	CHECK(vmem_getstat(vmp, &st) == 0 && st.vk_mem_inuse == 0xa000 &&
+	    st.vk_nsegs_alloc == 2);
+	/* Refusals: bad cut, wrong size, a free or absent neighbour. */
+	CHECK(vmem_split(vmp, a, 0x8000, 0) == -1 && errno == EINVAL);
+	CHECK(vmem_split(vmp, a, 0x8000, 0x8000) == -1 && errno == EINVAL);
+	CHECK(vmem_split(vmp, a, 0x8000, 0x800) == -1 && errno == EINVAL);
+	CHECK(vmem_split(vmp, a, 0x7000, 0x1000) == -1 && errno == EINVAL);
+	CHECK(vmem_join(vmp, a, 0x3000, 0x8000) == -1 && errno == EINVAL);
+	CHECK(vmem_join(vmp, b, 0x2000, 0x4000) == -1 && errno == EINVAL);
+	CHECK(vmem_verify(vmp) == 0);
+	/* a and b are adjacent (instant fit from an empty span). */
+	if (a + 0x8000 == b) {
+		CHECK(vmem_join(vmp, a, 0x8000, 0xa000) == 0);
+		CHECK(vmem_verify(vmp) == 0);
+		vmem_free(vmp, a, 0xa000);
+	} else {
+		vmem_free(vmp, a, 0x8000);
+		vmem_free(vmp, b, 0x2000);
+	}
+	CHECK(vmem_verify(vmp) == 0);
+	CHECK(vmem_getstat(vmp, &st) == 0 && st.vk_mem_inuse == 0);
+	vmem_destroy(vmp);
+}
+
+/* ---- realloc growth ---- */
+
+/* Growth with free pages after the block: in place. */
+static void
+t_grow_in_place(void)
+{
+	size_t rs = 80 * KiB;
+	unsigned char *p = umem_large_alloc(rs, 0, 0), *q;
+
+	CHECK(p != NULL);
+	if (p == NULL)
+		return;
+	fill(p, rs, 1);
+	q = umem_large_realloc(p, large_size(p), 200 * KiB);
+	CHECK(q != NULL);
+	if (q == NULL)
+		return;
+	if (q == p)
+		CHECK(!is_moved(q));
+	CHECK(large_size(q) == P2ROUNDUP(200 * KiB, pagesize));
+	CHECK(intact(q, rs, 1));
+	CHECK(zero(q + rs, 200 * KiB - rs));
+	/* Shrink in place. */
+	CHECK(umem_large_realloc(q, large_size(q), 100 * KiB) == q);
+	CHECK(large_size(q) == P2ROUNDUP(100 * KiB, pagesize));
+	CHECK(intact(q, 80 * KiB, 1));
+	umem_large_free(q, large_size(q));
+	CHECK(vmem_verify(umem_oversize_arena) == 0);
+}
+
+/* Growth with the next page taken: the pages move, nothing is copied. */
+static void
+t_grow_by_move(void)
+{
+	size_t rs = 256 * KiB, ns = 1024 * KiB;
+	size_t moved0 = umem_large_moved();
+	unsigned char *p = umem_large_alloc(rs, 0, 0), *q, *r;
+	void *pg;
+
+	CHECK(p != NULL);
+	if (p == NULL)
+		return;
+	pg = pin(p + rs);
+	CHECK(pg != NULL);
+	fill(p, rs, 2);
+	q = umem_large_realloc(p, rs, ns);
+	CHECK(q != NULL && q != p);
+	if (q == NULL || q == p) {
+		unpin(pg);
+		return;
+	}
+	CHECK(is_moved(q));
+	CHECK(umem_large_moved() == moved0 + 1);
+	CHECK(large_size(q) == ns);
+	CHECK(intact(q, rs, 2));
+	CHECK(zero(q + rs, ns - rs));
+	/* The old range: out of the page map, free, no pages, usable. */
+	CHECK(umem_pagemap_get(p) == 0);
+	CHECK(zero(p, rs));
+	fill(q + rs, ns - rs, 3);
+	CHECK(vmem_verify(umem_oversize_arena) == 0);
+	/* A moved block moves again, and is still one moved block. */
+	unpin(pg);
+	pg = pin(q + ns);
+	r = umem_large_realloc(q, ns, 2 * ns);
+	CHECK(r != NULL && r != q && is_moved(r));
+	if (r == NULL) {
+		unpin(pg);
+		return;
+	}
+	CHECK(umem_large_moved() == moved0 + 1);
+	CHECK(intact(r, rs, 2) && intact(r + rs, ns - rs, 3));
+	CHECK(zero(r + ns, ns));
+	unpin(pg);
+	/* Shrink keeps the mark. */
+	CHECK(umem_large_realloc(r, 2 * ns, ns) == r && is_moved(r));
+	umem_large_free(r, large_size(r));
+	umem_large_cache_reap(1);
+	CHECK(umem_large_moved() == moved0);
+	CHECK(vmem_verify(umem_oversize_arena) == 0);
+}
+
+/* A kept block right after the block: realloc grows over it in place. */
+static void
+t_grow_into_kept(void)
+{
+	size_t rs = 128 * KiB;
+	unsigned char *a, *b, *q;
+	void *pg;
+
+	umem_large_cache_reap(1);
+	a = umem_large_alloc(rs, 0, 0);
+	CHECK(a != NULL);
+	if (a == NULL)
+		return;
+	/* Place b right after a (xalloc the range, then call it a block). */
+	b = vmem_xalloc(umem_oversize_arena, rs, 0, 0, 0, a + rs, a + 2 * rs,
+	    VM_NOSLEEP);
+	CHECK(b == a + rs);
+	if (b != a + rs) {
+		umem_large_free(a, rs);
+		return;
+	}
+	CHECK(umem_pagemap_set(b, rs, rs | UMEM_PM_LARGE,
+	    UMEM_PM_INTERIOR) == 0);
+	pg = pin(b + rs);
+	fill(a, rs, 4);
+	memset(b, 0x77, rs);
+	umem_large_free(b, rs);		/* kept, with its pages */
+	q = umem_large_realloc(a, rs, 2 * rs);
+	CHECK(q == a && !is_moved(q));
+	CHECK(large_size(a) == 2 * rs);
+	CHECK(intact(a, rs, 4));
+	/* (the kept block's old contents are there: realloc may leave any) */
+	CHECK(a[rs] == 0x77);
+	/* Growth by less than the kept block: the rest stays kept. */
+	umem_large_free(a, 2 * rs);
+	a = umem_large_alloc(rs, 0, 0);	/* the head of the kept block */
+	CHECK(a != NULL);
+	if (a == NULL) {
+		unpin(pg);
+		return;
+	}
+	fill(a, rs, 5);
+	q = umem_large_realloc(a, large_size(a), rs + 8 * KiB);
+	CHECK(q == a && large_size(a) == rs + 8 * KiB);
+	CHECK(intact(a, rs, 5));
+	umem_large_free(a, large_size(a));
+	unpin(pg);
+	umem_large_cache_reap(1);
+	CHECK(vmem_verify(umem_oversize_arena) == 0);
+}
+
+/*
+ * realloc's usual pattern: buffers grow side by side, are freed, and the
+ * next round allocates their first size again.  The second round takes
+ * the kept blocks' heads and grows over their tails: same addresses as
+ * the blocks it cut, no move.
+ */
+static void
+t_cut_and_regrow(void)
+{
+	enum { N = 8 };
+	size_t small = 128 * KiB, big = 256 * KiB;
+	unsigned char *v[N];
+	size_t moved0;
+	int i, same = 0;
+
+	umem_large_cache_reap(1);
+	for (i = 0; i < N; i++) {
+		v[i] = umem_large_alloc(small, 0, 0);
+		CHECK(v[i] != NULL);
+		if (v[i] == NULL)
+			return;
+		fill(v[i], small, (unsigned)i);
+	}
+	for (i = 0; i < N; i++) {
+		v[i] = umem_large_realloc(v[i], small, big);
+		CHECK(v[i] != NULL && intact(v[i], small, (unsigned)i));
+	}
+	for (i = 0; i < N; i++)
+		umem_large_free(v[i], large_size(v[i]));
+	moved0 = umem_large_moved();
+	for (i = 0; i < N; i++) {
+		v[i] = umem_large_alloc(small, 0, 0);
+		CHECK(v[i] != NULL);
+		if (v[i] == NULL)
+			return;
+		fill(v[i], small, (unsigned)i + 100);
+	}
+	for (i = 0; i < N; i++) {
+		unsigned char *q = umem_large_realloc(v[i], small, big);
+
+		CHECK(q != NULL && intact(q, small, (unsigned)i + 100));
+		same += q == v[i];
+		v[i] = q;
+	}
+	CHECK(same == N);
+	CHECK(umem_large_moved() == moved0);
+	for (i = 0; i < N; i++)
+		umem_large_free(v[i], large_size(v[i]));
+	umem_large_cache_reap(1);
+	CHECK(vmem_verify(umem_oversize_arena) == 0);
+}
+
+/* Moved blocks cost mappings while they live; freed, they merge back. */
+static void
+t_mappings(void)
+{
+	enum { N = 400 };
+	static unsigned char *v[N];
+	static void *pg[N];
+	size_t rs = 144 * KiB;
+	long m0, m1, m2;
+	int i, moved = 0;
+
+	umem_large_cache_reap(1);
+	m0 = count_maps();
+	for (i = 0; i < N; i++) {
+		v[i] = umem_large_alloc(rs, 0, 0);
+		CHECK(v[i] != NULL);
+		if (v[i] == NULL)
+			return;
+		fill(v[i], rs, (unsigned)i);
+		pg[i] = pin(v[i] + rs);
+	}
+	for (i = 0; i < N; i++) {
+		unsigned char *q = umem_large_realloc(v[i], rs, 2 * rs);
+
+		CHECK(q != NULL && intact(q, rs, (unsigned)i));
+		if (q == NULL)
+			return;
+		moved += is_moved(q);
+		v[i] = q;
+	}
+	CHECK(moved == N);
+	m1 = count_maps();
+	/* At most 2 more per moved block: the reservation split around it. */
+	CHECKF(m1 <= m0 + 2 * N + 8, "%ld mappings, %ld before", m1, m0);
+	/*
+	 * Shrinking a moved block into its moved pages gives the tail back
+	 * the same way (else the tail's mapping would stay split off).
+	 */
+	for (i = 0; i < N; i += 2) {
+		CHECK(umem_large_realloc(v[i], 2 * rs, 100 * KiB) == v[i]);
+		CHECK(is_moved(v[i]) && prefix_intact(v[i], 100 * KiB,
+		    (unsigned)i));
+	}
+	for (i = 0; i < N; i++) {
+		umem_large_free(v[i], large_size(v[i]));
+		unpin(pg[i]);
+	}
+	umem_large_cache_reap(1);
+	m2 = count_maps();
+	/* TSan maps shadow for memory as it is touched: counts drift. */
+	CHECKF(UMEM_LARGE_TSAN || m2 <= m0 + 8,
+	    "%ld mappings after freeing, %ld before", m2, m0);
+	CHECK(vmem_verify(umem_oversize_arena) == 0);
+}
+
+/* At most UMEM_MOVED_MAX (8192) moved blocks alive: then realloc copies. */
+static void
+t_moved_bound(void)
+{
+	enum { N = 8192 + 16 };
+	static unsigned char *v[N];
+	static void *pg[N];
+	size_t rs = 68 * KiB, moved0 = umem_large_moved();
+	int i, moved = 0, refused = 0;
+
+	for (i = 0; i < N; i++) {
+		unsigned char *q;
+
+		v[i] = umem_large_alloc(rs, 0, 0);
+		CHECK(v[i] != NULL);
+		if (v[i] == NULL)
+			break;
+		v[i][0] = (unsigned char)i;
+		pg[i] = pin(v[i] + rs);
+		q = umem_large_realloc(v[i], rs, 2 * rs);
+		if (q == NULL) {
+			refused++;
+		} else {
+			CHECK(q[0] == (unsigned char)i);
+			moved += is_moved(q);
+			v[i] = q;
+		}
+	}
+	CHECKF(moved0 + (size_t)moved == 8192 &&
+	    moved0 + (size_t)moved + (size_t)refused == N + moved0,
+	    "%d moved, %d refused", moved, refused);
+	CHECK(umem_large_moved() == 8192);
+	for (int j = 0; j < i; j++) {
+		umem_large_free(v[j], large_size(v[j]));
+		unpin(pg[j]);
+	}
+	umem_large_cache_reap(1);
+	CHECK(umem_large_moved() == moved0);
+	CHECK(vmem_verify(umem_oversize_arena) == 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	pagesize = (size_t)sysconf(_SC_PAGESIZE);
+	RUN(t_split_join);
+	RUN(t_grow_in_place);
+	RUN(t_grow_by_move);
+	RUN(t_grow_into_kept);
+	RUN(t_cut_and_regrow);
+	RUN(t_mappings);
+	RUN(t_moved_bound);
+	return (test_summary(argv[0]));
+}
