@@ -724,8 +724,9 @@ umem_getpcstack(uintptr_t *pcs, int max)
 		__atomic_store_n(&umem_text_ready, 1, __ATOMIC_RELEASE);
 	}
 	umem_in_sighandler = 0;
-	while (n < max && (uintptr_t)fp >= lo && (uintptr_t)fp + 16 <= hi &&
-	    ((uintptr_t)fp & 7) == 0) {
+	/* (compared without overflow: fp may be any value) */
+	while (n < max && (uintptr_t)fp >= lo && (uintptr_t)fp < hi &&
+	    hi - (uintptr_t)fp >= 16 && ((uintptr_t)fp & 7) == 0) {
 		uintptr_t pc = fp[1], *next = (uintptr_t *)fp[0];
 
 		if (pc < 4096)
