@@ -61,6 +61,9 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "umem_impl.h"
 #include "percpu.h"
@@ -267,6 +270,42 @@ umem_reap_async(void)
 	__atomic_store_n(&umem_reap_last, 0, __ATOMIC_RELAXED);
 }
 
+/*
+ * Is the update thread the last thread of the process?  When a program's
+ * other threads have all ended through pthread_exit (main included, or a
+ * fork child's only thread), glibc would have ended the process with
+ * exit(0); our thread must not keep it alive (a parent waiting for such a
+ * child would hang, and this thread blocks the signals that could end it).
+ * /proc/self/stat: field 3 is the leader's state, field 20 the thread
+ * count, which still counts a leader that ended with pthread_exit (a
+ * zombie until the last thread is gone).
+ */
+static int
+update_alone(void)
+{
+	char buf[1024], *p, state;
+	ssize_t n;
+	int fd, field;
+
+	if ((fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)) < 0)
+		return (0);
+	n = read(fd, buf, sizeof (buf) - 1);
+	(void) close(fd);
+	if (n <= 0)
+		return (0);
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+		return (0);
+	state = p[2];
+	/* after "pid (comm)" comes field 3; skip to field 20 */
+	for (field = 2; *p != '\0' && field < 20; p++)
+		if (*p == ' ')
+			field++;
+	if (field != 20 || p[1] != ' ')
+		return (0);
+	return (p[0] == '1' || (p[0] == '2' && state == 'Z'));
+}
+
 static void *
 update_thread(void *arg)
 {
@@ -292,6 +331,8 @@ update_thread(void *arg)
 			umem_reap_now();
 		else
 			umem_update_all();
+		if (update_alone())
+			exit(0);	/* what the last thread's exit would do */
 		umem_lock(&umem_update_lock);
 	}
 	return (NULL);

@@ -953,6 +953,55 @@ sig_worker_main(void *arg)
 	return (worker_main(arg));
 }
 
+/*
+ * The main thread ends with pthread_exit and the last other thread
+ * returns: the process must end (exit 0), even though the allocator's
+ * update thread is still there.  (It once kept such a process alive.)
+ */
+static void *
+last_thread(void *arg)
+{
+	free(malloc(100));
+	usleep(50000);
+	return (arg);
+}
+
+static void
+t_main_pthread_exit(void)
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		pthread_t t;
+
+		static void *v[20000];
+
+		alarm(0);
+		/* past the magazines: the child starts its update thread */
+		for (int i = 0; i < 20000; i++)
+			v[i] = malloc(64);
+		for (int i = 0; i < 20000; i++)
+			free(v[i]);
+		if (pthread_create(&t, NULL, last_thread, NULL) != 0)
+			_exit(3);
+		pthread_exit(NULL);
+	}
+	for (int i = 0; i < 500; i++) {	/* 5 s */
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			break;
+		usleep(10000);
+	}
+	if (waitpid(pid, &st, WNOHANG) == 0) {
+		(void) kill(pid, SIGKILL);
+		(void) waitpid(pid, &st, 0);
+		CHECKF(0, "the process did not end after its last thread");
+		return;
+	}
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+}
+
 static void
 t_signals(void)
 {
@@ -1028,6 +1077,7 @@ main(int argc, char **argv)
 	TIMED(t_realloc_side_by_side);
 	TIMED(t_fork_under_load);
 	TIMED(t_signals);
+	TIMED(t_main_pthread_exit);
 	alarm(0);
 	if (getenv("TEST_VERBOSE") != NULL)
 		fprintf(stderr, "  total %.2fs\n", now_s() - t0);

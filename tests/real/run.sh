@@ -168,6 +168,35 @@ else
 		bad "python3 exit status $(cat "$WORK/py.pre.rc"), $(cat "$WORK/py.base.rc") without the preload"
 		tail -n 30 "$WORK/py.pre.out"
 	fi
+	# Debugging on a correct program: same outcomes, not one report.
+	# (test_re once met a frame pointer that overflowed the stack walk.)
+	if [ -n "$LIB" ]; then
+		DBGTESTS="test_re test_json test_unicode test_bytes test_dict"
+		# shellcheck disable=SC2086
+		(cd "$WORK/py" && export PYTHONMALLOC=malloc \
+		    PYTHONHASHSEED=0 UMEM_DEBUG=default,firewall=4096 && \
+		    under dbg timeout -k 10 600 "$PY" -m test -j0 --timeout 300 \
+		    $DBGTESTS >"$WORK/py.dbg.out" 2>&1)
+		py_outcomes "$WORK/py.dbg.out" >"$WORK/py.dbg.res"
+		for tn in $DBGTESTS; do
+			b=$(sed -n "s/^$tn //p" "$WORK/py.base.res")
+			d=$(sed -n "s/^$tn //p" "$WORK/py.dbg.res")
+			[ -n "$b" ] || b="not in the base run"
+			[ -n "$d" ] || d=missing
+			if [ "$d" = "$b" ] || { [ "$b" = "not in the base run" ] &&
+			    [ "$d" = passed ]; }; then
+				ok "python3 $tn under UMEM_DEBUG=default,firewall"
+			else
+				bad "python3 $tn under UMEM_DEBUG: $d, $b without"
+			fi
+		done
+		if grep -q "umem allocator:" "$WORK/py.dbg.out"; then
+			bad "python3 under UMEM_DEBUG: a debug report"
+			grep -A 12 "umem allocator:" "$WORK/py.dbg.out" | head -n 40
+		else
+			ok "python3 under UMEM_DEBUG: no debug report"
+		fi
+	fi
 fi
 
 # ---------------------------------------------------------------------------
