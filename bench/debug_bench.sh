@@ -27,26 +27,14 @@
 # Exit status: non-zero if the workload cannot be built or a run fails.
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-build=build
-quick=${QUICK:-0}
-for arg in "$@"; do
-	case $arg in
-	--quick) quick=1 ;;
-	-*) echo "usage: $0 [BUILD_DIR] [--quick]" >&2; exit 2 ;;
-	*) build=$arg ;;
-	esac
-done
-case $build in /*) ;; *) build=$(pwd)/$build ;; esac
+. "$(dirname "$0")/common.sh"
+bench_args "$@"
 if [ "$quick" = 1 ]; then
 	reps=${REPS:-1}; scale=${SCALE:-0.02}
 else
 	reps=${REPS:-5}; scale=${SCALE:-0.1}
 fi
 vscale=$(awk -v s="$scale" 'BEGIN { printf "%g", s / 50 }')
-results=$here/results
-mkdir -p "$results" "$build/bench"
 raw=$results/debug.raw
 cc=${CC:-cc}
 tmo=300
@@ -66,25 +54,17 @@ if ! $cc $flags -fsanitize=address -fno-omit-frame-pointer -o "$abin" \
 fi
 
 # 2. The tools.
-umem_so=$build/lib/libumem.so
 umem_na=""
-make -s -C "$root" BUILD="$build" "$umem_so" >/dev/null 2>&1 || \
-    umem_na="$umem_so does not build"
+bench_make_umem || umem_na="$umem_so does not build"
 mdebug=$(dpkg -L libc6 2>/dev/null | grep '/libc_malloc_debug\.so\.0$' | \
     head -n 1)
 [ -n "$mdebug" ] || mdebug=$(ls /lib/*/libc_malloc_debug.so.0 \
     /usr/lib/*/libc_malloc_debug.so.0 2>/dev/null | head -n 1)
 mdebug_na=""
 [ -n "$mdebug" ] || mdebug_na="libc_malloc_debug.so.0 not found"
-if ! command -v valgrind >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] &&
-    command -v apt-get >/dev/null 2>&1; then
+if ! command -v valgrind >/dev/null 2>&1 && bench_can_apt; then
 	echo "debug_bench: installing valgrind" >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends valgrind >/dev/null 2>&1 || {
-		apt-get update -qq >/dev/null 2>&1
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		    --no-install-recommends valgrind >/dev/null 2>&1
-	}
+	bench_apt_install valgrind
 fi
 vg_na=""
 command -v valgrind >/dev/null 2>&1 || vg_na="valgrind is not installed"
@@ -144,35 +124,26 @@ run_one() {
 		why=$(na_of "$c")
 		[ -z "$why" ] || echo "# na $c $why"
 	done
-	echo "# meta date: $(date -u '+%Y-%m-%d %H:%M UTC'); $(uname -sr);" \
-	    "$(nproc) CPUs online," \
-	    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+	bench_meta_machine
 	echo "# meta $($cc --version | head -n 1); glibc" \
-	    "$(ldd --version 2>/dev/null | head -n 1 | sed 's/.* //');" \
+	    "$(bench_glibc_version);" \
 	    "$(valgrind --version 2>/dev/null || echo 'no valgrind')"
 	echo "# meta reps $reps, work scale $scale (valgrind $vscale);" \
-	    "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	    "load average at start: $(bench_loadavg)"
 } >"$raw"
 
 # 3. The runs.
 status=0
-n=$(echo $configs | wc -w)
 start=$(date +%s)
 rep=1
 while [ $rep -le "$reps" ]; do
 	echo "debug_bench: repetition $rep of $reps" >&2
 	wi=0
 	for w in $workloads; do
-		k=$(( (rep + wi) % n )) i=0 head="" tail=""
-		for c in $configs; do
-			if [ $i -lt $k ]; then tail="$tail $c"; else head="$head $c"; fi
-			i=$((i + 1))
-		done
-		for c in $head $tail; do
+		for c in $(bench_rotate $((rep + wi)) $configs); do
 			[ -z "$(na_of "$c")" ] || continue
 			if out=$(run_one "$c" "$w"); then rc=0; else rc=$?; fi
-			line=$(echo "$out" | sed -n 's/^RESULT //p' | tail -n 1)
-			from=$(echo "$line" | sed -n 's/.*malloc_from=\([^ ]*\).*/\1/p')
+			bench_result "$out"
 			msg=""
 			if [ $rc -ne 0 ]; then
 				msg="exit status $rc: $(head -c 300 \
@@ -198,7 +169,7 @@ while [ $rep -le "$reps" ]; do
 	rep=$((rep + 1))
 done
 echo "# meta runs took $(( $(date +%s) - start )) s; load average at end:" \
-    "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw"
+    "$(bench_loadavg)" >>"$raw"
 
 # 4. The table (medians, ratios to release libumem), goals, figure.
 awk -v svg="$results/debug.svg.tmp" '

@@ -17,18 +17,8 @@
 # allocator that is not installed, or a libumem without malloc, is "n/a".
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-build=build
-quick=${QUICK:-0}
-for arg in "$@"; do
-	case $arg in
-	--quick) quick=1 ;;
-	-*) echo "usage: $0 [BUILD_DIR] [--quick]" >&2; exit 2 ;;
-	*) build=$arg ;;
-	esac
-done
-case $build in /*) ;; *) build=$(pwd)/$build ;; esac
+. "$(dirname "$0")/common.sh"
+bench_args "$@"
 # tmo: seconds before a run counts as hung (the longest healthy run
 # takes about 2 s); a hung allocator is not run again in this run.
 if [ "$quick" = 1 ]; then
@@ -36,8 +26,6 @@ if [ "$quick" = 1 ]; then
 else
 	reps=${REPS:-5}; scale=${SCALE:-1}; idle=${IDLE_MS:-1000}; tmo=60
 fi
-results=$here/results
-mkdir -p "$results" "$build/bench"
 cc=${CC:-cc}
 bin=$build/bench/mallocbench
 report=$build/bench/mallocreport
@@ -72,14 +60,9 @@ for a in jemalloc tcmalloc mimalloc tbb; do
 	[ -n "$(lib_path "$1" "$2")" ] || missing="$missing $1"
 done
 if [ -n "$missing" ]; then
-	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+	if bench_can_apt; then
 		echo "malloc_bench: installing the peers:$missing" >&2
-		if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		    --no-install-recommends $missing >/dev/null 2>&1; then
-			apt-get update -qq >/dev/null 2>&1
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			    --no-install-recommends $missing >/dev/null 2>&1
-		fi
+		bench_apt_install $missing
 	else
 		echo "malloc_bench: peers missing; install them with:" >&2
 		echo "  sudo apt-get install$missing   (or: sh scripts/deps.sh)" >&2
@@ -87,10 +70,8 @@ if [ -n "$missing" ]; then
 fi
 
 # libumem: rebuilt when its sources changed; it joins once it has malloc.
-umem_so=$build/lib/libumem.so
 umem_na=""
-make -s -C "$root" BUILD="$build" "$umem_so" >/dev/null 2>&1 || \
-    umem_na="$umem_so does not build (make lib)"
+bench_make_umem || umem_na="$umem_so does not build (make lib)"
 if [ -z "$umem_na" ] && ! nm -D --defined-only "$umem_so" 2>/dev/null | \
     awk '$3 == "malloc" { found = 1 } END { exit !found }'; then
 	umem_na="$umem_so does not export malloc yet (the malloc layer of issue 4 is not built)"
@@ -121,19 +102,16 @@ ver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 		eval "why=\$na_$a"
 		[ -z "$why" ] || echo "# na $a $why"
 	done
-	echo "# meta date: $(date -u '+%Y-%m-%d %H:%M UTC'); $(uname -sr);" \
-	    "$(nproc) CPUs online," \
-	    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-	echo "# meta glibc $(ldd --version 2>/dev/null | head -n 1 | sed 's/.* //');" \
+	bench_meta_machine
+	echo "# meta glibc $(bench_glibc_version);" \
 	    "jemalloc $(ver libjemalloc2); tcmalloc (gperftools)" \
 	    "$(ver libtcmalloc-minimal4); mimalloc $(ver libmimalloc2.0);" \
 	    "tbbmalloc $(ver libtbbmalloc2)"
 	echo "# meta reps $reps, work scale $scale, frag idle $idle ms;" \
-	    "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	    "load average at start: $(bench_loadavg)"
 } >"$raw"
 
 # 3. The runs.
-n=$(echo $allocs | wc -w)
 start=$(date +%s)
 rep=1
 while [ $rep -le "$reps" ]; do
@@ -141,12 +119,7 @@ while [ $rep -le "$reps" ]; do
 	wi=0
 	for w in $workloads; do
 		# rotate the allocator order by (rep + workload index)
-		k=$(( (rep + wi) % n )) i=0 head="" tail=""
-		for a in $allocs; do
-			if [ $i -lt $k ]; then tail="$tail $a"; else head="$head $a"; fi
-			i=$((i + 1))
-		done
-		for a in $head $tail; do
+		for a in $(bench_rotate $((rep + wi)) $allocs); do
 			eval "why=\$na_$a pre=\$pre_$a expect=\$from_$a"
 			[ -z "$why" ] || continue
 			err=$build/bench/mallocbench.err
@@ -162,8 +135,7 @@ while [ $rep -le "$reps" ]; do
 			else
 				rc=$?
 			fi
-			line=$(echo "$out" | sed -n 's/^RESULT //p' | tail -n 1)
-			from=$(echo "$line" | sed -n 's/.*malloc_from=\([^ ]*\).*/\1/p')
+			bench_result "$out"
 			msg=""
 			if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
 				msg="timed out after $tmo s or was killed (status $rc; not run again)"
@@ -189,7 +161,7 @@ while [ $rep -le "$reps" ]; do
 	rep=$((rep + 1))
 done
 elapsed=$(( $(date +%s) - start ))
-echo "# meta runs took $elapsed s; load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw"
+echo "# meta runs took $elapsed s; load average at end: $(bench_loadavg)" >>"$raw"
 
 # 4. Tables, figure, goals.
 (cd "$here" && "$report" --svg results/malloc.svg "$raw") \

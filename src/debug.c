@@ -6,12 +6,17 @@
  * Big theory statement
  * --------------------
  * Debugging is chosen per cache when the cache is created (from the
- * UMEM_DEBUG settings read once by umem_init), and a debug cache has no
- * magazine layer: its per-CPU slots never hold a loaded magazine, so the
- * rseq fast path always misses and umem_cache_alloc_slow/free_slow send
- * every operation here.  The release fast path pays nothing for the
- * existence of this file (Bonwick 1994 got the same by sharing one flag
- * word; we get it from the magazine layer being off).
+ * UMEM_DEBUG settings read once by umem_init).  The inline fast paths
+ * never serve a debug cache (its cache_fast_slots is 0, so the rseq pop
+ * and push miss), and umem_cache_alloc_slow/free_slow send every
+ * operation here.  The release fast path pays nothing for the existence
+ * of this file (Bonwick 1994 got the same by sharing one flag word; we get
+ * it from the slot limit the fast path compares anyway).  After its checks
+ * a debug cache uses its magazine layer as any cache does (umem_mag_get /
+ * umem_mag_put: the same rseq sequences on all slots), so magazines hold
+ * freed, patterned, destructed buffers, and the slab layer's lock is taken
+ * only once a magazine's worth of operations, as in release mode.  A
+ * firewall cache has no magazines: a freed buffer's slab must go at once.
  *
  * Every debug cache tags each buffer (debug.h): the tag's bxstat word says
  * whether the buffer is allocated or free (address XOR one of two
@@ -146,6 +151,16 @@ stamp_ns(uint64_t from, uint64_t to)
 #endif
 }
 static int umem_valgrind;		/* running under valgrind */
+
+/*
+ * memcheck must not report our own reads of free buffers and tags.  A
+ * client request costs a few nanoseconds even natively, so only under
+ * valgrind.
+ */
+#define	VG_QUIET()	do { if (umem_valgrind) \
+	VALGRIND_DISABLE_ERROR_REPORTING; } while (0)
+#define	VG_LOUD()	do { if (umem_valgrind) \
+	VALGRIND_ENABLE_ERROR_REPORTING; } while (0)
 
 #define	UMEM_MAX_FRAMES		64
 #define	UMEM_LOG_DEFAULT	(64 * 1024)
@@ -504,24 +519,45 @@ pattern_len(umem_cache_t *cp)
 	return (n < cp->cache_verify ? n : P2ALIGN(cp->cache_verify, 8));
 }
 
-static void
+/*
+ * Patterns, 16 bytes a step (SSE2 on x86-64, generic vectors elsewhere):
+ * these two loops are most of what guards cost.  n is a multiple of 8.
+ */
+typedef uint64_t umem_v2_t __attribute__((vector_size(16), aligned(8),
+    may_alias));
+typedef uint64_t umem_w_t __attribute__((may_alias));
+
+static inline void
 fill64(void *p, size_t n, uint64_t pat)
 {
-	uint64_t *w = p;
+	const umem_v2_t v = { pat, pat };
+	char *c = p;
+	size_t i = 0;
 
-	for (size_t i = 0; i < n / 8; i++)
-		w[i] = pat;
+	for (; i + 16 <= n; i += 16)
+		*(umem_v2_t *)(c + i) = v;
+	if (i < n)
+		*(umem_w_t *)(c + i) = pat;
 }
 
 /* Offset of the first word that is not pat, or SIZE_MAX. */
-static size_t
+static inline size_t
 verify64(const void *p, size_t n, uint64_t pat)
 {
-	const uint64_t *w = p;
+	const umem_v2_t v = { pat, pat };
+	umem_v2_t diff = { 0, 0 };
+	const char *c = p;
+	size_t i = 0;
 
-	for (size_t i = 0; i < n / 8; i++)
-		if (UMEM_UNLIKELY(w[i] != pat))
-			return (i * 8);
+	for (; i + 16 <= n; i += 16)
+		diff |= *(const umem_v2_t *)(c + i) ^ v;
+	if (i < n)
+		diff[0] |= *(const umem_w_t *)(c + i) ^ pat;
+	if (UMEM_LIKELY((diff[0] | diff[1]) == 0))
+		return (SIZE_MAX);
+	for (i = 0; i < n; i += 8)
+		if (*(const umem_w_t *)(c + i) != pat)
+			return (i);
 	return (SIZE_MAX);
 }
 
@@ -581,15 +617,25 @@ umem_debug_slab_init(umem_cache_t *cp, void *base, uint32_t chunks)
  * ------------------------------------------------------------------------
  */
 extern void *__libc_stack_end;
-static int libc_range_cb(struct dl_phdr_info *, size_t, void *);
 static uintptr_t umem_text_lo, umem_text_hi;
+static uintptr_t umem_libc_lo, umem_libc_hi;	/* is_sigreturn() */
 static pthread_once_t umem_text_once = PTHREAD_ONCE_INIT;
 static int umem_text_ready;
 
+/*
+ * The executable segment holding an address: dl_iterate_phdr's callback,
+ * arg a code_range whose cr_addr is set; fills cr_lo / cr_hi.
+ */
+typedef struct code_range {
+	uintptr_t	cr_addr;
+	uintptr_t	cr_lo;
+	uintptr_t	cr_hi;
+} code_range_t;
+
 static int
-text_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
+code_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
-	uintptr_t me = (uintptr_t)arg;
+	code_range_t *cr = arg;
 
 	(void) size;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -597,9 +643,9 @@ text_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
 		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
 
 		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) &&
-		    me >= lo && me < lo + ph->p_memsz) {
-			umem_text_lo = lo;
-			umem_text_hi = lo + ph->p_memsz;
+		    cr->cr_addr >= lo && cr->cr_addr < lo + ph->p_memsz) {
+			cr->cr_lo = lo;
+			cr->cr_hi = lo + ph->p_memsz;
 			return (1);
 		}
 	}
@@ -622,11 +668,18 @@ text_range_init(void)
 		(uintptr_t)umem_free, (uintptr_t)umem_init,
 		(uintptr_t)umem_zalloc, (uintptr_t)umem_pages_map,
 	};
+	code_range_t ours = { marks[0], 0, 0 };
+	code_range_t libc = { (uintptr_t)sigaction, 0, 0 };
 	Dl_info di;
 	void *self;
 
-	(void) dl_iterate_phdr(text_range_cb, (void *)marks[0]);
-	(void) dl_iterate_phdr(libc_range_cb, (void *)(uintptr_t)sigaction);
+	(void) dl_iterate_phdr(code_range_cb, &ours);
+	umem_text_lo = ours.cr_lo;
+	umem_text_hi = ours.cr_hi;
+	(void) dl_iterate_phdr(code_range_cb, &libc);
+	umem_libc_lo = libc.cr_lo;
+	/* the trampoline's 9 bytes are read at pc: keep them inside */
+	umem_libc_hi = libc.cr_hi > 16 ? libc.cr_hi - 16 : 0;
 	self = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
 	if (dladdr((void *)marks[0], &di) != 0 && self != NULL) {
 		struct link_map *lm = self;
@@ -663,28 +716,6 @@ in_umem(uintptr_t pc)
  * x86-64 glibc's signal return trampoline is "mov $15, %rax; syscall" in
  * libc's text; a pc is read only once it is known to lie there.
  */
-static uintptr_t umem_libc_lo, umem_libc_hi;
-
-static int
-libc_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	uintptr_t me = (uintptr_t)arg;
-
-	(void) size;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-
-		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) &&
-		    me >= lo && me < lo + ph->p_memsz) {
-			umem_libc_lo = lo;
-			umem_libc_hi = lo + ph->p_memsz - 16;
-			return (1);
-		}
-	}
-	return (0);
-}
-
 static int
 is_sigreturn(uintptr_t pc)
 {
@@ -696,8 +727,12 @@ is_sigreturn(uintptr_t pc)
 	    memcmp((const void *)pc, code, sizeof (code)) == 0);
 }
 
+/* The calling thread's stack top, found once per thread (see below). */
+static __thread uintptr_t umem_stack_hi
+    __attribute__((tls_model("initial-exec")));
+
 static uintptr_t
-stack_top(uintptr_t sp)
+stack_top_find(uintptr_t sp)
 {
 	uintptr_t self = (uintptr_t)pthread_self();
 
@@ -709,7 +744,22 @@ stack_top(uintptr_t sp)
 	return (sp + 4096);	/* unknown stack (sigaltstack?): be brief */
 }
 
-static int umem_in_sighandler;	/* set per call by umem_getpcstack */
+static inline uintptr_t
+stack_top(uintptr_t sp)
+{
+	uintptr_t hi = umem_stack_hi;
+
+	if (UMEM_LIKELY(hi > sp && hi - sp < (1UL << 30)))
+		return (hi);
+	hi = stack_top_find(sp);
+	if (hi != sp + 4096)
+		umem_stack_hi = hi;
+	return (hi);
+}
+
+/* Set per call by umem_getpcstack; per thread, so threads never share it. */
+static __thread int umem_in_sighandler
+    __attribute__((tls_model("initial-exec")));
 
 __attribute__((noinline)) int
 umem_getpcstack(uintptr_t *pcs, int max)
@@ -1235,9 +1285,6 @@ audit_record(umem_cache_t *cp, void *buf, int which, int kind)
 	umem_audit_t *ap = umem_debug_audit(cp, buf, which);
 	int depth;
 
-	if (ap == NULL && umem_logs[0].lg_base == NULL &&
-	    !(cp->cache_flags & UMF_CHECKSIGNAL))
-		return;
 	if (ap != NULL) {
 		/* straight into the record: no copy */
 		depth = umem_getpcstack(ap->au_stack, (int)umem_audit_frames);
@@ -1255,6 +1302,15 @@ audit_record(umem_cache_t *cp, void *buf, int which, int kind)
 		    "signal handler (UMEM_DEBUG=nosignal)",
 		    kind == UMEM_LR_ALLOC ? "allocation" : "free",
 		    cp->cache_name);
+}
+
+/* Most debug modes record nothing: decide that without a call. */
+static inline void
+audit(umem_cache_t *cp, void *buf, int which, int kind)
+{
+	if (cp->cache_audit != 0 || (cp->cache_flags & UMF_CHECKSIGNAL) ||
+	    umem_logs[0].lg_base != NULL)
+		audit_record(cp, buf, which, kind);
 }
 
 /* Failure injection: roughly one allocation in umem_mtbf fails. */
@@ -1303,49 +1359,61 @@ alloc_verify(umem_cache_t *cp, void *buf)
 	return (0);
 }
 
-void *
-umem_debug_alloc(umem_cache_t *cp, int flags)
+/*
+ * Allocation from a debug cache: a buffer of cache_bufsize bytes, or
+ * (sized: umem_alloc, malloc) of size bytes, the size kept in the tag's
+ * redzone word and the slack starting right after it.
+ */
+static void *
+debug_alloc(umem_cache_t *cp, int flags, size_t size, int sized)
 {
 	umem_buftag_t *btp;
+	size_t usz = sized ? size : cp->cache_bufsize;
 	void *buf;
+	int direct;
 
 	for (;;) {
 		if (UMEM_UNLIKELY(mtbf_fail(flags))) {
 			UMEM_STAT_ADD(cp->cache_alloc_fail, 1);
-			umem_debug_log_fail(cp, cp->cache_bufsize);
+			umem_debug_log_fail(cp, usz);
 			return (NULL);
 		}
-		if ((buf = umem_slab_alloc(cp)) == NULL) {
+		direct = 0;
+		if ((buf = umem_mag_get(cp)) == NULL &&
+		    (direct = 1, buf = umem_slab_alloc(cp)) == NULL) {
 			UMEM_STAT_ADD(cp->cache_alloc_fail, 1);
-			umem_debug_log_fail(cp, cp->cache_bufsize);
+			umem_debug_log_fail(cp, usz);
 			umem_reap_failing();
 			if (!(flags & UMEM_NOFAIL))
 				return (NULL);
 			umem_nofail();
 			continue;
 		}
-		VALGRIND_DISABLE_ERROR_REPORTING;
+		VG_QUIET();
 		if (alloc_verify(cp, buf) != 0) {
 			/* noabort: leave the damaged buffer out of use */
-			VALGRIND_ENABLE_ERROR_REPORTING;
+			VG_LOUD();
 			continue;
 		}
 		btp = umem_debug_tag(cp, buf);
 		if (cp->cache_flags & UMF_DEADBEEF)
 			fill64(buf, pattern_len(cp), UMEM_UNINIT_PATTERN);
 		if (cp->cache_flags & UMF_REDZONE)
-			memset((char *)buf + cp->cache_bufsize,
+			memset((char *)buf + slack_start(cp, usz),
 			    UMEM_REDZONE_BYTE, slack_end(cp) -
-			    cp->cache_bufsize);
-		btp->bt_redzone = UMEM_REDZONE_PATTERN;
+			    slack_start(cp, usz));
+		btp->bt_redzone = sized ? (UMEM_REDZONE_PATTERN &
+		    0xffffffffULL) | (UMEM_SIZE_ENCODE(size) << 32) :
+		    UMEM_REDZONE_PATTERN;
 		btp->bt_bxstat = (uintptr_t)buf ^ UMEM_BUFTAG_ALLOC;
-		VALGRIND_ENABLE_ERROR_REPORTING;
-		audit_record(cp, buf, 0, UMEM_LR_ALLOC);
+		VG_LOUD();
+		audit(cp, buf, 0, UMEM_LR_ALLOC);
 		if (cp->cache_constructor != NULL &&
 		    cp->cache_constructor(buf, cp->cache_private, flags) != 0) {
 			UMEM_STAT_ADD(cp->cache_ctor_fail, 1);
 			if (cp->cache_flags & UMF_DEADBEEF)
 				fill64(buf, pattern_len(cp), UMEM_FREE_PATTERN);
+			btp->bt_redzone = UMEM_REDZONE_PATTERN;
 			btp->bt_bxstat = (uintptr_t)buf ^ UMEM_BUFTAG_FREE;
 			umem_slab_free(cp, buf);
 			UMEM_STAT_ADD(cp->cache_alloc_fail, 1);
@@ -1356,12 +1424,18 @@ umem_debug_alloc(umem_cache_t *cp, int flags)
 		}
 		if (cp->cache_constructor != NULL)
 			UMEM_STAT_ADD(cp->cache_ctor, 1);
-		UMEM_STAT_ADD(cp->cache_direct_alloc, 1);
+		if (direct)
+			UMEM_STAT_ADD(cp->cache_direct_alloc, 1);
 		if (umem_valgrind)
-			VALGRIND_MALLOCLIKE_BLOCK(buf, cp->cache_bufsize, 0,
-			    0);
+			VALGRIND_MALLOCLIKE_BLOCK(buf, usz, 0, 0);
 		return (buf);
 	}
+}
+
+void *
+umem_debug_alloc(umem_cache_t *cp, int flags)
+{
+	return (debug_alloc(cp, flags, 0, 0));
 }
 
 /*
@@ -1411,12 +1485,12 @@ umem_debug_free(umem_cache_t *cp, void *buf)
 	if ((where = free_locate(cp, buf)) < 0)
 		return;
 	btp = umem_debug_tag(cp, buf);
-	VALGRIND_DISABLE_ERROR_REPORTING;
+	VG_QUIET();
 	want = (uintptr_t)buf ^ UMEM_BUFTAG_ALLOC;
 	if (where == 1 || !__atomic_compare_exchange_n(&btp->bt_bxstat, &want,
 	    (uintptr_t)buf ^ UMEM_BUFTAG_FREE, 0, __ATOMIC_ACQ_REL,
 	    __ATOMIC_RELAXED)) {
-		VALGRIND_ENABLE_ERROR_REPORTING;
+		VG_LOUD();
 		if (where == 1 || umem_debug_state(cp, buf) == 0) {
 			/* malloc's free wrote its key into word 0: undo */
 			if ((cp->cache_flags & UMF_PAGEMAP) &&
@@ -1436,7 +1510,7 @@ umem_debug_free(umem_cache_t *cp, void *buf)
 	usz = user_size(cp, btp);
 	if ((cp->cache_flags & UMF_REDZONE) &&
 	    (uint32_t)btp->bt_redzone != (uint32_t)UMEM_REDZONE_PATTERN) {
-		VALGRIND_ENABLE_ERROR_REPORTING;
+		VG_LOUD();
 		umem_debug_error(UMERR_REDZONE, cp, buf, "redzone word at "
 		    "offset 0x%zx is 0x%lx", (size_t)((char *)btp -
 		    (char *)buf), (unsigned long)btp->bt_redzone);
@@ -1446,7 +1520,7 @@ umem_debug_free(umem_cache_t *cp, void *buf)
 	if (cp->cache_flags & UMF_REDZONE) {
 		for (off = slack_start(cp, usz); off < end; off++) {
 			if (((unsigned char *)buf)[off] != UMEM_REDZONE_BYTE) {
-				VALGRIND_ENABLE_ERROR_REPORTING;
+				VG_LOUD();
 				umem_debug_error(UMERR_REDZONE, cp, buf,
 				    "byte at offset 0x%zx (buffer of %zu "
 				    "bytes) is 0x%02x, expected 0x%02x", off,
@@ -1456,21 +1530,23 @@ umem_debug_free(umem_cache_t *cp, void *buf)
 			}
 		}
 	}
-	VALGRIND_ENABLE_ERROR_REPORTING;
+	VG_LOUD();
 	if (umem_valgrind)
 		VALGRIND_FREELIKE_BLOCK(buf, 0);
-	audit_record(cp, buf, 1, UMEM_LR_FREE);
+	audit(cp, buf, 1, UMEM_LR_FREE);
 	if (cp->cache_destructor != NULL) {
 		cp->cache_destructor(buf, cp->cache_private);
 		UMEM_STAT_ADD(cp->cache_dtor, 1);
 	}
 	if (cp->cache_flags & UMF_CONTENTS)
 		log_contents(cp, buf, usz);
-	VALGRIND_DISABLE_ERROR_REPORTING;
+	VG_QUIET();
 	if (cp->cache_flags & UMF_DEADBEEF)
 		fill64(buf, pattern_len(cp), UMEM_FREE_PATTERN);
 	btp->bt_redzone = UMEM_REDZONE_PATTERN;
-	VALGRIND_ENABLE_ERROR_REPORTING;
+	VG_LOUD();
+	if (umem_mag_put(cp, buf))
+		return;
 	umem_slab_free(cp, buf);
 	UMEM_STAT_ADD(cp->cache_direct_free, 1);
 }
@@ -1479,30 +1555,15 @@ umem_debug_free(umem_cache_t *cp, void *buf)
 void *
 umem_debug_block_alloc(umem_cache_t *cp, size_t size, int umflags)
 {
-	void *buf = umem_cache_alloc(cp, umflags);
+	void *buf = debug_alloc(cp, umflags, size, 1);
 
 	if (buf == NULL) {
 		errno = ENOMEM;
 		return (NULL);
 	}
-	umem_debug_set_size(cp, buf, size);
 	if (!(cp->cache_flags & UMF_DEADBEEF))
 		*(uintptr_t *)buf = 0;	/* no stale free() key */
 	return (buf);
-}
-
-void
-umem_debug_set_size(umem_cache_t *cp, void *buf, size_t size)
-{
-	umem_buftag_t *btp = umem_debug_tag(cp, buf);
-
-	if (umem_valgrind)
-		VALGRIND_RESIZEINPLACE_BLOCK(buf, cp->cache_bufsize, size, 0);
-	btp->bt_redzone = (UMEM_REDZONE_PATTERN & 0xffffffffULL) |
-	    (UMEM_SIZE_ENCODE(size) << 32);
-	if (cp->cache_flags & UMF_REDZONE)
-		memset((char *)buf + slack_start(cp, size), UMEM_REDZONE_BYTE,
-		    slack_end(cp) - slack_start(cp, size));
 }
 
 size_t

@@ -3,10 +3,12 @@
  * UMEM_DEBUG / UMEM_LOGGING, buffer tags, audit records, error reports,
  * logs and failure injection.  Not installed.
  *
- * A cache with any debugging (UMF_DEBUG) has no magazine layer, so the
- * rseq fast path always misses on it and every allocation and free goes
- * through umem_cache_alloc_slow / umem_cache_free_slow, which hand it to
- * umem_debug_alloc / umem_debug_free.  The release fast path pays nothing.
+ * The inline fast paths never serve a cache with any debugging (UMF_DEBUG:
+ * its cache_fast_slots is 0), so every allocation and free goes through
+ * umem_cache_alloc_slow / umem_cache_free_slow, which hand it to
+ * umem_debug_alloc / umem_debug_free; those check the buffer and then use
+ * the cache's magazine layer (umem_mag_get / umem_mag_put), which holds
+ * freed, patterned buffers.  The release fast path pays nothing.
  *
  * Chunk layout of a debug cache (cache_buftag >= 0):
  *
@@ -115,8 +117,6 @@ void *umem_debug_alloc(umem_cache_t *cp, int flags);
 void umem_debug_free(umem_cache_t *cp, void *buf);
 /* umem_alloc / malloc from a debug class: a tagged block of size bytes. */
 void *umem_debug_block_alloc(umem_cache_t *cp, size_t size, int umflags);
-/* umem_alloc / malloc: tag a buffer with its requested size. */
-void umem_debug_set_size(umem_cache_t *cp, void *buf, size_t size);
 /* The requested size of a sized buffer, else the cache's bufsize. */
 size_t umem_debug_get_size(umem_cache_t *cp, void *buf);
 /* umem_free(buf, size): report a size that is not the allocated one. */

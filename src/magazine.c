@@ -71,6 +71,7 @@
 #include <string.h>
 
 #include "umem_impl.h"
+#include "debug.h"
 #include "percpu.h"
 
 /* illumos magtype table: M, alignment, minbuf, maxbuf. */
@@ -195,7 +196,8 @@ umem_mag_destroy(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
 {
 	uint32_t i;
 
-	if (cp->cache_destructor != NULL) {
+	/* A debug cache's rounds were destructed when they were freed. */
+	if (cp->cache_destructor != NULL && !(cp->cache_flags & UMF_DEBUG)) {
 		for (i = 0; i < nrounds; i++) {
 			cp->cache_destructor(mp->mag_round[i],
 			    cp->cache_private);

@@ -135,10 +135,12 @@ void umem_percpu_fork_child(void);
  * one more op) with a single store.  NULL means "take the slow path".
  * Only the cache pointer and scratch registers are used, so the caller
  * needs no callee-saved registers.  asm goto: a miss jumps straight to the
- * caller's slow path (no flag to set and test).
+ * caller's slow path (no flag to set and test).  Slots at or above
+ * *nslots miss: the inline fast paths pass cache_fast_slots, which is 0
+ * for a debug cache, and the debug layer passes cache_ncpu.
  */
 static inline __attribute__((always_inline)) void *
-umem_rseq_pop(struct umem_cache *cp)
+umem_rseq_pop(struct umem_cache *cp, const uint32_t *nslots)
 {
 	void *obj;
 
@@ -159,7 +161,7 @@ umem_rseq_pop(struct umem_cache *cp)
 	    "1:\n\t"
 	    "movq %[idxoff], %%rax\n\t"
 	    "movl %%fs:(%%rax), %%ecx\n\t"
-	    "cmpl %c[ncpu](%[cp]), %%ecx\n\t"
+	    "cmpl %[nslots], %%ecx\n\t"
 	    "jae %l[miss]\n\t"
 	    "shlq %[shift], %%rcx\n\t"
 	    "addq %[cp], %%rcx\n\t"
@@ -184,7 +186,7 @@ umem_rseq_pop(struct umem_cache *cp)
 	      [csoff] "m" (umem_percpu.pc_cs_off),
 	      [idxoff] "m" (umem_percpu.pc_idx_off),
 	      [shift] "i" (UMEM_CPU_CACHE_SHIFT),
-	      [ncpu] "i" (offsetof(struct umem_cache, cache_ncpu)),
+	      [nslots] "m" (*nslots),
 	      [w] "i" (UMEM_CC_OFF(cc_word)),
 	      [ld] "i" (UMEM_CC_OFF(cc_loaded))
 	    : "rax", "rcx", "rdx", "rsi", "memory", "cc"
@@ -203,7 +205,8 @@ miss:
  * for "take the slow path" (asm goto, as above).
  */
 static inline __attribute__((always_inline)) int
-umem_rseq_push(struct umem_cache *cp, void *obj)
+umem_rseq_push(struct umem_cache *cp, const uint32_t *nslots,
+    void *obj)
 {
 	__asm__ goto(
 	    ".pushsection __rseq_cs, \"aw\"\n\t"
@@ -222,7 +225,7 @@ umem_rseq_push(struct umem_cache *cp, void *obj)
 	    "1:\n\t"
 	    "movq %[idxoff], %%rax\n\t"
 	    "movl %%fs:(%%rax), %%ecx\n\t"
-	    "cmpl %c[ncpu](%[cp]), %%ecx\n\t"
+	    "cmpl %[nslots], %%ecx\n\t"
 	    "jae %l[full]\n\t"
 	    "shlq %[shift], %%rcx\n\t"
 	    "addq %[cp], %%rcx\n\t"
@@ -246,7 +249,7 @@ umem_rseq_push(struct umem_cache *cp, void *obj)
 	      [csoff] "m" (umem_percpu.pc_cs_off),
 	      [idxoff] "m" (umem_percpu.pc_idx_off),
 	      [shift] "i" (UMEM_CPU_CACHE_SHIFT),
-	      [ncpu] "i" (offsetof(struct umem_cache, cache_ncpu)),
+	      [nslots] "m" (*nslots),
 	      [w] "i" (UMEM_CC_OFF(cc_word)),
 	      [ms] "i" (UMEM_CC_OFF(cc_magsize)),
 	      [ld] "i" (UMEM_CC_OFF(cc_loaded))
@@ -271,7 +274,7 @@ umem_cache_alloc_fast(umem_cache_t *cp, int flags)
 {
 #ifdef UMEM_HAVE_RSEQ
 	if (UMEM_LIKELY(umem_percpu.pc_rseq)) {
-		void *buf = umem_rseq_pop(cp);
+		void *buf = umem_rseq_pop(cp, &cp->cache_fast_slots);
 
 		if (UMEM_LIKELY(buf != NULL))
 			return (buf);
@@ -284,8 +287,8 @@ static inline __attribute__((always_inline)) void
 umem_cache_free_fast(umem_cache_t *cp, void *buf)
 {
 #ifdef UMEM_HAVE_RSEQ
-	if (UMEM_LIKELY(umem_percpu.pc_rseq) &&
-	    UMEM_LIKELY(umem_rseq_push(cp, buf)))
+	if (UMEM_LIKELY(umem_percpu.pc_rseq) && UMEM_LIKELY(umem_rseq_push(cp,
+	    &cp->cache_fast_slots, buf)))
 		return;
 #endif
 	umem_cache_free_slow(cp, buf);

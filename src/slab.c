@@ -539,16 +539,6 @@ slab_free_locked(umem_cache_t *cp, void *buf, umem_slab_t **deadp)
 	sp->slab_head = bcp;
 	sp->slab_refcnt--;
 	cp->cache_slab_free++;
-	if (sp->slab_refcnt == 0 && (cp->cache_flags & UMF_DEBUG) &&
-	    !(cp->cache_flags & UMF_FIREWALL)) {
-		/*
-		 * A debug cache has no magazines to absorb alloc/free
-		 * cycles, so its empty slabs stay listed until an update
-		 * pass finds them still empty (umem_slab_release_spare).
-		 */
-		sp->slab_empty_pass = UMEM_STAT_READ(umem_update_passes);
-		return (0);
-	}
 	if (sp->slab_refcnt == 0) {
 		slab_unlink(cp, sp);
 		/* A firewall slab goes at once: stale pointers must fault. */
@@ -644,24 +634,6 @@ umem_slab_release_spare(umem_cache_t *cp, int all)
 		sp->slab_next = NULL;
 	} else {
 		sp = NULL;
-	}
-	if (cp->cache_flags & UMF_DEBUG) {
-		/* Empty listed slabs of a debug cache (see slab_free_locked). */
-		umem_slab_t *s, *next;
-		uint64_t pass = UMEM_STAT_READ(umem_update_passes);
-
-		for (s = cp->cache_freelist; s != &cp->cache_nullslab;
-		    s = next) {
-			next = s->slab_next;
-			if (s->slab_refcnt != 0 || (all != 1 &&
-			    s->slab_empty_pass >= pass))
-				continue;
-			slab_unlink(cp, s);
-			cp->cache_buftotal -= s->slab_chunks;
-			cp->cache_slab_destroy++;
-			s->slab_next = sp;
-			sp = s;
-		}
 	}
 	umem_unlock(&cp->cache_lock);
 	if (sp == NULL)

@@ -378,9 +378,14 @@ umem_cache_create_internal(const char *name, size_t bufsize, size_t align,
 		cp->cache_flags |= UMF_NOMAGAZINE;
 	if (cflags & UMC_PAGEMAP)
 		cp->cache_flags |= UMF_PAGEMAP;
-	/* Debug caches have no magazines: every call reaches debug.c. */
+	/*
+	 * A debug cache keeps its magazines, but the inline fast paths never
+	 * see them (cache_fast_slots = 0): every call reaches debug.c, which
+	 * checks the buffer and then uses the magazine layer itself.  A
+	 * firewall cache has none: a freed buffer's page must go at once.
+	 */
 	cp->cache_flags |= umem_debug_cache_flags(cflags, bufsize);
-	if (cp->cache_flags & UMF_DEBUG)
+	if (cp->cache_flags & UMF_FIREWALL)
 		cp->cache_flags |= UMF_NOMAGAZINE;
 	cp->cache_bufsize = bufsize;
 	cp->cache_align = align;
@@ -392,6 +397,7 @@ umem_cache_create_internal(const char *name, size_t bufsize, size_t align,
 	cp->cache_arena = source;
 	cp->cache_arena_quantum = quantum;
 	cp->cache_ncpu = ncpu;
+	cp->cache_fast_slots = (cp->cache_flags & UMF_DEBUG) ? 0 : ncpu;
 	cp->cache_cpu_mask = ncpu - 1;
 	umem_lock_init(&cp->cache_lock);
 	umem_lock_init(&cp->cache_depot_lock);
@@ -504,32 +510,100 @@ umem_nofail_callback(umem_nofail_callback_t *cb)
 }
 
 /*
+ * Thread mode's pop and push: the rseq fast path's state machine, under
+ * the slot lock.  0 / NULL: the loaded magazine is empty / full.
+ */
+static inline void *
+mag_pop_locked(umem_cache_t *cp)
+{
+	umem_cpu_cache_t *cc = &cp->cache_cpu[umem_percpu_slot()];
+	void *buf = NULL;
+	uint64_t w;
+	uint32_t r;
+
+	umem_lock(&cc->cc_lock);
+	w = cc->cc_word;
+	r = UMEM_CC_ROUNDS(w) - 1;
+	if (r < 0xfffe) {
+		buf = cc->cc_loaded->mag_round[r];
+		__atomic_store_n(&cc->cc_word, w + UMEM_CC_ONE_OP - 1,
+		    __ATOMIC_RELAXED);
+	}
+	umem_unlock(&cc->cc_lock);
+	return (buf);
+}
+
+static inline int
+mag_push_locked(umem_cache_t *cp, void *buf)
+{
+	umem_cpu_cache_t *cc = &cp->cache_cpu[umem_percpu_slot()];
+	int done = 0;
+	uint64_t w;
+	uint32_t r;
+
+	umem_lock(&cc->cc_lock);
+	w = cc->cc_word;
+	r = UMEM_CC_ROUNDS(w);
+	if (r < cc->cc_magsize) {
+		cc->cc_loaded->mag_round[r] = buf;
+		__atomic_store_n(&cc->cc_word, w + UMEM_CC_ONE_OP + 1,
+		    __ATOMIC_RELAXED);
+		done = 1;
+	}
+	umem_unlock(&cc->cc_lock);
+	return (done);
+}
+
+/*
+ * The magazine layer alone, for the debug layer: its caches' slots are
+ * out of the inline fast paths' reach (cache_fast_slots = 0), so this is
+ * their fast path.  NULL / 0: no object / no room, use the slab layer.
+ */
+void *
+umem_mag_get(umem_cache_t *cp)
+{
+	void *buf;
+
+	if (cp->cache_flags & UMF_NOMAGAZINE)
+		return (NULL);
+#ifdef UMEM_HAVE_RSEQ
+	if (umem_percpu.pc_rseq &&
+	    (buf = umem_rseq_pop(cp, &cp->cache_ncpu)) != NULL)
+		return (buf);
+#endif
+	if (!umem_percpu.pc_rseq && (buf = mag_pop_locked(cp)) != NULL)
+		return (buf);
+	return (umem_mag_alloc(cp));
+}
+
+int
+umem_mag_put(umem_cache_t *cp, void *buf)
+{
+	if (cp->cache_flags & UMF_NOMAGAZINE)
+		return (0);
+#ifdef UMEM_HAVE_RSEQ
+	if (umem_percpu.pc_rseq && umem_rseq_push(cp, &cp->cache_ncpu, buf))
+		return (1);
+#endif
+	if (!umem_percpu.pc_rseq && mag_push_locked(cp, buf))
+		return (1);
+	return (umem_mag_free(cp, buf));
+}
+
+/*
  * Everything but the rseq hit: kept out of line so that the fast path
- * needs no callee-saved registers and ends in a tail call.
+ * needs no callee-saved registers and ends in a tail call.  A debug
+ * cache goes to the debug layer before anything else.
  */
 __attribute__((noinline)) void *
 umem_cache_alloc_slow(umem_cache_t *cp, int flags)
 {
 	void *buf;
 
-	if (!umem_percpu.pc_rseq && !(cp->cache_flags & UMF_NOMAGAZINE)) {
-		/* Thread mode: the same pop, under the slot lock. */
-		umem_cpu_cache_t *cc = &cp->cache_cpu[umem_percpu_slot()];
-		uint64_t w;
-		uint32_t r;
-
-		umem_lock(&cc->cc_lock);
-		w = cc->cc_word;
-		r = UMEM_CC_ROUNDS(w) - 1;
-		if (r < 0xfffe) {
-			buf = cc->cc_loaded->mag_round[r];
-			__atomic_store_n(&cc->cc_word, w + UMEM_CC_ONE_OP - 1,
-			    __ATOMIC_RELAXED);
-			umem_unlock(&cc->cc_lock);
-			return (buf);
-		}
-		umem_unlock(&cc->cc_lock);
-	}
+	if (!umem_percpu.pc_rseq &&
+	    !(cp->cache_flags & (UMF_NOMAGAZINE | UMF_DEBUG)) &&
+	    (buf = mag_pop_locked(cp)) != NULL)
+		return (buf);
 	if (UMEM_UNLIKELY(umem_update_need_start))
 		umem_update_start();
 	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG))
@@ -563,23 +637,10 @@ umem_cache_alloc_slow(umem_cache_t *cp, int flags)
 __attribute__((noinline)) void
 umem_cache_free_slow(umem_cache_t *cp, void *buf)
 {
-	if (!umem_percpu.pc_rseq && !(cp->cache_flags & UMF_NOMAGAZINE)) {
-		umem_cpu_cache_t *cc = &cp->cache_cpu[umem_percpu_slot()];
-		uint64_t w;
-		uint32_t r;
-
-		umem_lock(&cc->cc_lock);
-		w = cc->cc_word;
-		r = UMEM_CC_ROUNDS(w);
-		if (r < cc->cc_magsize) {
-			cc->cc_loaded->mag_round[r] = buf;
-			__atomic_store_n(&cc->cc_word, w + UMEM_CC_ONE_OP + 1,
-			    __ATOMIC_RELAXED);
-			umem_unlock(&cc->cc_lock);
-			return;
-		}
-		umem_unlock(&cc->cc_lock);
-	}
+	if (!umem_percpu.pc_rseq &&
+	    !(cp->cache_flags & (UMF_NOMAGAZINE | UMF_DEBUG)) &&
+	    mag_push_locked(cp, buf))
+		return;
 	if (UMEM_UNLIKELY(umem_update_need_start))
 		umem_update_start();
 	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG)) {

@@ -9,7 +9,8 @@
  * (umem_alloc_<size>), chosen by table lookup: (size + 15) >> 4 up to 1 KiB,
  * (size + 255) >> 8 above.  Every class is a multiple of 16, so every block
  * of 16 bytes or more is 16-aligned; power-of-two classes up to a page are
- * aligned to their size, which is what the aligned allocators use.
+ * aligned to their size, which is what the aligned allocators use.  A
+ * class's cache is created on its first allocation (class_create).
  *
  * Larger sizes are whole pages from the umem_oversize arena (importing from
  * the heap, so freed pages go back to the OS; recently freed blocks up to
@@ -54,6 +55,9 @@ umem_cache_t *umem_alloc_table_large[UMEM_MAXBUF / 256 + 1];
 umem_cache_t *umem_alloc_class_small[UMEM_SMALL_MAX / 16 + 1];
 umem_cache_t *umem_alloc_class_large[UMEM_MAXBUF / 256 + 1];
 static umem_cache_t *umem_alloc_caches[UMEM_NCLASSES];
+/* Size -> class index, for creating a class on its first use. */
+static uint8_t umem_alloc_index_small[UMEM_SMALL_MAX / 16 + 1];
+static uint8_t umem_alloc_index_large[UMEM_MAXBUF / 256 + 1];
 /* Power-of-two classes 16..pagesize, naturally aligned: for memalign. */
 #define	UMEM_NP2	17		/* 2^0 .. 2^16 = UMEM_MAXBUF */
 static umem_cache_t *umem_alloc_p2[UMEM_NP2];
@@ -62,6 +66,7 @@ vmem_t *umem_oversize_arena;
 uintptr_t umem_free_secret;
 
 static umem_lock_t umem_alloc_init_lock = UMEM_LOCK_INITIALIZER;
+static umem_lock_t umem_class_lock = UMEM_LOCK_INITIALIZER;
 static vmem_alloc_t *umem_heap_alloc;
 static vmem_free_t *umem_heap_free;
 
@@ -112,10 +117,57 @@ int umem_alloc_ready;
  * Initialisation
  * ------------------------------------------------------------------------
  */
+/*
+ * Fork: no class is half-created in the child.  Registered after the
+ * object caches' handlers, so this prepare runs first: the class lock
+ * comes before every lock that creating a cache takes.
+ */
+static void
+class_fork_prepare(void)
+{
+	umem_lock(&umem_class_lock);
+}
+
+static void
+class_fork_parent(void)
+{
+	umem_unlock(&umem_class_lock);
+}
+
+static void
+class_fork_child(void)
+{
+	umem_lock_init(&umem_class_lock);
+}
+
+/* index[k]: the smallest class that holds k * step bytes. */
+static void
+class_index(uint8_t *index, size_t n, size_t step)
+{
+	for (size_t k = 0, i = 0; k < n; k++) {
+		while (umem_alloc_sizes[i] < k * step)
+			i++;
+		index[k] = (uint8_t)i;
+	}
+}
+
+/* Name the new class cp (index i) in a pair of lookup tables. */
+static void
+class_publish(umem_cache_t *cp, size_t i, const uint8_t *index, size_t n,
+    umem_cache_t **class_tab, umem_cache_t **fast_tab)
+{
+	for (size_t k = 0; k < n; k++) {
+		if (index[k] != i)
+			continue;
+		__atomic_store_n(&class_tab[k], cp, __ATOMIC_RELEASE);
+		if (!(cp->cache_flags & UMF_DEBUG))
+			__atomic_store_n(&fast_tab[k], cp, __ATOMIC_RELEASE);
+	}
+}
+
 static int
 umem_alloc_init_locked(void)
 {
-	size_t i, sz;
 
 	/* First: umem_init() starts a thread, and that needs calloc. */
 	(void) pthread_once(&umem_oversize_once, umem_oversize_create);
@@ -129,36 +181,68 @@ umem_alloc_init_locked(void)
 		    0x9e3779b97f4a7c15ull;
 	umem_free_secret |= 1;	/* never equal to a zeroed word */
 
-	for (i = 0; i < UMEM_NCLASSES; i++) {
-		char name[32];
-		size_t size = umem_alloc_sizes[i], align = 16;
-
-		if (IS_P2(size))
-			align = size < umem_pagesize ? size : umem_pagesize;
-		(void) umem_format(name, sizeof (name), "umem_alloc_%zu", size);
-		umem_alloc_caches[i] = umem_cache_create_internal(name, size,
-		    align, NULL, NULL, NULL, NULL, NULL, UMC_PAGEMAP, 0);
-		if (umem_alloc_caches[i] == NULL)
-			return (-1);
-		if (IS_P2(size) && highbit(size) <= UMEM_NP2)
-			umem_alloc_p2[highbit(size) - 1] = umem_alloc_caches[i];
-	}
-	/* Lookup tables: the smallest class that holds each size. */
-	for (i = 0, sz = 0; sz <= UMEM_SMALL_MAX; sz += 16) {
-		while (umem_alloc_sizes[i] < sz)
-			i++;
-		umem_alloc_class_small[sz / 16] = umem_alloc_caches[i];
-		if (!(umem_alloc_caches[i]->cache_flags & UMF_DEBUG))
-			umem_alloc_table_small[sz / 16] = umem_alloc_caches[i];
-	}
-	for (i = 0, sz = 0; sz <= UMEM_MAXBUF; sz += 256) {
-		while (umem_alloc_sizes[i] < sz)
-			i++;
-		umem_alloc_class_large[sz / 256] = umem_alloc_caches[i];
-		if (!(umem_alloc_caches[i]->cache_flags & UMF_DEBUG))
-			umem_alloc_table_large[sz / 256] = umem_alloc_caches[i];
-	}
+	/* The classes themselves are created on first use (class_create). */
+	class_index(umem_alloc_index_small, UMEM_SMALL_MAX / 16 + 1, 16);
+	class_index(umem_alloc_index_large, UMEM_MAXBUF / 256 + 1, 256);
+	(void) pthread_atfork(class_fork_prepare, class_fork_parent,
+	    class_fork_child);
 	return (0);
+}
+
+/*
+ * Size classes are created when first used: a program touches a handful
+ * of the 48, and each costs a cache structure with a slot per CPU (1.3 KiB
+ * with 2 CPUs, 9 KiB with 64).  Until then its table entries are NULL and
+ * allocations of its sizes take the slow path to here.  The entries are
+ * published after the cache is complete.
+ */
+static umem_cache_t *
+class_create(size_t i)
+{
+	umem_cache_t *cp;
+	size_t size = umem_alloc_sizes[i], align = 16;
+
+	umem_lock(&umem_class_lock);
+	if ((cp = umem_alloc_caches[i]) != NULL) {
+		umem_unlock(&umem_class_lock);
+		return (cp);
+	}
+	if (IS_P2(size))
+		align = size < umem_pagesize ? size : umem_pagesize;
+	{
+		char name[32];
+
+		(void) umem_format(name, sizeof (name), "umem_alloc_%zu", size);
+		cp = umem_cache_create_internal(name, size, align, NULL, NULL,
+		    NULL, NULL, NULL, UMC_PAGEMAP, 0);
+	}
+	if (cp == NULL) {
+		umem_unlock(&umem_class_lock);
+		return (NULL);
+	}
+	class_publish(cp, i, umem_alloc_index_small, UMEM_SMALL_MAX / 16 + 1,
+	    umem_alloc_class_small, umem_alloc_table_small);
+	class_publish(cp, i, umem_alloc_index_large, UMEM_MAXBUF / 256 + 1,
+	    umem_alloc_class_large, umem_alloc_table_large);
+	if (IS_P2(size) && highbit(size) <= UMEM_NP2)
+		__atomic_store_n(&umem_alloc_p2[highbit(size) - 1], cp,
+		    __ATOMIC_RELEASE);
+	__atomic_store_n(&umem_alloc_caches[i], cp, __ATOMIC_RELEASE);
+	umem_unlock(&umem_class_lock);
+	return (cp);
+}
+
+/* The class cache for 0 <= size <= UMEM_MAXBUF, created if need be. */
+static umem_cache_t *
+umem_size_class_get(size_t size)
+{
+	umem_cache_t *cp = umem_size_to_class(size);
+
+	if (UMEM_LIKELY(cp != NULL))
+		return (cp);
+	return (class_create(size <= UMEM_SMALL_MAX ?
+	    umem_alloc_index_small[(size + 15) >> 4] :
+	    umem_alloc_index_large[(size + 255) >> 8]));
 }
 
 /*
@@ -697,12 +781,14 @@ umem_alloc_aligned_any(size_t size, size_t align, int umflags)
 	    umem_alloc_init()) {
 		size_t c = size <= align ? align : (size_t)1 << highbit(size - 1);
 		umem_cache_t *cp = umem_alloc_p2[highbit(c) - 1];
-		void *buf = umem_cache_alloc(cp, umflags);
+		void *buf;
 
-		if (buf == NULL)
+		if (cp == NULL && (cp = umem_size_class_get(c)) == NULL)
+			return (umem_large_alloc(size, align, umflags));
+		if (cp->cache_flags & UMF_DEBUG)
+			return (umem_debug_block_alloc(cp, size, umflags));
+		if ((buf = umem_cache_alloc(cp, umflags)) == NULL)
 			errno = ENOMEM;
-		else if (cp->cache_flags & UMF_DEBUG)
-			umem_debug_set_size(cp, buf, size);
 		else
 			*(uintptr_t *)buf = 0;
 		return (buf);
@@ -846,13 +932,14 @@ umem_block_size(void *buf)
 void *
 umem_block_alloc_slow(size_t size, int umflags)
 {
-	if (!umem_alloc_init())
+	umem_cache_t *cp;
+
+	if (!umem_alloc_init() || (cp = umem_size_class_get(size)) == NULL)
 		return (umem_large_alloc(size == 0 ? 1 : size, 0, umflags));
-	if (umem_size_to_cache(size) != NULL)
+	if (!(cp->cache_flags & UMF_DEBUG))
 		return (umem_block_alloc(size, umflags));
 	/* A debug class (a tail call keeps the audit stack whole). */
-	return (umem_debug_block_alloc(umem_size_to_class(size), size,
-	    umflags));
+	return (umem_debug_block_alloc(cp, size, umflags));
 }
 
 /* Bytes in blocks handed out by the class caches (for mallinfo). */

@@ -19,7 +19,8 @@
  * Size -> class cache.  The _table_ arrays are the fast path's: a class
  * with debugging has NULL there, so its allocations take the slow path
  * (umem_block_alloc_slow), which knows the requested size.  The _class_
- * arrays always name the class (umem_size_to_class).
+ * arrays name the class once it exists (umem_size_to_class); both are NULL
+ * for a class not created yet (umem_alloc.c: class_create).
  */
 /* Hidden: the fast paths reach these PC-relative, not through the GOT. */
 extern umem_cache_t *umem_alloc_table_small[UMEM_SMALL_MAX / 16 + 1]
@@ -55,7 +56,8 @@ umem_size_to_cache(size_t size)
 	return (umem_alloc_table_large[(size + 255) >> 8]);
 }
 
-/* The class cache for 0 < size <= UMEM_MAXBUF, debug or not. */
+/* The class cache for 0 < size <= UMEM_MAXBUF, debug or not; NULL if */
+/* it was not created yet. */
 static inline umem_cache_t *
 umem_size_to_class(size_t size)
 {
@@ -85,7 +87,8 @@ umem_block_alloc(size_t size, int umflags)
 			return (umem_block_alloc_slow(size, umflags));
 #ifdef UMEM_HAVE_RSEQ
 		if (UMEM_LIKELY(umem_percpu.pc_rseq) &&
-		    UMEM_LIKELY((buf = umem_rseq_pop(cp)) != NULL)) {
+		    UMEM_LIKELY((buf = umem_rseq_pop(cp,
+		    &cp->cache_fast_slots)) != NULL)) {
 			*(uintptr_t *)buf = 0;
 			return (buf);
 		}

@@ -110,7 +110,6 @@ typedef struct umem_slab {
 	struct umem_slab	*slab_prev;
 	uint32_t		slab_refcnt;	/* buffers allocated */
 	uint32_t		slab_chunks;	/* buffers in the slab */
-	uint64_t		slab_empty_pass; /* debug: update pass emptied */
 } umem_slab_t;
 
 /*
@@ -174,6 +173,7 @@ struct umem_cache {
 	size_t			cache_bufctl;	/* small: link offset in buf */
 	uint32_t		cache_chunks;	/* per slab at colour 0 */
 	uint32_t		cache_ncpu;	/* CPU cache slots */
+	uint32_t		cache_fast_slots; /* inline fast path's: 0 debug */
 	uint32_t		cache_cpu_mask;	/* thread mode: ncpu - 1 */
 	/* UMF_PAGEMAP: free() checks a pointer is a buffer start */
 	uintptr_t		cache_slab_mask; /* slab alignment - 1 */
@@ -311,6 +311,9 @@ void umem_cc_mark_used(umem_cache_t *cp, uint32_t slot);
 void *umem_mag_alloc(umem_cache_t *cp);
 /* 1 if the magazine layer took buf, 0 if the caller must destroy it. */
 int umem_mag_free(umem_cache_t *cp, void *buf);
+/* The whole magazine layer, fast path first (umem.c; debug caches). */
+void *umem_mag_get(umem_cache_t *cp);
+int umem_mag_put(umem_cache_t *cp, void *buf);
 /* Destruct the first nrounds rounds of a magazine of type mtp, free it. */
 void umem_mag_destroy(umem_cache_t *cp, umem_magtype_t *mtp,
     umem_magazine_t *mp, uint32_t nrounds);

@@ -36,8 +36,6 @@
 #include <stdarg.h>
 #include <stdint.h>
 
-extern char **environ;
-
 /* Hide a value or pointer from the optimiser. */
 static size_t
 opaque(size_t v)
@@ -426,141 +424,23 @@ static char out[1 << 16];
 
 /*
  * Run "self --child what" with UMEM_DEBUG=debug (NULL: unset) and one
- * more NAME=value (or NULL); stdout and stderr into out; killed after
- * 30 s.  Returns the wait status, -1 if it could not run.
+ * more NAME=value (or NULL), without UMEM_LOGGING or DBGM_HOOK (the only
+ * DBGM_ variable: list any new one here); stdout and stderr into out;
+ * killed after 30 s.  Returns the wait status, -1 if it could not run.
  */
 static int
 run(const char *what, const char *debug, const char *extra)
 {
-	static char self[4096];
-	char *argv[4], **envp, ebuf[512];
-	size_t ne = 0, k = 0, n = 0;
-	int fds[2], st = -1;
-	ssize_t len, r;
-	pid_t pid;
+	char ebuf[512];
+	const char *env[] = {
+		"UMEM_DEBUG=", "UMEM_LOGGING=", "DBGM_HOOK=", extra, NULL
+	};
 
-	len = readlink("/proc/self/exe", self, sizeof (self) - 1);
-	if (len <= 0)
-		return (-1);
-	self[len] = '\0';
-	argv[0] = self;
-	argv[1] = (char *)"--child";
-	argv[2] = (char *)what;
-	argv[3] = NULL;
-	while (environ[ne] != NULL)
-		ne++;
-	envp = calloc(ne + 3, sizeof (char *));
-	if (envp == NULL)
-		return (-1);
-	for (size_t i = 0; i < ne; i++)
-		if (strncmp(environ[i], "UMEM_DEBUG=", 11) != 0 &&
-		    strncmp(environ[i], "UMEM_LOGGING=", 13) != 0 &&
-		    strncmp(environ[i], "DBGM_", 5) != 0)
-			envp[k++] = environ[i];
 	if (debug != NULL) {
 		(void) snprintf(ebuf, sizeof (ebuf), "UMEM_DEBUG=%s", debug);
-		envp[k++] = ebuf;
+		env[0] = ebuf;
 	}
-	if (extra != NULL)
-		envp[k++] = (char *)extra;
-	envp[k] = NULL;
-	if (pipe(fds) != 0) {
-		free(envp);
-		return (-1);
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], STDOUT_FILENO);
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[0]);
-		close(fds[1]);
-		alarm(30);
-		execve(self, argv, envp);
-		_exit(127);
-	}
-	close(fds[1]);
-	free(envp);
-	if (pid < 0) {
-		close(fds[0]);
-		return (-1);
-	}
-	for (;;) {
-		r = read(fds[0], out + n, sizeof (out) - 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		if (n == sizeof (out) - 1) {
-			char sink[256];
-
-			while (read(fds[0], sink, sizeof (sink)) > 0)
-				;
-			break;
-		}
-	}
-	out[n] = '\0';
-	close(fds[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return (st);
-}
-
-static const char *
-status_str(int st)
-{
-	static char s[64];
-
-	if (st == -1)
-		snprintf(s, sizeof (s), "could not start");
-	else if (WIFEXITED(st))
-		snprintf(s, sizeof (s), "exit %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(s, sizeof (s), "signal %d (%s)", WTERMSIG(st),
-		    strsignal(WTERMSIG(st)));
-	else
-		snprintf(s, sizeof (s), "status %#x", st);
-	return (s);
-}
-
-static const char *
-field(const char *key, char *val, size_t len)
-{
-	const char *s = strstr(out, key);
-	size_t n;
-
-	if (s == NULL)
-		return (NULL);
-	s += strlen(key);
-	n = strcspn(s, "\n");
-	if (n >= len)
-		n = len - 1;
-	memcpy(val, s, n);
-	val[n] = '\0';
-	return (val);
-}
-
-/* A line of out that starts with prefix and contains needle? */
-static int
-line_has(const char *prefix, const char *needle)
-{
-	for (const char *s = out; s != NULL && *s != '\0'; ) {
-		const char *e = strchr(s, '\n');
-		size_t n = e != NULL ? (size_t)(e - s) : strlen(s);
-		char line[1024];
-
-		if (n >= sizeof (line))
-			n = sizeof (line) - 1;
-		memcpy(line, s, n);
-		line[n] = '\0';
-		if (strncmp(line, prefix, strlen(prefix)) == 0 &&
-		    strstr(line, needle) != NULL)
-			return (1);
-		s = e != NULL ? e + 1 : NULL;
-	}
-	return (0);
+	return (tu_run_self(what, env, 30, out, sizeof (out)));
 }
 
 static const char *self_name = "debug_malloc";
@@ -608,10 +488,10 @@ t_planted(void)
 		if (strcmp(pc->name, "fw_overrun") == 0)
 			CHECKF(CHILD_ABORTED(st) || (WIFSIGNALED(st) &&
 			    WTERMSIG(st) == SIGSEGV), "%s: %s", pc->name,
-			    status_str(st));
+			    tu_status(st));
 		else
 			CHECKF(CHILD_ABORTED(st), "%s: %s", pc->name,
-			    status_str(st));
+			    tu_status(st));
 		CHECKF(strstr(out, "NOT-REACHED") == NULL, "%s: went on",
 		    pc->name);
 		(void) snprintf(want, sizeof (want), "umem allocator: %s\n",
@@ -619,7 +499,7 @@ t_planted(void)
 		CHECKF(rep != NULL && strncmp(rep, want, strlen(want)) == 0,
 		    "%s: the report does not start with \"%s\"", pc->name,
 		    pc->cls);
-		if (field("BUF=", buf, sizeof (buf)) != NULL) {
+		if (tu_field(out, "BUF=", buf, sizeof (buf)) != NULL) {
 			(void) snprintf(want, sizeof (want), "buffer=%s ", buf);
 			CHECKF(strstr(out, want) != NULL, "%s: no \"%s\"",
 			    pc->name, want);
@@ -636,8 +516,8 @@ t_planted(void)
 			CHECKF(strstr(out, "last allocated by thread ") !=
 			    NULL, "%s: no audit record", pc->name);
 			/* a frame in this program (named by file) */
-			CHECKF(line_has("    #", self_name), "%s: no stack "
-			    "frame in %s", pc->name, self_name);
+			CHECKF(tu_line_has(out, "    #", self_name), "%s: no "
+			    "stack frame in %s", pc->name, self_name);
 		}
 		CHECKF(strstr(out, "umem: heap corruption detected\n") != NULL,
 		    "%s: no closing line", pc->name);
@@ -649,7 +529,7 @@ static void
 expect_clean(const char *what, const char *debug, int st)
 {
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s (%s): %s", what,
-	    debug, status_str(st));
+	    debug, tu_status(st));
 	CHECKF(strstr(out, "CHILD-END failures=0") != NULL, "%s (%s): did "
 	    "not finish cleanly", what, debug);
 	CHECKF(strstr(out, "umem allocator:") == NULL, "%s (%s): a report",
@@ -663,7 +543,7 @@ t_noabort(void)
 	int st = run("noabort", "default,noabort", NULL);
 
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "noabort: %s",
-	    status_str(st));
+	    tu_status(st));
 	CHECKF(strstr(out, "CHILD-END failures=0") != NULL, "noabort: did "
 	    "not finish cleanly");
 	CHECKF(strstr(out, "umem allocator: duplicate free\n") != NULL &&
@@ -688,7 +568,7 @@ t_stack_first(void)
 		    "t_stack_first skipped\n");
 		return;
 	}
-	CHECKF(CHILD_ABORTED(st), "stack_first: %s", status_str(st));
+	CHECKF(CHILD_ABORTED(st), "stack_first: %s", tu_status(st));
 	CHECKF(strstr(out, "umem allocator: invalid free: buffer not "
 	    "allocated from this cache\n") != NULL, "no report");
 	show_if(before, "stack_first");
@@ -732,7 +612,7 @@ t_hook(void)
 		return;
 	}
 	st = run("double", NULL, "DBGM_HOOK=default");
-	CHECKF(CHILD_ABORTED(st), "hook: %s", status_str(st));
+	CHECKF(CHILD_ABORTED(st), "hook: %s", tu_status(st));
 	CHECKF(strstr(out, "umem allocator: duplicate free\n") != NULL &&
 	    strstr(out, "last allocated by thread") != NULL, "hook: no "
 	    "debug report");

@@ -43,25 +43,12 @@ static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
 static int g_ready, g_go;
 static char g_report[1 << 17];
 
+/* Run umem_findleaks into a memory file; the report goes to g_report. */
 static int
 findleaks(void)
 {
-	int fd = memfd_create("findleaks", 0);
-	ssize_t n, got = 0;
-	int rv;
-
-	if (fd < 0)
-		return (-2);
-	rv = findleaks_fn(fd);
-	(void) lseek(fd, 0, SEEK_SET);
-	while (got < (ssize_t)sizeof (g_report) - 1 && (n = read(fd,
-	    g_report + got, sizeof (g_report) - 1 - (size_t)got)) > 0)
-		got += n;
-	g_report[got] = '\0';
-	close(fd);
-	if (getenv("TEST_VERBOSE") != NULL)
-		fputs(g_report, stderr);
-	return (rv);
+	return (tu_write_read(findleaks_fn, "findleaks", g_report,
+	    sizeof (g_report)));
 }
 
 static __attribute__((noinline)) void

@@ -5,6 +5,9 @@
  * return test_summary(argv[0]);  each test counts as passed when none of its
  * CHECKs failed.  The summary line "NAME: N passed, N failed" is summed by
  * tests/run.sh.
+ *
+ * Nothing here uses libumem: the malloc tests, which are never linked with
+ * it (they run under LD_PRELOAD), include this file too.
  */
 #ifndef _UMEM_TEST_H
 #define	_UMEM_TEST_H
@@ -15,8 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#define	TU_UNUSED	__attribute__((unused))
+
+extern char **environ;
 
 static int test_passed, test_failed, test_cur_failed;
 static const char *test_cur_name;
@@ -125,6 +133,229 @@ test_rand(unsigned long long *s)
 	x ^= x >> 27;
 	*s = x;
 	return (x * 2685821657736338717ull);
+}
+
+/*
+ * Children: running this binary again with another environment (the
+ * library reads its own once, at initialisation) and reading what it
+ * printed.  A binary that uses tu_run_self() starts main() with
+ *	if (argc >= 3 && strcmp(argv[1], "--child") == 0)
+ *		return (child_main(argv[2]));
+ */
+
+/* A wait status in words: "exit 1", "signal 6 (Aborted)", ... */
+static TU_UNUSED const char *
+tu_status_str(int st, char *buf, size_t len)
+{
+	if (st == -1)
+		snprintf(buf, len, "could not start");
+	else if (WIFEXITED(st))
+		snprintf(buf, len, "exit %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		snprintf(buf, len, "signal %d (%s)%s", WTERMSIG(st),
+		    strsignal(WTERMSIG(st)), WTERMSIG(st) == SIGALRM ?
+		    " = timeout, hung?" : "");
+	else
+		snprintf(buf, len, "status %#x", st);
+	return (buf);
+}
+
+/*
+ * One read(2) from fd into out + *n, advancing *n; once outlen - 1 bytes
+ * are in, what comes is read and dropped.  Returns what read returned.
+ */
+static TU_UNUSED ssize_t
+tu_read_more(int fd, char *out, size_t outlen, size_t *n)
+{
+	char sink[512];
+	ssize_t r;
+
+	if (*n < outlen - 1)
+		r = read(fd, out + *n, outlen - 1 - *n);
+	else
+		r = read(fd, sink, sizeof (sink));
+	if (r > 0 && *n < outlen - 1)
+		*n += (size_t)r;
+	return (r);
+}
+
+/* Read everything from fd into out (NUL-terminated, truncated). */
+static TU_UNUSED void
+tu_slurp(int fd, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (;;) {
+		ssize_t r = tu_read_more(fd, out, outlen, &n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+	}
+	out[n] = '\0';
+}
+
+/*
+ * Run this binary again as "argv0 --child what" with the environment
+ * variables in envset ("NAME=value" strings, NULL-terminated) replacing
+ * any of the same name; NAME= alone removes the variable.  The child is
+ * killed by SIGALRM after timeout_s seconds.  Its stdout and stderr go to
+ * out.  Returns the wait status (-1 if it could not be started).
+ */
+static TU_UNUSED int
+tu_run_self(const char *what, const char *const *envset, unsigned timeout_s,
+    char *out, size_t outlen)
+{
+	static char self[4096];
+	char *argv[4];
+	char **envp;
+	size_t ne = 0, i, j, k = 0;
+	int fds[2], status = -1;
+	pid_t pid;
+	ssize_t len;
+
+	len = readlink("/proc/self/exe", self, sizeof (self) - 1);
+	if (len <= 0)
+		return (-1);
+	self[len] = '\0';
+	argv[0] = self;
+	argv[1] = (char *)"--child";
+	argv[2] = (char *)what;
+	argv[3] = NULL;
+
+	while (environ[ne] != NULL)
+		ne++;
+	for (j = 0; envset[j] != NULL; j++)
+		;
+	envp = calloc(ne + j + 1, sizeof (char *));
+	if (envp == NULL)
+		return (-1);
+	for (i = 0; i < ne; i++) {
+		int skip = 0;
+
+		for (j = 0; envset[j] != NULL; j++) {
+			size_t nl = strcspn(envset[j], "=");
+
+			if (strncmp(environ[i], envset[j], nl) == 0 &&
+			    environ[i][nl] == '=')
+				skip = 1;
+		}
+		if (!skip)
+			envp[k++] = environ[i];
+	}
+	for (j = 0; envset[j] != NULL; j++) {
+		const char *eq = strchr(envset[j], '=');
+
+		if (eq != NULL && eq[1] != '\0')
+			envp[k++] = (char *)envset[j];
+	}
+	envp[k] = NULL;
+
+	if (pipe(fds) != 0) {
+		free(envp);
+		return (-1);
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		free(envp);
+		return (-1);
+	}
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		signal(SIGALRM, SIG_DFL);
+		alarm(timeout_s);	/* survives execve */
+		execve(self, argv, envp);
+		_exit(127);
+	}
+	close(fds[1]);
+	free(envp);
+	tu_slurp(fds[0], out, outlen);
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return (status);
+}
+
+/*
+ * Run writer(fd) (umem_findleaks, say) on a fresh memory file and read what
+ * it wrote into out (NUL-terminated, truncated; shown on stderr with
+ * TEST_VERBOSE).  Returns what writer returned, -2 if there was no memory
+ * file (out is then left alone).
+ */
+static TU_UNUSED int
+tu_write_read(int (*writer)(int), const char *name, char *out, size_t outlen)
+{
+	int fd = memfd_create(name, 0);
+	int rv;
+
+	if (fd < 0)
+		return (-2);
+	rv = writer(fd);
+	(void) lseek(fd, 0, SEEK_SET);
+	tu_slurp(fd, out, outlen);
+	close(fd);
+	if (getenv("TEST_VERBOSE") != NULL)
+		fputs(out, stderr);
+	return (rv);
+}
+
+/* tu_status_str into a static buffer, for one use at a time (a message). */
+static TU_UNUSED const char *
+tu_status(int st)
+{
+	static char buf[96];
+
+	return (tu_status_str(st, buf, sizeof (buf)));
+}
+
+/* The rest of the line after key in text (at most len - 1 bytes), or NULL. */
+static TU_UNUSED const char *
+tu_field(const char *text, const char *key, char *val, size_t len)
+{
+	const char *s = strstr(text, key);
+	size_t n;
+
+	if (s == NULL)
+		return (NULL);
+	s += strlen(key);
+	n = strcspn(s, "\n");
+	if (n >= len)
+		n = len - 1;
+	memcpy(val, s, n);
+	val[n] = '\0';
+	return (val);
+}
+
+/* Does some line of text start with prefix and contain needle? */
+static TU_UNUSED int
+tu_line_has(const char *text, const char *prefix, const char *needle)
+{
+	for (const char *s = text; s != NULL && *s != '\0'; ) {
+		const char *e = strchr(s, '\n');
+		size_t n = e != NULL ? (size_t)(e - s) : strlen(s);
+		size_t pl = strlen(prefix);
+
+		if (n >= pl && strncmp(s, prefix, pl) == 0) {
+			char line[1024];
+
+			if (n >= sizeof (line))
+				n = sizeof (line) - 1;
+			memcpy(line, s, n);
+			line[n] = '\0';
+			if (strstr(line, needle) != NULL)
+				return (1);
+		}
+		s = e != NULL ? e + 1 : NULL;
+	}
+	return (0);
 }
 
 #endif /* _UMEM_TEST_H */

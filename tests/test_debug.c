@@ -132,10 +132,10 @@ dbgt_free(void *buf, size_t size)
 }
 
 static umem_cache_t *
-mkcache(const char *name, size_t size)
+mkcache_flags(const char *name, size_t size, int cflags)
 {
 	umem_cache_t *cp = umem_cache_create((char *)name, size, 0, NULL,
-	    NULL, NULL, NULL, NULL, 0);
+	    NULL, NULL, NULL, NULL, cflags);
 
 	if (cp == NULL) {
 		printf("CHILD-FAIL: umem_cache_create(%s) errno %d\n", name,
@@ -143,6 +143,12 @@ mkcache(const char *name, size_t size)
 		exit(3);
 	}
 	return (cp);
+}
+
+static umem_cache_t *
+mkcache(const char *name, size_t size)
+{
+	return (mkcache_flags(name, size, 0));
 }
 
 /* Announce the buffer about to be misused, then the thread. */
@@ -366,7 +372,8 @@ void dcase_bufctl(void);
 void
 dcase_bufctl(void)
 {
-	umem_cache_t *cp = mkcache("dbgt_bufctl", 64);
+	/* no magazines: freed buffers go straight to the slab's list */
+	umem_cache_t *cp = mkcache_flags("dbgt_bufctl", 64, UMC_NOMAGAZINE);
 	void *keep, *a, *b, *c;
 	umem_buftag_t *btp;
 
@@ -778,7 +785,7 @@ dcase_options(void)
 }
 
 /* The patterns, with UMEM_DEBUG=guards. */
-static int pat_nctor, pat_ndtor, pat_ctor_saw_uninit;
+static int pat_nctor, pat_ndtor, pat_ndtor_all, pat_ctor_saw_uninit;
 
 static int
 pat_ctor(void *buf, void *priv, int flags)
@@ -796,6 +803,7 @@ static void
 pat_dtor(void *buf, void *priv)
 {
 	(void) priv;
+	pat_ndtor_all++;
 	if (*(uint64_t *)buf == 42)
 		pat_ndtor++;
 }
@@ -854,7 +862,10 @@ dcase_patterns(void)
 	    count_words(q, 64, UMEM_UNINIT_PATTERN));
 	umem_cache_free(cp, q);
 
-	/* the constructor runs on every allocation (no magazines) */
+	/*
+	 * The constructor runs on every allocation and the destructor on
+	 * every free: the magazines hold freed, patterned buffers.
+	 */
 	for (int i = 0; i < 10; i++) {
 		p = umem_cache_alloc(cc, UMEM_DEFAULT);
 		CCHECK(p != NULL && *p == 42, "ctor result");
@@ -864,6 +875,14 @@ dcase_patterns(void)
 	    pat_nctor, pat_ndtor);
 	CCHECK(pat_ctor_saw_uninit == 10, "ctor saw 0xbaddcafe %d times",
 	    pat_ctor_saw_uninit);
+	{
+		/* the freed buffer waits in a magazine, not in its slab */
+		umem_cache_stat_t st;
+
+		CCHECK(umem_cache_getstat(cc, &st) == 0 &&
+		    st.cs_buf_magazine >= 1, "%llu buffers in magazines",
+		    (unsigned long long)st.cs_buf_magazine);
+	}
 
 	/* umem_alloc(40): 40 bytes of 0xbaddcafe, then 0xbb */
 	b = umem_alloc(40, UMEM_DEFAULT);
@@ -877,7 +896,10 @@ dcase_patterns(void)
 	CCHECK(count_words(b, 40, 0) == 5, "zalloc not zero");
 	CCHECK(b[40] == UMEM_REDZONE_BYTE, "0x%x", b[40]);
 	umem_free(b, 40);
+	/* destroying the magazines must not destruct their rounds again */
 	umem_cache_destroy(cc);
+	CCHECK(pat_ndtor_all == 10, "destructor called %d times for 10 "
+	    "frees", pat_ndtor_all);
 	umem_cache_destroy(nd);
 }
 
@@ -1006,14 +1028,6 @@ child_main(const char *what)
  * --------------------------------------------------------------------- */
 static char out[1 << 17];
 
-static const char *
-status_str(int st)
-{
-	static char s[64];
-
-	return (tu_status_str(st, s, sizeof (s)));
-}
-
 /* Run case `what` with env (NAME=value, NAME= removes), NULL-ended. */
 static unsigned run_timeout = 30;	/* seconds */
 
@@ -1050,48 +1064,6 @@ run(const char *what, const char *debug, const char *logging,
 		l[strlen("UMEM_LOGGING=")] = '\0';
 	out[0] = '\0';
 	return (tu_run_self(what, env, run_timeout, out, sizeof (out)));
-}
-
-/* The value after "key=" in the child's output, or NULL. */
-static const char *
-field(const char *text, const char *key, char *val, size_t len)
-{
-	const char *s = strstr(text, key);
-	size_t n;
-
-	if (s == NULL)
-		return (NULL);
-	s += strlen(key);
-	n = strcspn(s, "\n");
-	if (n >= len)
-		n = len - 1;
-	memcpy(val, s, n);
-	val[n] = '\0';
-	return (val);
-}
-
-/* Does some line of text start with prefix and contain needle? */
-static int
-line_has(const char *text, const char *prefix, const char *needle)
-{
-	for (const char *s = text; s != NULL && *s != '\0'; ) {
-		const char *e = strchr(s, '\n');
-		size_t n = e != NULL ? (size_t)(e - s) : strlen(s);
-		size_t pl = strlen(prefix);
-
-		if (n >= pl && strncmp(s, prefix, pl) == 0) {
-			char line[1024];
-
-			if (n >= sizeof (line))
-				n = sizeof (line) - 1;
-			memcpy(line, s, n);
-			line[n] = '\0';
-			if (strstr(line, needle) != NULL)
-				return (1);
-		}
-		s = e != NULL ? e + 1 : NULL;
-	}
-	return (0);
 }
 
 /* One planted bug: what the report must say. */
@@ -1161,7 +1133,7 @@ check_report(const pcase_t *pc, const char *text, int noabort)
 	CHECKF(strncmp(text, want, strlen(want)) == 0, "%s (%s): the report "
 	    "does not start with \"%.*s\"", pc->name, mode,
 	    (int)strlen(want) - 1, want);
-	if (field(out, "BUF=", buf, sizeof (buf)) != NULL) {
+	if (tu_field(out, "BUF=", buf, sizeof (buf)) != NULL) {
 		(void) snprintf(want, sizeof (want), "buffer=%s ", buf);
 		CHECKF(strstr(text, want) != NULL, "%s (%s): no \"%s\"",
 		    pc->name, mode, want);
@@ -1178,7 +1150,7 @@ check_report(const pcase_t *pc, const char *text, int noabort)
 	for (int i = 0; i < 3 && pc->detail[i] != NULL; i++)
 		CHECKF(strstr(text, pc->detail[i]) != NULL, "%s (%s): no "
 		    "\"%s\"", pc->name, mode, pc->detail[i]);
-	if (pc->audit > 0 && field(out, "TID=", tid, sizeof (tid)) != NULL) {
+	if (pc->audit > 0 && tu_field(out, "TID=", tid, sizeof (tid)) != NULL) {
 		(void) snprintf(want, sizeof (want), "last allocated by "
 		    "thread %s at T-", tid);
 		CHECKF(strstr(text, want) != NULL, "%s (%s): no \"%s\"",
@@ -1190,7 +1162,7 @@ check_report(const pcase_t *pc, const char *text, int noabort)
 			    "\"%s\"", pc->name, mode, want);
 		}
 		(void) snprintf(want, sizeof (want), " %s+0x", pc->site);
-		CHECKF(line_has(text, "    #", want), "%s (%s): no stack "
+		CHECKF(tu_line_has(text, "    #", want), "%s (%s): no stack "
 		    "frame names %s", pc->name, mode, pc->site);
 	}
 	(void) snprintf(want, sizeof (want), "umem: heap corruption "
@@ -1216,7 +1188,7 @@ test_planted_abort(void)
 		int st = run(pc->name, pc->debug, pc->logging, NULL);
 		int before = test_cur_failed;
 
-		CHECKF(CHILD_ABORTED(st), "%s: %s", pc->name, status_str(st));
+		CHECKF(CHILD_ABORTED(st), "%s: %s", pc->name, tu_status(st));
 		CHECKF(strstr(out, "CHILD-END") == NULL, "%s: went on after "
 		    "the bug", pc->name);
 		CHECKF(strstr(out, "CHILD-FAIL") == NULL, "%s: child check "
@@ -1241,7 +1213,7 @@ test_planted_noabort(void)
 		    pc->debug);
 		st = run(pc->name, debug, pc->logging, "DBGT_AFTER=1");
 		CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: %s",
-		    pc->name, status_str(st));
+		    pc->name, tu_status(st));
 		CHECKF(strstr(out, "ALIVE") != NULL, "%s: did not carry on",
 		    pc->name);
 		/* stderr has the report */
@@ -1273,19 +1245,19 @@ test_firewall(void)
 
 	st = run("firewall", "firewall=64,audit", NULL, NULL);
 	CHECKF(CHILD_ABORTED(st) || (WIFSIGNALED(st) &&
-	    WTERMSIG(st) == SIGSEGV), "firewall: %s", status_str(st));
+	    WTERMSIG(st) == SIGSEGV), "firewall: %s", tu_status(st));
 	CHECKF(strstr(out, "NOT-REACHED") == NULL, "the overrun went on");
 	CHECKF(strstr(out, "CHILD-FAIL") == NULL, "child check failed");
 	CHECKF(strstr(out, "firewall") != NULL, "no report names the "
 	    "firewall");
 	CHECKF(strstr(out, "umem allocator: ") != NULL, "no report");
 	CHECKF(strstr(out, "cache: dbgt_fw128 (") != NULL, "no cache name");
-	if (field(out, "BUF=", buf, sizeof (buf)) != NULL) {
+	if (tu_field(out, "BUF=", buf, sizeof (buf)) != NULL) {
 		(void) snprintf(want, sizeof (want), "buffer=%s ", buf);
 		CHECKF(strstr(out, want) != NULL, "no \"%s\"", want);
 	}
 	CHECKF(strstr(out, "last allocated by thread") != NULL, "no audit");
-	CHECKF(line_has(out, "    #", " dcase_firewall+0x"), "no stack");
+	CHECKF(tu_line_has(out, "    #", " dcase_firewall+0x"), "no stack");
 	show_if_failed(before, "firewall");
 
 	/* Two firewall caches with different slab sizes. */
@@ -1301,11 +1273,11 @@ test_firewall(void)
 		    "cache's would-be tag on a guard page and faults again: "
 		    "it blames a buffer of dbgt_fw_big (or, under TSan, "
 		    "dies without a report); firewall_two skipped (%s)\n",
-		    status_str(st));
+		    tu_status(st));
 		return;
 	}
 	CHECKF(CHILD_ABORTED(st) || (WIFSIGNALED(st) &&
-	    WTERMSIG(st) == SIGSEGV), "firewall_two: %s", status_str(st));
+	    WTERMSIG(st) == SIGSEGV), "firewall_two: %s", tu_status(st));
 	CHECKF(strstr(out, "NOT-REACHED") == NULL, "the overrun went on");
 	CHECKF(strstr(out, "cache: dbgt_fw_small (") != NULL, "firewall_two: "
 	    "no report naming the cache");
@@ -1328,11 +1300,11 @@ test_firewall_same(void)
 		return;
 	}
 	CHECKF(CHILD_ABORTED(st) || (WIFSIGNALED(st) &&
-	    WTERMSIG(st) == SIGSEGV), "firewall_same: %s", status_str(st));
+	    WTERMSIG(st) == SIGSEGV), "firewall_same: %s", tu_status(st));
 	CHECKF(strstr(out, "NOT-REACHED") == NULL, "the overrun went on");
 	CHECKF(strstr(out, "cache: dbgt_fw_same (") != NULL, "no report "
 	    "naming the cache");
-	if (field(out, "BUF=", buf, sizeof (buf)) != NULL) {
+	if (tu_field(out, "BUF=", buf, sizeof (buf)) != NULL) {
 		(void) snprintf(want, sizeof (want), "buffer=%s ", buf);
 		CHECKF(strstr(out, want) != NULL, "no \"%s\"", want);
 	}
@@ -1359,7 +1331,7 @@ test_firewall_slack(void)
 		return;
 	}
 	CHECKF(CHILD_ABORTED(st) || (WIFSIGNALED(st) &&
-	    WTERMSIG(st) == SIGSEGV), "firewall_slack: %s", status_str(st));
+	    WTERMSIG(st) == SIGSEGV), "firewall_slack: %s", tu_status(st));
 	CHECKF(strstr(out, "cache: dbgt_fw100 (") != NULL, "no report");
 	show_if_failed(before, "firewall_slack");
 }
@@ -1383,10 +1355,10 @@ test_badaddr_first(void)
 		    "test_badaddr_first skipped\n");
 		return;
 	}
-	CHECKF(CHILD_ABORTED(st), "badaddr_first: %s", status_str(st));
+	CHECKF(CHILD_ABORTED(st), "badaddr_first: %s", tu_status(st));
 	CHECKF(strstr(out, "umem allocator: invalid free: buffer not "
 	    "allocated from this cache\n") != NULL, "no report");
-	if (field(out, "BUF=", buf, sizeof (buf)) != NULL) {
+	if (tu_field(out, "BUF=", buf, sizeof (buf)) != NULL) {
 		(void) snprintf(want, sizeof (want), "buffer=%s ", buf);
 		CHECKF(strstr(out, want) != NULL, "no \"%s\"", want);
 	}
@@ -1407,14 +1379,14 @@ test_mtbf(void)
 
 	st = run("mtbf", "mtbf=3", NULL, NULL);
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mtbf: %s",
-	    status_str(st));
+	    tu_status(st));
 	expect_clean_exit("mtbf");
 	show_if_failed(before, "mtbf");
 
 	before = test_cur_failed;
 	st = run("mtbf_nodebug", NULL, NULL, NULL);
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mtbf_nodebug: %s",
-	    status_str(st));
+	    tu_status(st));
 	expect_clean_exit("mtbf_nodebug");
 	show_if_failed(before, "mtbf_nodebug");
 }
@@ -1426,7 +1398,7 @@ test_logs(void)
 
 	st = run("logs", "audit", "transaction,contents,fail", NULL);
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "logs: %s",
-	    status_str(st));
+	    tu_status(st));
 	expect_clean_exit("logs");
 	if (strstr(out, "KNOWN-BUG-CONTENTS") != NULL)
 		printf("  KNOWN BUG: the contents log of a umem_free()d (or "
@@ -1440,7 +1412,7 @@ test_logs(void)
 	st = run("logs", "audit", "transaction=1m, contents=64K ,fail=8k",
 	    NULL);
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "logs (sizes): %s",
-	    status_str(st));
+	    tu_status(st));
 	expect_clean_exit("logs (sizes)");
 	CHECKF(strstr(out, "UMEM_LOGGING") == NULL, "a complaint about good "
 	    "sizes");
@@ -1449,7 +1421,7 @@ test_logs(void)
 	before = test_cur_failed;
 	st = run("logs_off", "default", NULL, NULL);
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "logs_off: %s",
-	    status_str(st));
+	    tu_status(st));
 	expect_clean_exit("logs_off");
 	show_if_failed(before, "logs_off");
 }
@@ -1478,7 +1450,7 @@ test_options(void)
 	    "audit=99999999999999999999, mtbf ,guards=1,,",
 	    "transaction=12q,slab,contents=-1,", NULL);
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "options: %s",
-	    status_str(st));
+	    tu_status(st));
 	expect_clean_exit("options");
 	for (size_t i = 0; i < sizeof (msgs) / sizeof (msgs[0]); i++)
 		CHECKF(strstr(out, msgs[i]) != NULL, "no \"%s\"", msgs[i]);
@@ -1493,7 +1465,7 @@ test_options(void)
 	memcpy(big, "guards,", 7);
 	st = run("options", big, " , ,, ", NULL);
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "options (long): %s",
-	    status_str(st));
+	    tu_status(st));
 	expect_clean_exit("options (long)");
 	CHECKF(strstr(out, "ignored") != NULL, "no word on the long item");
 	show_if_failed(before, "options (long)");
@@ -1503,7 +1475,7 @@ test_options(void)
 	st = run("options", " audit=30 , contents=1k,maxverify=64,verbose",
 	    NULL, NULL);
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "options (good): %s",
-	    status_str(st));
+	    tu_status(st));
 	expect_clean_exit("options (good)");
 	CHECKF(strstr(out, "frames 30\n") != NULL, "audit=30 not taken");
 	CHECKF(strstr(out, "not recognized") == NULL &&
@@ -1515,7 +1487,7 @@ test_options(void)
 	before = test_cur_failed;
 	st = run("options", "audit=100", NULL, NULL);
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "options (100): %s",
-	    status_str(st));
+	    tu_status(st));
 	expect_clean_exit("options (100)");
 	CHECKF(strstr(out, "audit keeps at most") != NULL, "no clamp note");
 	show_if_failed(before, "options (100)");
@@ -1528,7 +1500,7 @@ test_patterns(void)
 
 	st = run("patterns", "guards", NULL, NULL);
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "patterns: %s",
-	    status_str(st));
+	    tu_status(st));
 	expect_clean_exit("patterns");
 	show_if_failed(before, "patterns");
 }
@@ -1538,7 +1510,7 @@ flags_of(void)
 {
 	char v[32];
 
-	if (field(out, "FLAGS=", v, sizeof (v)) == NULL)
+	if (tu_field(out, "FLAGS=", v, sizeof (v)) == NULL)
 		return (0xdead0000);
 	return ((unsigned)strtoul(v, NULL, 16));
 }
@@ -1553,10 +1525,10 @@ test_hooks(void)
 
 	/* no environment, no hook: no debugging */
 	st = run("flags", NULL, NULL, NULL);
-	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", status_str(st));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", tu_status(st));
 	f = flags_of();
 	CHECKF((f & UMF_DEBUG) == 0, "flags 0x%x", f);
-	CHECKF(field(out, "LOG=", v, sizeof (v)) && strcmp(v, "-1") == 0,
+	CHECKF(tu_field(out, "LOG=", v, sizeof (v)) && strcmp(v, "-1") == 0,
 	    "log on");
 
 	/* the hooks alone */
@@ -1570,10 +1542,10 @@ test_hooks(void)
 	CHECKF((f & UMF_DEADBEEF) && !(f & UMF_AUDIT), "UMEM_DEBUG must win "
 	    "over _umem_debug_init: flags 0x%x", f);
 	st = run("flags", "audit", NULL, "DBGT_HOOK_LOGGING=transaction");
-	CHECKF(field(out, "LOG=", v, sizeof (v)) && atoi(v) >= 0,
+	CHECKF(tu_field(out, "LOG=", v, sizeof (v)) && atoi(v) >= 0,
 	    "_umem_logging_init: log %s", v);
 	st = run("flags", "audit", "fail", "DBGT_HOOK_LOGGING=transaction");
-	CHECKF(field(out, "LOG=", v, sizeof (v)) && strcmp(v, "-1") == 0,
+	CHECKF(tu_field(out, "LOG=", v, sizeof (v)) && strcmp(v, "-1") == 0,
 	    "UMEM_LOGGING must win over _umem_logging_init: log %s", v);
 	st = run("flags", NULL, NULL, "DBGT_HOOK_OPTIONS=nomagazines");
 	f = flags_of();
@@ -1581,7 +1553,7 @@ test_hooks(void)
 	    "_umem_options_init: flags 0x%x", f);
 	/* a planted bug found through the hook's settings */
 	st = run("dupfree_cache", NULL, NULL, "DBGT_HOOK_DEBUG=default");
-	CHECKF(CHILD_ABORTED(st), "hook dupfree: %s", status_str(st));
+	CHECKF(CHILD_ABORTED(st), "hook dupfree: %s", tu_status(st));
 	CHECKF(strstr(out, "umem allocator: duplicate free\n") != NULL &&
 	    strstr(out, "last allocated by thread") != NULL, "hook dupfree");
 	show_if_failed(before, "hooks");
@@ -1594,7 +1566,7 @@ test_errlog(void)
 
 	st = run("errlog", "guards,noabort", NULL, NULL);
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "errlog: %s",
-	    status_str(st));
+	    tu_status(st));
 	expect_clean_exit("errlog");
 	show_if_failed(before, "errlog");
 }

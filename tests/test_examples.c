@@ -15,8 +15,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-extern char **environ;
-
 #define	EXAMPLE_TIMEOUT_MS	120000	/* sanitizer builds are slow */
 #define	OUTMAX			65536
 
@@ -88,7 +86,6 @@ run_capture(const char *path, char *out, size_t outlen)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		struct pollfd pfd = { fds[0], POLLIN, 0 };
-		char sink[256];
 		long ms;
 		ssize_t r;
 		int pr;
@@ -106,16 +103,11 @@ run_capture(const char *path, char *out, size_t outlen)
 			continue;
 		if (pr <= 0)
 			continue;
-		if (n < outlen - 1)
-			r = read(fds[0], out + n, outlen - 1 - n);
-		else
-			r = read(fds[0], sink, sizeof (sink));
+		r = tu_read_more(fds[0], out, outlen, &n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
-		if (n < outlen - 1)
-			n += (size_t)r;
 	}
 	out[n] = '\0';
 	close(fds[0]);

@@ -86,18 +86,8 @@ hide(void *p, size_t size)
 static int
 findleaks(void)
 {
-	int fd = memfd_create("findleaks", 0);
-	int n;
-
-	if (fd < 0)
-		return (-2);
-	n = umem_findleaks(fd);
-	(void) lseek(fd, 0, SEEK_SET);
-	tu_slurp(fd, g_report, sizeof (g_report));
-	close(fd);
-	if (getenv("TEST_VERBOSE") != NULL)
-		fprintf(stderr, "%s", g_report);
-	return (n);
+	return (tu_write_read(umem_findleaks, "findleaks", g_report,
+	    sizeof (g_report)));
 }
 
 /* Overwrite the dead stack below us, where leaked addresses linger. */

@@ -3,7 +3,8 @@
  * statistics snapshots, pinning, arenas to use as slab sources, and
  * re-running the test binary in a child with a chosen UMEM_OPTIONS (the
  * library reads its environment once, at initialisation, so a different
- * mode needs a fresh process).
+ * mode needs a fresh process; tu_run_self() and the other libumem-free
+ * helpers for that are in test.h).
  *
  * A binary that uses tu_run_self() starts main() with
  *	if (argc >= 3 && strcmp(argv[1], "--child") == 0)
@@ -51,10 +52,6 @@
 #else
 #define	TU_SCALE(n, div)	(n)
 #endif
-
-#define	TU_UNUSED	__attribute__((unused))
-
-extern char **environ;
 
 static TU_UNUSED uint64_t
 tu_now_ns(void)
@@ -185,134 +182,6 @@ static TU_UNUSED uint64_t
 tu_inuse(vmem_t *vmp)
 {
 	return (tu_vstat(vmp).vk_mem_inuse);
-}
-
-static TU_UNUSED const char *
-tu_status_str(int st, char *buf, size_t len)
-{
-	if (st == -1)
-		snprintf(buf, len, "could not start");
-	else if (WIFEXITED(st))
-		snprintf(buf, len, "exit %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(buf, len, "signal %d (%s)%s", WTERMSIG(st),
-		    strsignal(WTERMSIG(st)), WTERMSIG(st) == SIGALRM ?
-		    " = timeout, hung?" : "");
-	else
-		snprintf(buf, len, "status %#x", st);
-	return (buf);
-}
-
-/* Read everything from fd into out (NUL-terminated, truncated). */
-static TU_UNUSED void
-tu_slurp(int fd, char *out, size_t outlen)
-{
-	size_t n = 0;
-
-	for (;;) {
-		char sink[512];
-		ssize_t r;
-
-		if (n < outlen - 1)
-			r = read(fd, out + n, outlen - 1 - n);
-		else
-			r = read(fd, sink, sizeof (sink));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		if (n < outlen - 1)
-			n += (size_t)r;
-	}
-	out[n] = '\0';
-}
-
-/*
- * Run this binary again as "argv0 --child what" with the environment
- * variables in envset ("NAME=value" strings, NULL-terminated) replacing
- * any of the same name; NAME= alone removes the variable.  The child is
- * killed by SIGALRM after timeout_s seconds.  Its stdout and stderr go to
- * out.  Returns the wait status (-1 if it could not be started).
- */
-static TU_UNUSED int
-tu_run_self(const char *what, const char *const *envset, unsigned timeout_s,
-    char *out, size_t outlen)
-{
-	static char self[4096];
-	char *argv[4];
-	char **envp;
-	size_t ne = 0, i, j, k = 0;
-	int fds[2], status = -1;
-	pid_t pid;
-	ssize_t len;
-
-	len = readlink("/proc/self/exe", self, sizeof (self) - 1);
-	if (len <= 0)
-		return (-1);
-	self[len] = '\0';
-	argv[0] = self;
-	argv[1] = (char *)"--child";
-	argv[2] = (char *)what;
-	argv[3] = NULL;
-
-	while (environ[ne] != NULL)
-		ne++;
-	for (j = 0; envset[j] != NULL; j++)
-		;
-	envp = calloc(ne + j + 1, sizeof (char *));
-	if (envp == NULL)
-		return (-1);
-	for (i = 0; i < ne; i++) {
-		int skip = 0;
-
-		for (j = 0; envset[j] != NULL; j++) {
-			size_t nl = strcspn(envset[j], "=");
-
-			if (strncmp(environ[i], envset[j], nl) == 0 &&
-			    environ[i][nl] == '=')
-				skip = 1;
-		}
-		if (!skip)
-			envp[k++] = environ[i];
-	}
-	for (j = 0; envset[j] != NULL; j++) {
-		const char *eq = strchr(envset[j], '=');
-
-		if (eq != NULL && eq[1] != '\0')
-			envp[k++] = (char *)envset[j];
-	}
-	envp[k] = NULL;
-
-	if (pipe(fds) != 0) {
-		free(envp);
-		return (-1);
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		free(envp);
-		return (-1);
-	}
-	if (pid == 0) {
-		dup2(fds[1], STDOUT_FILENO);
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[0]);
-		close(fds[1]);
-		signal(SIGALRM, SIG_DFL);
-		alarm(timeout_s);	/* survives execve */
-		execve(self, argv, envp);
-		_exit(127);
-	}
-	close(fds[1]);
-	free(envp);
-	tu_slurp(fds[0], out, outlen);
-	close(fds[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return (status);
 }
 
 /*

@@ -423,6 +423,79 @@ test_memory_return(void)
 	umem_cache_destroy(cp);
 }
 
+/*
+ * umem_alloc's size classes are created on first use: a class no earlier
+ * test allocates from is absent until then, and threads racing to the
+ * first allocation of every class create each exactly once.
+ */
+#define	CLASS_THREADS	4
+static pthread_barrier_t class_barrier;
+static int class_fail;
+
+static void *
+class_thr(void *arg)
+{
+	(void) arg;
+	pthread_barrier_wait(&class_barrier);
+	for (size_t s = 1; s <= 65536; s += s < 1024 ? 16 : 256) {
+		unsigned char *p = umem_alloc(s, UMEM_DEFAULT);
+
+		if (p == NULL) {
+			__atomic_store_n(&class_fail, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		memset(p, 0x5a, s);
+		if (p[0] != 0x5a || p[s - 1] != 0x5a)
+			__atomic_store_n(&class_fail, 1, __ATOMIC_RELAXED);
+		umem_free(p, s);
+	}
+	return (NULL);
+}
+
+static void
+test_alloc_classes(void)
+{
+	static char text[1 << 16];
+	pthread_t t[CLASS_THREADS];
+	char *line, *save = NULL, *names[64];
+	int fd, nclass = 0, dup = 0;
+	ssize_t n;
+	void *p;
+
+	CHECK(umem_cache_lookup("umem_alloc_28672") == NULL);
+	p = umem_alloc(28000, UMEM_DEFAULT);
+	CHECK(p != NULL);
+	CHECK(umem_cache_lookup("umem_alloc_28672") != NULL);
+	umem_free(p, 28000);
+
+	pthread_barrier_init(&class_barrier, NULL, CLASS_THREADS);
+	for (int i = 0; i < CLASS_THREADS; i++)
+		pthread_create(&t[i], NULL, class_thr, NULL);
+	for (int i = 0; i < CLASS_THREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&class_barrier);
+	CHECK(class_fail == 0);
+
+	/* every class now exists, each once */
+	fd = memfd_create("classes", 0);
+	CHECK(fd >= 0 && umem_cache_stats_print(fd) == 0);
+	n = pread(fd, text, sizeof (text) - 1, 0);
+	(void) close(fd);
+	CHECK(n > 0);
+	text[n > 0 ? n : 0] = '\0';
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "umem_alloc_", 11) != 0 || nclass == 64)
+			continue;
+		line[strcspn(line, " ")] = '\0';
+		for (int i = 0; i < nclass; i++)
+			dup += strcmp(names[i], line) == 0;
+		names[nclass++] = line;
+	}
+	CHECKF(nclass == 48, "%d classes listed", nclass);
+	CHECKF(dup == 0, "%d classes listed twice", dup);
+}
+
 static int
 run_all(void)
 {
@@ -435,6 +508,7 @@ run_all(void)
 	RUN(test_threads);
 	RUN(test_fork);
 	RUN(test_memory_return);
+	RUN(test_alloc_classes);
 	return (0);
 }
 
