@@ -780,7 +780,8 @@ umem_alloc_aligned_any(size_t size, size_t align, int umflags)
 	if (align <= umem_pagesize && size <= umem_pagesize &&
 	    umem_alloc_init()) {
 		size_t c = size <= align ? align : (size_t)1 << highbit(size - 1);
-		umem_cache_t *cp = umem_alloc_p2[highbit(c) - 1];
+		umem_cache_t *cp = __atomic_load_n(&umem_alloc_p2[highbit(c) -
+		    1], __ATOMIC_ACQUIRE);
 		void *buf;
 
 		if (cp == NULL && (cp = umem_size_class_get(c)) == NULL)
@@ -949,10 +950,11 @@ umem_alloc_inuse(void)
 	size_t total = 0;
 
 	for (size_t i = 0; i < UMEM_NCLASSES; i++) {
+		umem_cache_t *cp = __atomic_load_n(&umem_alloc_caches[i],
+		    __ATOMIC_ACQUIRE);
 		umem_cache_stat_t st;
 
-		if (umem_alloc_caches[i] == NULL ||
-		    umem_cache_getstat(umem_alloc_caches[i], &st) != 0)
+		if (cp == NULL || umem_cache_getstat(cp, &st) != 0)
 			continue;
 		if (st.cs_buf_inuse > st.cs_buf_magazine)
 			total += (st.cs_buf_inuse - st.cs_buf_magazine) *

@@ -51,9 +51,12 @@ void *umem_block_alloc_miss(umem_cache_t *cp, int umflags);
 static inline umem_cache_t *
 umem_size_to_cache(size_t size)
 {
+	/* acquire (a plain load on x86-64): a class is published when made */
 	if (size <= UMEM_SMALL_MAX)
-		return (umem_alloc_table_small[(size + 15) >> 4]);
-	return (umem_alloc_table_large[(size + 255) >> 8]);
+		return (__atomic_load_n(&umem_alloc_table_small[(size + 15) >> 4],
+		    __ATOMIC_ACQUIRE));
+	return (__atomic_load_n(&umem_alloc_table_large[(size + 255) >> 8],
+	    __ATOMIC_ACQUIRE));
 }
 
 /* The class cache for 0 < size <= UMEM_MAXBUF, debug or not; NULL if */
@@ -62,8 +65,10 @@ static inline umem_cache_t *
 umem_size_to_class(size_t size)
 {
 	if (size <= UMEM_SMALL_MAX)
-		return (umem_alloc_class_small[(size + 15) >> 4]);
-	return (umem_alloc_class_large[(size + 255) >> 8]);
+		return (__atomic_load_n(&umem_alloc_class_small[(size + 15) >> 4],
+		    __ATOMIC_ACQUIRE));
+	return (__atomic_load_n(&umem_alloc_class_large[(size + 255) >> 8],
+	    __ATOMIC_ACQUIRE));
 }
 
 /*
@@ -76,7 +81,7 @@ umem_size_to_class(size_t size)
  * A block of at least size bytes (size may be 0).  Clears the block's
  * first word, where free() keeps its double-free key.
  */
-static inline UMEM_HOT void *
+static inline __attribute__((always_inline)) void *
 umem_block_alloc(size_t size, int umflags)
 {
 	if (UMEM_LIKELY(size <= UMEM_MAXBUF)) {
