@@ -120,9 +120,12 @@ $(BUILD)/malloc-tests/malloc_cxx: tests/malloc_cxx.cc
 	@mkdir -p $(dir $@)
 	g++ -std=c++17 $(OPT) -Wall -Wextra -Werror -Wshadow \
 	    -fno-allocation-dce -pthread -o $@ $<
+# The stress suite once more with debugging on: the debug layer's checks
+# and its magazines under threads, cross-thread frees, fork and signals.
 ifeq ($(SAN),)
   MALLOC_TESTS := $(MT_BINS) --preload $(abspath $(BUILD)/lib/libumem.so) \
-                  $(MT_BINS)
+                  $(MT_BINS) --env UMEM_DEBUG=default \
+                  $(BUILD)/malloc-tests/malloc_stress
 else
   MT_BINS :=
   MALLOC_TESTS :=

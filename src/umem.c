@@ -593,7 +593,7 @@ umem_mag_put(umem_cache_t *cp, void *buf)
 /*
  * Everything but the rseq hit: kept out of line so that the fast path
  * needs no callee-saved registers and ends in a tail call.  A debug
- * cache goes to the debug layer before anything else.
+ * cache skips the thread-mode pop: its checks come first (umem_mag_get).
  */
 __attribute__((noinline)) void *
 umem_cache_alloc_slow(umem_cache_t *cp, int flags)

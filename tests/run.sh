@@ -1,23 +1,29 @@
 #!/bin/sh
 # Run each test binary given, print its output, and close with the total
 # "N passed, N failed" line.  "--preload LIB" runs the binaries after it
-# with LD_PRELOAD=LIB; "--preload none" ends that.  Exits non-zero if any test failed or any
-# binary crashed or printed no summary.
+# with LD_PRELOAD=LIB; "--preload none" ends that.  "--env NAME=VALUE"
+# adds that variable to the preloaded runs after it ("--env none" ends
+# it).  Exits non-zero if any test failed or any binary crashed or printed
+# no summary.
 passed=0; failed=0; broken=0
-preload=""
+preload=""; extra=""; want=""
 for t in "$@"; do
 	# "--preload LIB": run the binaries after it with LD_PRELOAD=LIB
 	# (only the binary, not this shell); "--preload none" stops.
-	if [ "$t" = "--preload" ]; then
-		preload=next; continue
+	if [ "$t" = "--preload" ] || [ "$t" = "--env" ]; then
+		want=$t; continue
 	fi
-	if [ "$preload" = next ]; then
+	if [ "$want" = --preload ]; then
 		preload=$t; [ "$preload" = none ] && preload=""
-		continue
+		want=""; continue
+	fi
+	if [ "$want" = --env ]; then
+		extra=$t; [ "$extra" = none ] && extra=""
+		want=""; continue
 	fi
 	if [ -n "$preload" ]; then
-		echo "== $t (LD_PRELOAD=$preload)"
-		out=$(env LD_PRELOAD="$preload" "$t" 2>&1); rc=$?
+		echo "== $t (LD_PRELOAD=$preload${extra:+ $extra})"
+		out=$(env LD_PRELOAD="$preload" $extra "$t" 2>&1); rc=$?
 	else
 		out=$("$t" 2>&1); rc=$?
 	fi
