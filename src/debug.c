@@ -1566,6 +1566,58 @@ umem_debug_block_alloc(umem_cache_t *cp, size_t size, int umflags)
 	return (buf);
 }
 
+/*
+ * Large blocks: the tag is the block's last 16 bytes, the requested size
+ * (251 * size + 1, which a stray write is unlikely to leave valid) and the
+ * state word; between them and the requested bytes, 0xbb slack.
+ */
+typedef struct umem_large_tag {
+	uint64_t	lt_size;
+	uintptr_t	lt_bxstat;
+} umem_large_tag_t;
+
+void
+umem_debug_large_init(void *buf, size_t rsize, size_t size)
+{
+	umem_large_tag_t *lt = (umem_large_tag_t *)((char *)buf + rsize -
+	    UMEM_LARGE_TAG);
+
+	memset((char *)buf + size, UMEM_REDZONE_BYTE,
+	    (size_t)((char *)lt - ((char *)buf + size)));
+	lt->lt_size = UMEM_SIZE_ENCODE(size);
+	lt->lt_bxstat = (uintptr_t)buf ^ UMEM_BUFTAG_ALLOC;
+}
+
+size_t
+umem_debug_large_size(void *buf, size_t rsize, int check_slack)
+{
+	umem_large_tag_t *lt = (umem_large_tag_t *)((char *)buf + rsize -
+	    UMEM_LARGE_TAG);
+	size_t end = rsize - UMEM_LARGE_TAG, size, off;
+
+	size = (size_t)UMEM_SIZE_DECODE(lt->lt_size);
+	if (!UMEM_SIZE_VALID(lt->lt_size) || size > end ||
+	    size + umem_pagesize <= end ||
+	    lt->lt_bxstat != ((uintptr_t)buf ^ UMEM_BUFTAG_ALLOC)) {
+		umem_debug_error(UMERR_REDZONE, NULL, buf, "large block of "
+		    "%zu pages: its tag at offset 0x%zx is overwritten "
+		    "(0x%llx 0x%lx; write past the end?)", rsize /
+		    umem_pagesize, end, (unsigned long long)lt->lt_size,
+		    (unsigned long)lt->lt_bxstat);
+		return (SIZE_MAX);
+	}
+	for (off = size; check_slack && off < end; off++) {
+		if (((unsigned char *)buf)[off] != UMEM_REDZONE_BYTE) {
+			umem_debug_error(UMERR_REDZONE, NULL, buf, "byte at "
+			    "offset 0x%zx (large block of %zu bytes) is 0x%02x, "
+			    "expected 0x%02x", off, size,
+			    ((unsigned char *)buf)[off], UMEM_REDZONE_BYTE);
+			return (SIZE_MAX);
+		}
+	}
+	return (size);
+}
+
 size_t
 umem_debug_get_size(umem_cache_t *cp, void *buf)
 {

@@ -117,6 +117,17 @@ void *umem_debug_alloc(umem_cache_t *cp, int flags);
 void umem_debug_free(umem_cache_t *cp, void *buf);
 /* umem_alloc / malloc from a debug class: a tagged block of size bytes. */
 void *umem_debug_block_alloc(umem_cache_t *cp, size_t size, int umflags);
+/*
+ * Large blocks (pages from vmem) with redzones on: UMEM_LARGE_TAG more
+ * bytes, holding a tag at the block's end (requested size, state) after
+ * 0xbb slack.  umem_debug_large_size() returns the requested size, or
+ * SIZE_MAX after reporting a damaged tag (or, with check_slack, slack).
+ */
+#define	UMEM_LARGE_TAG		16
+#define	umem_debug_large_extra()	\
+	((umem_debug_flags & UMF_REDZONE) ? UMEM_LARGE_TAG : 0)
+void umem_debug_large_init(void *buf, size_t rsize, size_t size);
+size_t umem_debug_large_size(void *buf, size_t rsize, int check_slack);
 /* The requested size of a sized buffer, else the cache's bufsize. */
 size_t umem_debug_get_size(umem_cache_t *cp, void *buf);
 /* umem_free(buf, size): report a size that is not the allocated one. */

@@ -80,10 +80,18 @@ realloc(void *old, size_t size)
 			return (NULL);
 		}
 	} else if ((oldsize = umem_block_large(old, pm)) != 0) {
-		/* In place, or moved without copying (mremap). */
-		if (size > UMEM_MAXBUF &&
-		    (buf = umem_large_realloc(old, oldsize, size)) != NULL)
+		if (UMEM_UNLIKELY(pm & UMEM_PM_TAGGED)) {
+			/* Debug: always a new block, as for the classes. */
+			if ((oldsize = umem_debug_large_size(old, oldsize,
+			    0)) == SIZE_MAX) {
+				errno = EINVAL;
+				return (NULL);
+			}
+		} else if (size > UMEM_MAXBUF &&
+		    (buf = umem_large_realloc(old, oldsize, size)) != NULL) {
+			/* In place, or moved without copying (mremap). */
 			return (buf);
+		}
 	} else {
 		umem_block_bad_free(old, pm, "realloc");
 		errno = EINVAL;

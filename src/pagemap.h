@@ -10,8 +10,8 @@
  * Values: 0 = not ours; a umem_cache_t pointer (128-aligned) = a slab page
  * of that cache; (size | UMEM_PM_LARGE) = the first page of a large block
  * of that many bytes, with UMEM_PM_MOVED also set if realloc moved its
- * pages there (umem_alloc.c); UMEM_PM_INTERIOR = any other page of a large
- * block.
+ * pages there (umem_alloc.c) and UMEM_PM_TAGGED if it ends in a debug tag
+ * (debug.c); UMEM_PM_INTERIOR = any other page of a large block.
  */
 #ifndef _UMEM_PAGEMAP_H
 #define	_UMEM_PAGEMAP_H
@@ -27,6 +27,7 @@
 #define	UMEM_PM_LARGE		((uintptr_t)1)
 #define	UMEM_PM_INTERIOR	((uintptr_t)2)
 #define	UMEM_PM_MOVED		((uintptr_t)2)	/* with UMEM_PM_LARGE only */
+#define	UMEM_PM_TAGGED		((uintptr_t)4)	/* with LARGE: debug tag */
 
 extern uintptr_t *umem_pagemap_root[1 << UMEM_PM_ROOT_SHIFT]
     __attribute__((visibility("hidden")));

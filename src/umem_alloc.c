@@ -517,7 +517,11 @@ umem_large_cache_reap(int all)
 void *
 umem_large_alloc(size_t size, size_t align, int umflags)
 {
-	size_t rsize = P2ROUNDUP(size, umem_pagesize);
+	/* (first: UMEM_DEBUG is read there, and decides the tag) */
+	int ready = umem_alloc_init();
+	size_t extra = ready ? umem_debug_large_extra() : 0;
+	size_t rsize = P2ROUNDUP(size + extra, umem_pagesize);
+	uintptr_t tagged = extra != 0 ? UMEM_PM_TAGGED : 0;
 	uintptr_t moved;
 	void *buf;
 
@@ -535,11 +539,13 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 		if (rsize <= UMEM_LC_BLOCK &&
 		    (buf = large_cache_get(rsize, &moved)) != NULL) {
 			if (umem_pagemap_set(buf, rsize, rsize | moved |
-			    UMEM_PM_LARGE, UMEM_PM_INTERIOR) != 0) {
+			    tagged | UMEM_PM_LARGE, UMEM_PM_INTERIOR) != 0) {
 				large_release(buf, rsize, moved);
 			} else {
 				if (umflags & UMEM_ZERO_LARGE)
 					(void) memset(buf, 0, size);
+				if (tagged)
+					umem_debug_large_init(buf, rsize, size);
 				return (buf);
 			}
 		}
@@ -548,8 +554,11 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 		buf = vmem_xalloc(umem_oversize_arena, rsize, align, 0, 0,
 		    NULL, NULL, VM_NOSLEEP);
 		if (buf != NULL && umem_pagemap_set(buf, rsize,
-		    rsize | UMEM_PM_LARGE, UMEM_PM_INTERIOR) == 0)
+		    rsize | tagged | UMEM_PM_LARGE, UMEM_PM_INTERIOR) == 0) {
+			if (tagged)
+				umem_debug_large_init(buf, rsize, size);
 			return (buf);
+		}
 		if (buf != NULL)
 			vmem_xfree(umem_oversize_arena, buf, rsize);
 		umem_large_cache_reap(1);
@@ -564,7 +573,12 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 void
 umem_large_free(void *buf, size_t rsize)
 {
-	uintptr_t moved = umem_pagemap_get(buf) & UMEM_PM_MOVED;
+	uintptr_t pm = umem_pagemap_get(buf), moved = pm & UMEM_PM_MOVED;
+
+	/* A damaged block is reported and kept out of use (noabort). */
+	if ((pm & UMEM_PM_TAGGED) &&
+	    umem_debug_large_size(buf, rsize, 1) == SIZE_MAX)
+		return;
 
 	(void) umem_pagemap_set(buf, rsize, 0, 0);
 	if (!large_cache_put(buf, rsize, 0, moved))
@@ -867,6 +881,19 @@ umem_free(void *buf, size_t size)
 		return;
 	}
 	/* The size must name the block's class, or its page count. */
+	if (cp == NULL && (pm & UMEM_PM_TAGGED)) {
+		size_t want = umem_debug_large_size(buf, rsize, 0);
+
+		if (want == SIZE_MAX)
+			return;
+		if (want != size) {
+			umem_debug_error(UMERR_BADSIZE, NULL, buf, "umem_free(%p, "
+			    "%zu): the block holds %zu bytes", buf, size, want);
+			return;
+		}
+		umem_block_free(buf, "umem_free");
+		return;
+	}
 	if (cp != NULL && (cp->cache_flags & UMF_DEBUG)) {
 		/* exact size check (or a report of what else is wrong) */
 		/* straight to the cache: free()'s key would hide word 0 */
@@ -926,7 +953,9 @@ umem_block_size(void *buf)
 	}
 	if ((rsize = umem_block_large(buf, pm)) == 0)
 		umem_block_bad_free(buf, pm, "malloc_usable_size");
-	return (rsize);
+	else if (pm & UMEM_PM_TAGGED)
+		rsize = umem_debug_large_size(buf, rsize, 0);	/* the rest is redzone */
+	return (rsize == SIZE_MAX ? 0 : rsize);
 }
 
 /* Before the classes exist: initialise, or serve pages meanwhile. */

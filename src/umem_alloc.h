@@ -140,7 +140,8 @@ static inline size_t
 umem_block_large(const void *buf, uintptr_t pm)
 {
 	if ((pm & UMEM_PM_LARGE) && IS_P2ALIGNED(buf, umem_pagesize))
-		return ((size_t)(pm & ~(UMEM_PM_LARGE | UMEM_PM_MOVED)));
+		return ((size_t)(pm & ~(UMEM_PM_LARGE | UMEM_PM_MOVED |
+		    UMEM_PM_TAGGED)));
 	return (0);
 }
 

@@ -138,15 +138,36 @@ case_uaf(void)
 	say("NOT-REACHED %p %p\n", (void *)q, (void *)keep);
 }
 
+/* One byte past a block of size bytes, then free it. */
+static void
+overrun_by_one(size_t size)
+{
+	char *p = dm_malloc(size);
+
+	announce(p);
+	((volatile char *)launder(p))[size] = 0x5a;
+	dm_free(p);
+	say("NOT-REACHED\n");
+}
+
 static void
 case_overrun(void)
 {
-	char *p = dm_malloc(40);
+	overrun_by_one(40);
+}
 
-	announce(p);
-	((volatile char *)launder(p))[40] = 0x5a;
-	dm_free(p);
-	say("NOT-REACHED\n");
+/* Large blocks (pages from vmem) carry a tag at their end, after 0xbb. */
+static void
+case_large_overrun(void)
+{
+	overrun_by_one(100000);
+}
+
+/* 25 pages less the tag: no slack, the overrun lands on the tag. */
+static void
+case_large_tag(void)
+{
+	overrun_by_one(25 * 4096 - 16);
 }
 
 static void
@@ -244,16 +265,32 @@ case_noabort(void)
 static void
 case_usable(void)
 {
-	static const size_t sizes[] = { 1, 7, 8, 40, 100, 1000, 4000, 20000 };
+	static const size_t sizes[] = { 1, 7, 8, 40, 100, 1000, 4000, 20000,
+	    100000, 25 * 4096 - 16, 25 * 4096 };
+	unsigned char *p, *q;
 
 	for (size_t i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
-		void *p = dm_malloc(sizes[i]);
-		size_t u = malloc_usable_size(p);
+		size_t u;
 
+		p = dm_malloc(sizes[i]);
+		u = malloc_usable_size(p);
 		CCHECK(u == sizes[i], "malloc_usable_size(malloc(%zu)) = %zu",
 		    sizes[i], u);
+		memset(p, 0x33, u);	/* all of it is the caller's */
 		dm_free(p);
 	}
+	/* a large block moves to a new one, its bytes with it */
+	p = dm_malloc(100000);
+	for (size_t i = 0; i < 100000; i++)
+		p[i] = (unsigned char)(i * 7);
+	q = realloc(launder(p), opaque(300000));
+	CCHECK(q != NULL && malloc_usable_size(q) == 300000, "realloc");
+	for (size_t i = 0; q != NULL && i < 100000; i++)
+		if (q[i] != (unsigned char)(i * 7)) {
+			CCHECK(0, "byte %zu lost in realloc", i);
+			break;
+		}
+	dm_free(q);
 }
 
 /* Position-dependent bytes, so that shifted copies show. */
@@ -397,6 +434,8 @@ static const struct {
 	{ "stack", case_stack },
 	{ "stack_first", case_stack_first },
 	{ "realloc_freed", case_realloc_freed },
+	{ "large_overrun", case_large_overrun },
+	{ "large_tag", case_large_tag },
 	{ "fw_overrun", case_fw_overrun },
 	{ "noabort", case_noabort },
 	{ "usable", case_usable },
@@ -473,6 +512,12 @@ static const struct pcase {
 	{ "realloc_freed", "default", "duplicate free", NULL, 1 },
 	{ "fw_overrun", "firewall=0,audit", "redzone violation: write past "
 	    "end of buffer", "firewall", 1 },
+	{ "large_overrun", "default", "redzone violation: write past end of "
+	    "buffer", "byte at offset 0x186a0 (large block of 100000 bytes) "
+	    "is 0x5a, expected 0xbb", 0 },
+	{ "large_tag", "guards", "redzone violation: write past end of "
+	    "buffer", "large block of 25 pages: its tag at offset 0x18ff0 is "
+	    "overwritten", 0 },
 };
 
 static void
@@ -506,7 +551,8 @@ t_planted(void)
 		} else {
 			CHECKF(0, "%s: no BUF= line", pc->name);
 		}
-		if (strcmp(pc->name, "stack") != 0)
+		if (strcmp(pc->name, "stack") != 0 &&
+		    strncmp(pc->name, "large_", 6) != 0)
 			CHECKF(strstr(out, "cache: umem_alloc_") != NULL,
 			    "%s: no cache named", pc->name);
 		if (pc->detail != NULL)

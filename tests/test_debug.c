@@ -444,6 +444,19 @@ dcase_badsize(void)
 	dbgt_free(p, 99);
 }
 
+/* 8b. The same for a large block (pages, with a tag at the end). */
+void dcase_badsize_large(void);
+void
+dcase_badsize_large(void)
+{
+	void *p;
+
+	FRAME();
+	p = dbgt_alloc(100000);
+	announce(p);
+	dbgt_free(p, 100001);
+}
+
 /* 9a. umem_free of p + 8. */
 void dcase_interior_alloc(void);
 void
@@ -959,6 +972,7 @@ static const struct {
 	{ "buftag", dcase_buftag },
 	{ "wrongcache", dcase_wrongcache },
 	{ "badsize", dcase_badsize },
+	{ "badsize_large", dcase_badsize_large },
 	{ "interior_alloc", dcase_interior_alloc },
 	{ "interior_cache", dcase_interior_cache },
 	{ "interior_hash", dcase_interior_hash },
@@ -1111,6 +1125,9 @@ static const pcase_t pcases[] = {
 	    "free it to dbgt_cache_b" }, 1, "dcase_wrongcache" },
 	{ "badsize", "default", NULL, UMERR_BADSIZE, "umem_alloc_",
 	    { "free size (99) != alloc size (100)" }, 1, "dcase_badsize" },
+	{ "badsize_large", "default", NULL, UMERR_BADSIZE, "(none)",
+	    { "umem_free(", ", 100001): the block holds 100000 bytes" }, 0,
+	    NULL },
 	{ "interior_alloc", "default", NULL, UMERR_BADBASE, "umem_alloc_",
 	    { NULL }, 0, NULL },
 	{ "interior_cache", "default", NULL, UMERR_BADBASE, "dbgt_interior",
