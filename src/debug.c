@@ -761,10 +761,14 @@ stack_top(uintptr_t sp)
 static __thread int umem_in_sighandler
     __attribute__((tls_model("initial-exec")));
 
-__attribute__((noinline)) int
-umem_getpcstack(uintptr_t *pcs, int max)
+/*
+ * The walk, from frame fp up: the debug layer's entry points pass their
+ * own frame, which skips the frames between them and here (fewer
+ * dependent loads: the walk is a pointer chase).
+ */
+static int
+getpcstack_from(uintptr_t *fp, uintptr_t *pcs, int max)
 {
-	uintptr_t *fp = __builtin_frame_address(0);
 	uintptr_t lo = (uintptr_t)fp, hi = stack_top(lo);
 	int n = 0, ours = 1;
 
@@ -795,6 +799,12 @@ umem_getpcstack(uintptr_t *pcs, int max)
 		fp = next;
 	}
 	return (n);
+}
+
+__attribute__((noinline)) int
+umem_getpcstack(uintptr_t *pcs, int max)
+{
+	return (getpcstack_from(__builtin_frame_address(0), pcs, max));
 }
 
 void
@@ -1278,8 +1288,10 @@ umem_debug_error(umem_errclass_t cls, umem_cache_t *cp, void *buf,
  * Allocation and free
  * ------------------------------------------------------------------------
  */
+/* fp: the debug entry point's frame, where the stack walk starts. */
 static void
-audit_record(umem_cache_t *cp, void *buf, int which, int kind)
+audit_record(umem_cache_t *cp, void *buf, int which, int kind,
+    uintptr_t *fp)
 {
 	uintptr_t pcs[UMEM_MAX_FRAMES];
 	umem_audit_t *ap = umem_debug_audit(cp, buf, which);
@@ -1287,14 +1299,15 @@ audit_record(umem_cache_t *cp, void *buf, int which, int kind)
 
 	if (ap != NULL) {
 		/* straight into the record: no copy */
-		depth = umem_getpcstack(ap->au_stack, (int)umem_audit_frames);
+		depth = getpcstack_from(fp, ap->au_stack,
+		    (int)umem_audit_frames);
 		ap->au_time = debug_now();
 		ap->au_tid = debug_tid();
 		ap->au_depth = (uint16_t)depth;
 		if (umem_logs[0].lg_base != NULL)
 			log_transaction(cp, buf, kind, ap, ap->au_stack, depth);
 	} else {
-		depth = umem_getpcstack(pcs, (int)umem_audit_frames);
+		depth = getpcstack_from(fp, pcs, (int)umem_audit_frames);
 		log_transaction(cp, buf, kind, ap, pcs, depth);
 	}
 	if ((cp->cache_flags & UMF_CHECKSIGNAL) && umem_in_sighandler)
@@ -1306,11 +1319,11 @@ audit_record(umem_cache_t *cp, void *buf, int which, int kind)
 
 /* Most debug modes record nothing: decide that without a call. */
 static inline void
-audit(umem_cache_t *cp, void *buf, int which, int kind)
+audit(umem_cache_t *cp, void *buf, int which, int kind, uintptr_t *fp)
 {
 	if (cp->cache_audit != 0 || (cp->cache_flags & UMF_CHECKSIGNAL) ||
 	    umem_logs[0].lg_base != NULL)
-		audit_record(cp, buf, which, kind);
+		audit_record(cp, buf, which, kind, fp);
 }
 
 /* Failure injection: roughly one allocation in umem_mtbf fails. */
@@ -1407,7 +1420,7 @@ debug_alloc(umem_cache_t *cp, int flags, size_t size, int sized)
 		    UMEM_REDZONE_PATTERN;
 		btp->bt_bxstat = (uintptr_t)buf ^ UMEM_BUFTAG_ALLOC;
 		VG_LOUD();
-		audit(cp, buf, 0, UMEM_LR_ALLOC);
+		audit(cp, buf, 0, UMEM_LR_ALLOC, __builtin_frame_address(0));
 		if (cp->cache_constructor != NULL &&
 		    cp->cache_constructor(buf, cp->cache_private, flags) != 0) {
 			UMEM_STAT_ADD(cp->cache_ctor_fail, 1);
@@ -1533,7 +1546,7 @@ umem_debug_free(umem_cache_t *cp, void *buf)
 	VG_LOUD();
 	if (umem_valgrind)
 		VALGRIND_FREELIKE_BLOCK(buf, 0);
-	audit(cp, buf, 1, UMEM_LR_FREE);
+	audit(cp, buf, 1, UMEM_LR_FREE, __builtin_frame_address(0));
 	if (cp->cache_destructor != NULL) {
 		cp->cache_destructor(buf, cp->cache_private);
 		UMEM_STAT_ADD(cp->cache_dtor, 1);
