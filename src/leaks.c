@@ -283,34 +283,20 @@ lk_sort(void *vbase, size_t n, size_t size, lk_cmp_t *cmp, void *ctx)
 	}
 }
 
+/*
+ * By the address a record starts with: lk_buf_t (lb_addr), lk_range_t
+ * (r_lo) and bare words all begin with one.
+ */
 static int
-lk_buf_cmp(const void *a, const void *b, void *ctx)
-{
-	uintptr_t x = ((const lk_buf_t *)a)->lb_addr;
-	uintptr_t y = ((const lk_buf_t *)b)->lb_addr;
-
-	(void) ctx;
-	return (x < y ? -1 : x > y);
-}
-
-static int
-lk_range_cmp(const void *a, const void *b, void *ctx)
-{
-	uintptr_t x = ((const lk_range_t *)a)->r_lo;
-	uintptr_t y = ((const lk_range_t *)b)->r_lo;
-
-	(void) ctx;
-	return (x < y ? -1 : x > y);
-}
-
-static int
-lk_word_cmp(const void *a, const void *b, void *ctx)
+lk_addr_cmp(const void *a, const void *b, void *ctx)
 {
 	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
 
 	(void) ctx;
 	return (x < y ? -1 : x > y);
 }
+_Static_assert(offsetof(lk_buf_t, lb_addr) == 0 &&
+    offsetof(lk_range_t, r_lo) == 0, "lk_addr_cmp: address first");
 
 static int
 lk_thr_cmp(const void *a, const void *b, void *ctx)
@@ -328,7 +314,7 @@ lk_ranges_merge(lk_range_t *r, size_t n)
 {
 	size_t out = 0;
 
-	lk_sort(r, n, sizeof (*r), lk_range_cmp, NULL);
+	lk_sort(r, n, sizeof (*r), lk_addr_cmp, NULL);
 	for (size_t i = 0; i < n; i++) {
 		if (r[i].r_lo >= r[i].r_hi)
 			continue;
@@ -1105,7 +1091,7 @@ lk_build(lk_state_t *ls, vmem_t *heap)
 		if (lk_cache_included(cp))
 			lk_cache(ls, cp);
 	(void) lk_vmem_walk(ls, heap, LW_LARGE);
-	lk_sort(ls->ls_tab, ls->ls_n, sizeof (lk_buf_t), lk_buf_cmp, NULL);
+	lk_sort(ls->ls_tab, ls->ls_n, sizeof (lk_buf_t), lk_addr_cmp, NULL);
 
 	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
 	    cp = cp->cache_next)
@@ -1137,7 +1123,7 @@ lk_build(lk_state_t *ls, vmem_t *heap)
 	(void) lk_vmem_walk(ls, heap, LW_HEAPSPAN);
 	ls->ls_nheap = lk_ranges_merge(ls->ls_heap, ls->ls_nheap);
 	(void) lk_vmem_walk(ls, heap, LW_LIBSPAN);
-	lk_sort(ls->ls_lib, ls->ls_nlib, sizeof (uintptr_t), lk_word_cmp,
+	lk_sort(ls->ls_lib, ls->ls_nlib, sizeof (uintptr_t), lk_addr_cmp,
 	    NULL);
 	(void) lk_vmem_walk(ls, heap, LW_HEAPSEG);
 	for (size_t i = out = 0; i < ls->ls_nuser; i++)
@@ -1429,7 +1415,7 @@ lk_mark(lk_state_t *ls)
 	if ((frame = __atomic_load_n(&umem_update_frame,
 	    __ATOMIC_RELAXED)) != 0)
 		ls->ls_sps[ls->ls_nsps++] = frame;
-	lk_sort(ls->ls_sps, ls->ls_nsps, sizeof (uintptr_t), lk_word_cmp,
+	lk_sort(ls->ls_sps, ls->ls_nsps, sizeof (uintptr_t), lk_addr_cmp,
 	    NULL);
 	lk_scan_maps(ls);
 	for (size_t i = 0; i < ls->ls_nuser; i++)

@@ -5,7 +5,7 @@
  * LD_PRELOAD=libumem.so (make test does, after a run without, in which it
  * finds no libumem and skips everything).  Built like the other malloc
  * tests, with -fno-builtin so that the compiler keeps the very calls and
- * stores under test; pointers also go through launder().
+ * stores under test; pointers also go through tu_launder().
  *
  * Each planted bug (use after free, overrun, double free, interior free,
  * free of a stack address, realloc of a freed block) runs in a fresh
@@ -21,8 +21,7 @@
  *
  * The hook test (_umem_debug_init defined here) needs the symbol in the
  * program's dynamic symbol table (-rdynamic): without it the test is
- * skipped with a note.  A case that meets a known library bug (recognised
- * by its symptom) prints "KNOWN BUG: ..." and is skipped.
+ * skipped with a note.
  *
  *	cc -std=gnu11 -O2 -fno-builtin -pthread -o debug_malloc \
  *	    tests/debug_malloc.c -ldl
@@ -33,23 +32,9 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <stdarg.h>
 #include <stdint.h>
 
-/* Hide a value or pointer from the optimiser. */
-static size_t
-opaque(size_t v)
-{
-	__asm__ __volatile__("" : "+r" (v));
-	return (v);
-}
 
-static void *
-launder(void *p)
-{
-	__asm__ __volatile__("" : "+r" (p) : : "memory");
-	return (p);
-}
 
 /* Keep a frame pointer in the calling function (for audit stacks). */
 #define	FRAME() do {							\
@@ -70,38 +55,9 @@ _umem_debug_init(void)
 /* Child side.  Output by write(2): stdio could allocate. */
 
 static void
-say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-say(const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof (line), fmt, ap);
-	va_end(ap);
-	if (n > 0 && write(STDOUT_FILENO, line, (size_t)n < sizeof (line) ?
-	    (size_t)n : sizeof (line) - 1) < 0)
-		_exit(5);
-}
-
-static int child_failed;
-
-#define	CCHECK(cond, ...) do {						\
-	if (!(cond)) {							\
-		say("CHILD-FAIL line %d: %s\n", __LINE__, #cond);	\
-		say(__VA_ARGS__);					\
-		say("\n");						\
-		child_failed++;						\
-	}								\
-} while (0)
-
-static void
 announce(const void *p)
 {
-	say("BUF=%p\n", p);
+	tu_say("BUF=%p\n", p);
 }
 
 void *dm_malloc(size_t n);
@@ -114,15 +70,15 @@ dm_malloc(size_t n)
 	void *p;
 
 	FRAME();
-	p = malloc(opaque(n));
-	return (launder(p));
+	p = malloc(tu_opaque(n));
+	return (tu_launder(p));
 }
 
 __attribute__((noinline)) void
 dm_free(void *p)
 {
 	FRAME();
-	free(launder(p));
+	free(tu_launder(p));
 	__asm__ __volatile__("" : : : "memory");
 }
 
@@ -133,9 +89,9 @@ case_uaf(void)
 
 	dm_free(p);
 	announce(p);
-	((volatile uint64_t *)launder(p))[1] = 0x1122334455667788ULL;
+	((volatile uint64_t *)tu_launder(p))[1] = 0x1122334455667788ULL;
 	q = dm_malloc(64);		/* the same block (LIFO) */
-	say("NOT-REACHED %p %p\n", (void *)q, (void *)keep);
+	tu_say("NOT-REACHED %p %p\n", (void *)q, (void *)keep);
 }
 
 /* One byte past a block of size bytes, then free it. */
@@ -145,9 +101,9 @@ overrun_by_one(size_t size)
 	char *p = dm_malloc(size);
 
 	announce(p);
-	((volatile char *)launder(p))[size] = 0x5a;
+	((volatile char *)tu_launder(p))[size] = 0x5a;
 	dm_free(p);
-	say("NOT-REACHED\n");
+	tu_say("NOT-REACHED\n");
 }
 
 static void
@@ -178,7 +134,7 @@ case_double(void)
 	announce(p);
 	dm_free(p);
 	dm_free(p);
-	say("NOT-REACHED %p\n", (void *)keep);
+	tu_say("NOT-REACHED %p\n", (void *)keep);
 }
 
 static void
@@ -187,8 +143,8 @@ case_interior(void)
 	char *p = dm_malloc(100);
 
 	announce(p + 8);
-	dm_free(p + opaque(8));
-	say("NOT-REACHED\n");
+	dm_free(p + tu_opaque(8));
+	tu_say("NOT-REACHED\n");
 }
 
 static void
@@ -200,7 +156,7 @@ case_stack(void)
 	memset(local, 0, sizeof (local));
 	announce(&local[2]);
 	dm_free(&local[2]);
-	say("NOT-REACHED %p\n", keep);
+	tu_say("NOT-REACHED %p\n", keep);
 }
 
 /* The same as the process's first call into the malloc family. */
@@ -212,7 +168,7 @@ case_stack_first(void)
 	memset(local, 0, sizeof (local));
 	announce(&local[2]);
 	dm_free(&local[2]);
-	say("NOT-REACHED\n");
+	tu_say("NOT-REACHED\n");
 }
 
 static void
@@ -222,8 +178,8 @@ case_realloc_freed(void)
 
 	dm_free(p);
 	announce(p);
-	q = realloc(launder(p), opaque(128));
-	say("NOT-REACHED %p %p\n", (void *)q, (void *)keep);
+	q = realloc(tu_launder(p), tu_opaque(128));
+	tu_say("NOT-REACHED %p %p\n", (void *)q, (void *)keep);
 }
 
 /* UMEM_DEBUG=firewall=0,audit: one byte past a 128-byte block. */
@@ -233,8 +189,8 @@ case_fw_overrun(void)
 	char *p = dm_malloc(128);
 
 	announce(p);
-	((volatile char *)launder(p))[128] = 0x5a;
-	say("NOT-REACHED\n");
+	((volatile char *)tu_launder(p))[128] = 0x5a;
+	tu_say("NOT-REACHED\n");
 }
 
 /* noabort: a double free is reported and kept in umem_error_log(). */
@@ -259,7 +215,7 @@ case_noabort(void)
 	q = dm_malloc(64);
 	CCHECK(q != NULL, "malloc after the error");
 	dm_free(q);
-	say("ALIVE\n");
+	tu_say("ALIVE\n");
 }
 
 static void
@@ -283,7 +239,7 @@ case_usable(void)
 	p = dm_malloc(100000);
 	for (size_t i = 0; i < 100000; i++)
 		p[i] = (unsigned char)(i * 7);
-	q = realloc(launder(p), opaque(300000));
+	q = realloc(tu_launder(p), tu_opaque(300000));
 	CCHECK(q != NULL && malloc_usable_size(q) == 300000, "realloc");
 	for (size_t i = 0; q != NULL && i < 100000; i++)
 		if (q[i] != (unsigned char)(i * 7)) {
@@ -448,11 +404,11 @@ child_main(const char *what)
 	for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
 		if (strcmp(cases[i].name, what) == 0) {
 			cases[i].fn();
-			say("CHILD-END failures=%d\n", child_failed);
-			return (child_failed == 0 ? 0 : 1);
+			tu_say("CHILD-END failures=%d\n", tu_child_failed);
+			return (tu_child_failed == 0 ? 0 : 1);
 		}
 	}
-	say("CHILD-FAIL: no case '%s'\n", what);
+	tu_say("CHILD-FAIL: no case '%s'\n", what);
 	return (2);
 }
 
@@ -606,14 +562,6 @@ t_stack_first(void)
 	int before = test_cur_failed;
 	int st = run("stack_first", "default", NULL);
 
-	if (strstr(out, "umem allocator: ") == NULL && WIFSIGNALED(st) &&
-	    WTERMSIG(st) == SIGSEGV) {
-		printf("  KNOWN BUG: free() of a stack address as the first "
-		    "call into the malloc family dies of SIGSEGV (the report "
-		    "walks a cache list that is not set up yet); "
-		    "t_stack_first skipped\n");
-		return;
-	}
 	CHECKF(CHILD_ABORTED(st), "stack_first: %s", tu_status(st));
 	CHECKF(strstr(out, "umem allocator: invalid free: buffer not "
 	    "allocated from this cache\n") != NULL, "no report");

@@ -51,14 +51,6 @@ findleaks(void)
 	    sizeof (g_report)));
 }
 
-static __attribute__((noinline)) void
-clobber_stack(void)
-{
-	volatile char pad[32768];
-
-	memset((char *)pad, 0, sizeof (pad));
-	__asm__ __volatile__("" : : "r" (pad) : "memory");
-}
 
 static void
 hide(void *p)
@@ -124,7 +116,7 @@ t_counts(void)
 		pthread_cond_wait(&g_cv, &g_lock);
 	pthread_mutex_unlock(&g_lock);
 	make_leaks();
-	clobber_stack();
+	tu_clobber_stack();
 
 	n = findleaks();
 	CHECKF(n == base + N_LEAKED, "%d leaks, want %d + %d; report:\n%s", n,
@@ -137,7 +129,7 @@ t_counts(void)
 	for (i = 0; i < g_nhidden; i++)
 		free((void *)~g_hidden[i]);
 	g_nhidden = 0;
-	clobber_stack();
+	tu_clobber_stack();
 	n = findleaks();
 	CHECKF(n == base, "%d leaks after freeing them, want %d; report:\n%s",
 	    n, base, g_report);
@@ -153,7 +145,7 @@ t_counts(void)
 	free(g_chain->next);
 	free(g_chain);
 	free(t_tls);
-	clobber_stack();
+	tu_clobber_stack();
 	n = findleaks();
 	CHECKF(n == base, "%d leaks at the end, want %d; report:\n%s", n,
 	    base, g_report);

@@ -8,7 +8,7 @@
  *
  * Build with -fno-builtin: the compiler must not fold or elide the very
  * calls under test (malloc(SIZE_MAX), free(malloc(n)), malloc+memset).
- * (Sizes go through opaque() and pointers through launder() where that
+ * (Sizes go through tu_opaque() and pointers through tu_launder() where that
  * matters, so gcc and clang at -O2/-O3 pass without it too.)
  *
  *	cc -std=gnu11 -O2 -fno-builtin -pthread -o malloc_conformance \
@@ -38,24 +38,11 @@ static void *malloc_base;		/* load base of the object giving malloc */
 static const char *malloc_obj = "?";
 static int skipped;
 
-/* Hide a value from the optimiser so that it cannot fold calls on it. */
-static size_t
-opaque(size_t v)
-{
-	__asm__ __volatile__("" : "+r" (v));
-	return (v);
-}
 
 /*
  * Hide a pointer and make it escape, so that the compiler can neither
  * drop an allocation nor track a pointer across free().
  */
-static void *
-launder(void *p)
-{
-	__asm__ __volatile__("" : "+r" (p) : : "memory");
-	return (p);
-}
 
 static void
 skip(const char *what)
@@ -270,7 +257,7 @@ t_malloc_zero(void)
 
 	errno = 0;
 	for (i = 0; i < N; i++) {
-		v[i] = malloc(opaque(0));
+		v[i] = malloc(tu_opaque(0));
 		nulls += v[i] == NULL;
 	}
 	CHECK(errno == 0);
@@ -284,13 +271,13 @@ t_malloc_zero(void)
 		free(v[i]);
 
 	/* the other ways of asking for zero bytes */
-	v[0] = calloc(opaque(0), 0);
-	v[1] = calloc(opaque(0), opaque(SIZE_MAX));
-	v[2] = calloc(opaque(SIZE_MAX), 0);
-	v[3] = realloc(NULL, opaque(0));
-	v[4] = memalign(64, opaque(0));
-	v[5] = aligned_alloc(64, opaque(0));
-	v[6] = valloc(opaque(0));
+	v[0] = calloc(tu_opaque(0), 0);
+	v[1] = calloc(tu_opaque(0), tu_opaque(SIZE_MAX));
+	v[2] = calloc(tu_opaque(SIZE_MAX), 0);
+	v[3] = realloc(NULL, tu_opaque(0));
+	v[4] = memalign(64, tu_opaque(0));
+	v[5] = aligned_alloc(64, tu_opaque(0));
+	v[6] = valloc(tu_opaque(0));
 	CHECK(v[0] != NULL && v[1] != NULL && v[2] != NULL && v[3] != NULL);
 	CHECK(v[4] != NULL && aligned(v[4], 64));
 	CHECK(v[5] != NULL && aligned(v[5], 64));
@@ -299,7 +286,7 @@ t_malloc_zero(void)
 	for (i = 0; i < 7; i++)
 		free(v[i]);
 	v[0] = (void *)0x1;
-	CHECK(posix_memalign(&v[0], 64, opaque(0)) == 0);
+	CHECK(posix_memalign(&v[0], 64, tu_opaque(0)) == 0);
 	CHECK(v[0] != (void *)0x1 && v[0] != NULL && aligned(v[0], 64));
 	free(v[0]);
 }
@@ -320,7 +307,7 @@ t_malloc_huge(void)
 		void *p;
 
 		errno = 0;
-		p = malloc(opaque(huge_sizes[i]));
+		p = malloc(tu_opaque(huge_sizes[i]));
 		CHECKF(p == NULL && errno == ENOMEM,
 		    "malloc(%#zx) = %p errno %d", huge_sizes[i], p, errno);
 		free(p);
@@ -342,8 +329,8 @@ t_alignment_small(void)
 
 	for (pass = 0; pass < 2; pass++) {
 		for (n = 1; n <= N; n++) {
-			v[n] = pass == 0 ? malloc(opaque(n)) :
-			    calloc(1, opaque(n));
+			v[n] = pass == 0 ? malloc(tu_opaque(n)) :
+			    calloc(1, tu_opaque(n));
 			if (v[n] == NULL) {
 				nulls++;
 				continue;
@@ -386,7 +373,7 @@ t_alignment_large(void)
 	for (i = 0; i < NLARGE; i++) {
 		size_t n = large_sizes[i];
 
-		v[i] = (i & 1) ? calloc(opaque(n), 1) : malloc(opaque(n));
+		v[i] = (i & 1) ? calloc(tu_opaque(n), 1) : malloc(tu_opaque(n));
 		CHECKF(v[i] != NULL, "size %zu", n);
 		if (v[i] == NULL)
 			continue;
@@ -431,9 +418,9 @@ t_usable_size(void)
 	CHECK(malloc_usable_size(NULL) == 0);
 	for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
 		size_t n = sizes[i], ua, ub, uc;
-		unsigned char *a = malloc(opaque(n));
-		unsigned char *b = malloc(opaque(n));
-		unsigned char *c = malloc(opaque(n));
+		unsigned char *a = malloc(tu_opaque(n));
+		unsigned char *b = malloc(tu_opaque(n));
+		unsigned char *c = malloc(tu_opaque(n));
 
 		CHECK(a != NULL && b != NULL && c != NULL);
 		if (a == NULL || b == NULL || c == NULL) {
@@ -473,7 +460,7 @@ t_free_errno(void)
 	free(NULL);
 	CHECK(errno == EDOM);
 	for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
-		void *p = launder(malloc(opaque(sizes[i])));
+		void *p = tu_launder(malloc(tu_opaque(sizes[i])));
 
 		CHECK(p != NULL);
 		errno = ERANGE;
@@ -498,7 +485,7 @@ t_calloc_overflow(void)
 		void *p;
 
 		errno = 0;
-		p = calloc(opaque(bad[i][0]), opaque(bad[i][1]));
+		p = calloc(tu_opaque(bad[i][0]), tu_opaque(bad[i][1]));
 		CHECKF(p == NULL && errno == ENOMEM, "calloc(%#zx, %#zx) = %p "
 		    "errno %d", bad[i][0], bad[i][1], p, errno);
 		free(p);
@@ -526,7 +513,7 @@ t_calloc_dirty(void)
 
 		for (round = 0; round < 3; round++) {
 			for (k = 0; k < kmax; k++) {
-				v[k] = malloc(opaque(n));
+				v[k] = malloc(tu_opaque(n));
 				if (v[k] != NULL)
 					memset(v[k], 0xa5, n);
 			}
@@ -540,7 +527,7 @@ t_calloc_dirty(void)
 				free(v[j]);
 			}
 			for (k = 0; k < kmax; k++) {
-				v[k] = calloc(opaque(n), 1);
+				v[k] = calloc(tu_opaque(n), 1);
 				CHECK(v[k] != NULL);
 				if (v[k] != NULL && !all_zero(v[k], n))
 					bad++;
@@ -563,30 +550,30 @@ t_realloc_edges(void)
 	size_t before, after;
 
 	errno = 0;
-	p = realloc(NULL, opaque(100));
+	p = realloc(NULL, tu_opaque(100));
 	CHECK(p != NULL && aligned(p, 16) && errno == 0);
 	if (p != NULL)
 		fill(p, 0, 100, 9);
-	q = realloc(NULL, opaque(0));
+	q = realloc(NULL, tu_opaque(0));
 	CHECK(q != NULL);
 	free(q);
 
 	/* glibc 2.36 (REALLOC_ZERO_BYTES_FREES): free, return NULL, errno kept */
 	errno = EDOM;
-	q = realloc(p, opaque(0));
+	q = realloc(p, tu_opaque(0));
 	CHECKF(q == NULL, "realloc(p, 0) = %p", (void *)q);
 	CHECK(errno == EDOM);
 	if (q != NULL)
 		free(q);
 
 	/* ... and it really frees: 8 MiB leaves the books */
-	p = launder(malloc(opaque(8 * MiB)));
+	p = tu_launder(malloc(tu_opaque(8 * MiB)));
 	CHECK(p != NULL);
 	if (p == NULL)
 		return;
 	memset(p, 1, 8 * MiB);
 	before = info ? inuse_bytes() : 0;
-	q = realloc(p, opaque(0));
+	q = realloc(p, tu_opaque(0));
 	CHECK(q == NULL);
 	if (info) {
 		after = inuse_bytes();
@@ -595,12 +582,12 @@ t_realloc_edges(void)
 	}
 
 	/* same size: contents kept */
-	p = malloc(opaque(300));
+	p = malloc(tu_opaque(300));
 	CHECK(p != NULL);
 	if (p == NULL)
 		return;
 	fill(p, 0, 300, 4);
-	p = realloc(p, opaque(300));
+	p = realloc(p, tu_opaque(300));
 	CHECK(p != NULL && verify(p, 0, 300, 4) == (size_t)-1);
 	free(p);
 }
@@ -613,7 +600,7 @@ t_realloc_fail(void)
 	size_t i, j;
 
 	for (i = 0; i < sizeof (from) / sizeof (from[0]); i++) {
-		unsigned char *p = malloc(opaque(from[i]));
+		unsigned char *p = malloc(tu_opaque(from[i]));
 
 		CHECK(p != NULL);
 		if (p == NULL)
@@ -623,15 +610,15 @@ t_realloc_fail(void)
 			void *q;
 
 			errno = 0;
-			q = realloc(launder(p), opaque(huge_sizes[j]));
+			q = realloc(tu_launder(p), tu_opaque(huge_sizes[j]));
 			CHECKF(q == NULL && errno == ENOMEM, "realloc(%zu -> "
 			    "%#zx) = %p errno %d", from[i], huge_sizes[j], q,
 			    errno);
 		}
-		p = launder(p);
+		p = tu_launder(p);
 		CHECK(verify(p, 0, from[i], (unsigned)i) == (size_t)-1);
 		/* still a live block: it can grow and be freed */
-		p = realloc(p, opaque(from[i] * 2));
+		p = realloc(p, tu_opaque(from[i] * 2));
 		CHECK(p != NULL);
 		if (p != NULL)
 			CHECK(verify(p, 0, from[i], (unsigned)i) ==
@@ -659,8 +646,8 @@ t_realloc_ladder(void)
 
 	for (start = 0; start < 2; start++) {
 		size_t cur = ladder[0], i, bad = 0;
-		unsigned char *p = start == 0 ? malloc(opaque(cur)) :
-		    calloc(opaque(cur), 1);
+		unsigned char *p = start == 0 ? malloc(tu_opaque(cur)) :
+		    calloc(tu_opaque(cur), 1);
 
 		CHECK(p != NULL);
 		if (p == NULL)
@@ -668,7 +655,7 @@ t_realloc_ladder(void)
 		fill(p, 0, cur, 0x33);
 		/* up */
 		for (i = 1; i < NLADDER; i++) {
-			unsigned char *q = realloc(p, opaque(ladder[i]));
+			unsigned char *q = realloc(p, tu_opaque(ladder[i]));
 
 			if (q == NULL) {
 				CHECKF(0, "realloc to %zu failed", ladder[i]);
@@ -685,7 +672,7 @@ t_realloc_ladder(void)
 		/* down */
 		bad = 0;
 		for (i = NLADDER - 1; i-- > 0; ) {
-			unsigned char *q = realloc(p, opaque(ladder[i]));
+			unsigned char *q = realloc(p, tu_opaque(ladder[i]));
 
 			if (q == NULL) {
 				CHECKF(0, "realloc to %zu failed", ladder[i]);
@@ -734,7 +721,7 @@ static void
 t_realloc_large_nocopy(void)
 {
 	size_t from = 34 * MiB, to = 2 * from, r0, hwm;
-	unsigned char *p = malloc(opaque(from)), *q = malloc(opaque(from));
+	unsigned char *p = malloc(tu_opaque(from)), *q = malloc(tu_opaque(from));
 	int fd, reset;
 
 	CHECK(p != NULL && q != NULL);
@@ -750,8 +737,8 @@ t_realloc_large_nocopy(void)
 	if (fd >= 0)
 		close(fd);
 	r0 = rss_bytes();
-	p = realloc(launder(p), opaque(to));
-	q = realloc(launder(q), opaque(to));
+	p = realloc(tu_launder(p), tu_opaque(to));
+	q = realloc(tu_launder(q), tu_opaque(to));
 	hwm = hwm_bytes();
 	CHECK(p != NULL && q != NULL);
 	if (p == NULL || q == NULL)
@@ -807,7 +794,7 @@ t_realloc_random(void)
 			sz[k] = 0;
 			continue;
 		}
-		q = realloc(v[k], opaque(n));
+		q = realloc(v[k], tu_opaque(n));
 		if (q == NULL) {
 			fails++;
 			continue;
@@ -845,12 +832,12 @@ t_reallocarray(void)
 		skip("reallocarray is not the allocator's");
 		return;
 	}
-	p = reallocarray(NULL, opaque(3), 5);
+	p = reallocarray(NULL, tu_opaque(3), 5);
 	CHECK(p != NULL && aligned(p, 16));
 	if (p == NULL)
 		return;
 	fill(p, 0, 15, 21);
-	q = reallocarray(p, opaque(100), 10);
+	q = reallocarray(p, tu_opaque(100), 10);
 	CHECK(q != NULL && verify(q, 0, 15, 21) == (size_t)-1);
 	if (q == NULL)
 		return;
@@ -859,25 +846,25 @@ t_reallocarray(void)
 	/* overflow: NULL, ENOMEM, block untouched and still live */
 	for (i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
 		errno = 0;
-		q = reallocarray(launder(p), opaque(bad[i][0]),
-		    opaque(bad[i][1]));
+		q = reallocarray(tu_launder(p), tu_opaque(bad[i][0]),
+		    tu_opaque(bad[i][1]));
 		CHECKF(q == NULL && errno == ENOMEM, "reallocarray(p, %#zx, "
 		    "%#zx) = %p errno %d", bad[i][0], bad[i][1], (void *)q,
 		    errno);
 	}
-	p = launder(p);
+	p = tu_launder(p);
 	CHECK(verify(p, 0, 1000, 21) == (size_t)-1);
 	/* shrink */
-	q = reallocarray(p, opaque(10), 10);
+	q = reallocarray(p, tu_opaque(10), 10);
 	CHECK(q != NULL && verify(q, 0, 100, 21) == (size_t)-1);
 	if (q == NULL)
 		return;
 	/* a zero product behaves as realloc(p, 0): frees, returns NULL */
 	errno = EDOM;
-	p = reallocarray(q, opaque(0), 5);
+	p = reallocarray(q, tu_opaque(0), 5);
 	CHECK(p == NULL && errno == EDOM);
 	free(p);
-	p = reallocarray(NULL, opaque(0), 0);
+	p = reallocarray(NULL, tu_opaque(0), 0);
 	CHECK(p != NULL);
 	free(p);
 }
@@ -907,7 +894,7 @@ t_posix_memalign(void)
 				continue;
 			p = (void *)0x1;
 			errno = EDOM;
-			rc = posix_memalign(&p, opaque(a), opaque(n));
+			rc = posix_memalign(&p, tu_opaque(a), tu_opaque(n));
 			CHECKF(rc == 0 && p != NULL && aligned(p, a),
 			    "align %zu size %zu: rc %d p %p", a, n, rc, p);
 			CHECK(errno == EDOM);
@@ -926,7 +913,7 @@ t_posix_memalign(void)
 
 		p = (void *)0x1;
 		errno = EDOM;
-		rc = posix_memalign(&p, opaque(badalign[i]), opaque(10));
+		rc = posix_memalign(&p, tu_opaque(badalign[i]), tu_opaque(10));
 		CHECKF(rc == EINVAL, "align %#zx: rc %d", badalign[i], rc);
 		CHECKF(p == (void *)0x1, "align %#zx: *memptr changed",
 		    badalign[i]);
@@ -941,12 +928,12 @@ t_posix_memalign(void)
 		int rc;
 
 		p = (void *)0x1;
-		rc = posix_memalign(&p, opaque(64), opaque(huge_sizes[i]));
+		rc = posix_memalign(&p, tu_opaque(64), tu_opaque(huge_sizes[i]));
 		CHECKF(rc == ENOMEM && p == (void *)0x1, "size %#zx: rc %d",
 		    huge_sizes[i], rc);
 	}
 	p = (void *)0x1;
-	CHECK(posix_memalign(&p, opaque(SIZE_MAX / 2 + 1), 10) == ENOMEM);
+	CHECK(posix_memalign(&p, tu_opaque(SIZE_MAX / 2 + 1), 10) == ENOMEM);
 	CHECK(p == (void *)0x1);
 }
 
@@ -975,7 +962,7 @@ check_memalign_like(void *(*fn)(size_t, size_t), const char *name)
 			if (a >= MiB && n > 5000)
 				continue;
 			errno = EDOM;
-			p = fn(opaque(a), opaque(n));
+			p = fn(tu_opaque(a), tu_opaque(n));
 			CHECKF(p != NULL && aligned(p, a) && errno == EDOM,
 			    "%s(%zu, %zu) = %p errno %d", name, a, n, p, errno);
 			if (p == NULL)
@@ -996,7 +983,7 @@ check_memalign_like(void *(*fn)(size_t, size_t), const char *name)
 			size_t n = j == 0 ? 10 : j == 1 ? 100 : 5000;
 
 			errno = EDOM;
-			p = fn(opaque(odd[i]), opaque(n));
+			p = fn(tu_opaque(odd[i]), tu_opaque(n));
 			CHECKF(p != NULL && aligned(p, want) &&
 			    aligned(p, need_align(n)) && errno == EDOM,
 			    "%s(%zu, %zu) = %p errno %d (want %zu-aligned)",
@@ -1008,21 +995,21 @@ check_memalign_like(void *(*fn)(size_t, size_t), const char *name)
 	}
 	/* invalid alignments */
 	errno = 0;
-	p = fn(opaque(SIZE_MAX / 2 + 2), 10);
+	p = fn(tu_opaque(SIZE_MAX / 2 + 2), 10);
 	CHECKF(p == NULL && errno == EINVAL, "%s(SIZE_MAX/2+2): %p errno %d",
 	    name, p, errno);
 	errno = 0;
-	p = fn(opaque(SIZE_MAX), 10);
+	p = fn(tu_opaque(SIZE_MAX), 10);
 	CHECKF(p == NULL && errno == EINVAL, "%s(SIZE_MAX): %p errno %d",
 	    name, p, errno);
 	/* valid alignment, impossible: ENOMEM */
 	errno = 0;
-	p = fn(opaque(SIZE_MAX / 2 + 1), 10);
+	p = fn(tu_opaque(SIZE_MAX / 2 + 1), 10);
 	CHECKF(p == NULL && errno == ENOMEM, "%s(2^63, 10): %p errno %d",
 	    name, p, errno);
 	for (i = 0; i < NHUGE; i++) {
 		errno = 0;
-		p = fn(opaque(4096), opaque(huge_sizes[i]));
+		p = fn(tu_opaque(4096), tu_opaque(huge_sizes[i]));
 		CHECKF(p == NULL && errno == ENOMEM, "%s(4096, %#zx): %p "
 		    "errno %d", name, huge_sizes[i], p, errno);
 	}
@@ -1078,7 +1065,7 @@ t_valloc_pvalloc(void)
 		size_t n = sizes[i];
 
 		errno = EDOM;
-		p = valloc(opaque(n));
+		p = valloc(tu_opaque(n));
 		CHECKF(p != NULL && aligned(p, pagesize) && errno == EDOM,
 		    "valloc(%zu) = %p", n, p);
 		if (p != NULL && usable)
@@ -1089,7 +1076,7 @@ t_valloc_pvalloc(void)
 		if (!have_pv)
 			continue;
 		errno = EDOM;
-		p = pvalloc(opaque(n));
+		p = pvalloc(tu_opaque(n));
 		CHECKF(p != NULL && aligned(p, pagesize) && errno == EDOM,
 		    "pvalloc(%zu) = %p", n, p);
 		/* pvalloc rounds the size up to whole pages */
@@ -1104,13 +1091,13 @@ t_valloc_pvalloc(void)
 	}
 	for (i = 0; i < NHUGE; i++) {
 		errno = 0;
-		p = valloc(opaque(huge_sizes[i]));
+		p = valloc(tu_opaque(huge_sizes[i]));
 		CHECKF(p == NULL && errno == ENOMEM, "valloc(%#zx): %p "
 		    "errno %d", huge_sizes[i], p, errno);
 		if (!have_pv)
 			continue;
 		errno = 0;
-		p = pvalloc(opaque(huge_sizes[i]));
+		p = pvalloc(tu_opaque(huge_sizes[i]));
 		CHECKF(p == NULL && errno == ENOMEM, "pvalloc(%#zx): %p "
 		    "errno %d", huge_sizes[i], p, errno);
 	}
@@ -1138,14 +1125,14 @@ t_free_sized(void)
 		fs(NULL, 0);
 		CHECK(errno == EDOM);
 		for (n = 1; n < 300000; n = n * 3 + 1) {
-			void *p = malloc(opaque(n));
+			void *p = malloc(tu_opaque(n));
 
 			CHECK(p != NULL);
 			fill(p, 0, n, 1);
 			errno = EDOM;
 			fs(p, n);
 			CHECK(errno == EDOM);
-			p = calloc(opaque(n), 1);
+			p = calloc(tu_opaque(n), 1);
 			CHECK(p != NULL);
 			fs(p, n);
 		}
@@ -1199,28 +1186,28 @@ t_libc_aliases(void)
 		skip("__libc_* names are not all the allocator's");
 		return;
 	}
-	p = lm(opaque(100));
+	p = lm(tu_opaque(100));
 	CHECK(p != NULL && aligned(p, 16));
 	fill(p, 0, 100, 3);
-	p = realloc(p, opaque(3000));
+	p = realloc(p, tu_opaque(3000));
 	CHECK(p != NULL && verify(p, 0, 100, 3) == (size_t)-1);
 	free(p);
-	q = malloc(opaque(100));
+	q = malloc(tu_opaque(100));
 	CHECK(q != NULL);
 	fill(q, 0, 100, 4);
-	q = lr(q, opaque(50000));
+	q = lr(q, tu_opaque(50000));
 	CHECK(q != NULL && verify(q, 0, 100, 4) == (size_t)-1);
 	lf(q);
-	p = lc(opaque(10), 100);
+	p = lc(tu_opaque(10), 100);
 	CHECK(p != NULL && all_zero(p, 1000));
 	free(p);
-	p = lma(opaque(256), 100);
+	p = lma(tu_opaque(256), 100);
 	CHECK(p != NULL && aligned(p, 256));
 	lf(p);
-	p = lv(opaque(100));
+	p = lv(tu_opaque(100));
 	CHECK(p != NULL && aligned(p, pagesize));
 	free(p);
-	p = lpv(opaque(100));
+	p = lpv(tu_opaque(100));
 	CHECK(p != NULL && aligned(p, pagesize));
 	free(p);
 	lf(NULL);
@@ -1247,12 +1234,12 @@ t_mallinfo(void)
 	m0 = mallinfo2();
 	o0 = mallinfo();
 	for (i = 0; i < NSMALL; i++) {
-		v[i] = launder(malloc(opaque(SMALL)));
+		v[i] = tu_launder(malloc(tu_opaque(SMALL)));
 		CHECK(v[i] != NULL);
 		if (v[i] != NULL)
 			memset(v[i], 1, SMALL);
 	}
-	big = launder(malloc(opaque(16 * MiB)));
+	big = tu_launder(malloc(tu_opaque(16 * MiB)));
 	CHECK(big != NULL);
 	if (big != NULL)
 		memset(big, 1, 16 * MiB);
@@ -1299,7 +1286,7 @@ t_malloc_trim(void)
 	CHECK(rc == 0 || rc == 1);
 	r0 = rss_bytes();
 	for (i = 0; i < NB; i++) {
-		v[i] = malloc(opaque(BS));
+		v[i] = malloc(tu_opaque(BS));
 		if (v[i] != NULL)
 			memset(v[i], 0x77, BS);
 	}
@@ -1316,13 +1303,13 @@ t_malloc_trim(void)
 	    "after free + malloc_trim(0)", rpeak >> 10, rtrim >> 10);
 	for (i = 1023; i < NB; i += 1024)
 		free(v[i]);
-	CHECK(malloc_trim(opaque(1 << 20)) <= 1);
+	CHECK(malloc_trim(tu_opaque(1 << 20)) <= 1);
 }
 
 static void
 stats_child(void *arg)
 {
-	void *p = malloc(opaque(1000));
+	void *p = malloc(tu_opaque(1000));
 
 	malloc_stats();
 	free(p);
@@ -1415,7 +1402,7 @@ t_mallopt(void)
 	}
 	/* allocation still works */
 	{
-		void *p = malloc(opaque(300000));
+		void *p = malloc(tu_opaque(300000));
 
 		CHECK(p != NULL);
 		free(p);
@@ -1438,7 +1425,7 @@ after_bad_free(void)
 	/* the heap still works after the report */
 	for (i = 0; i < 2000; i++) {
 		size_t n = (size_t)(i * 37) % 3000 + 1;
-		unsigned char *p = malloc(opaque(n));
+		unsigned char *p = malloc(tu_opaque(n));
 
 		if (p == NULL)
 			_exit(3);
@@ -1453,9 +1440,9 @@ after_bad_free(void)
 static void
 bad_double_free(void *arg)
 {
-	unsigned char *p = launder(malloc(opaque(64)));
-	unsigned char *q = launder(malloc(opaque(64)));
-	void *again = launder(p);
+	unsigned char *p = tu_launder(malloc(tu_opaque(64)));
+	unsigned char *q = tu_launder(malloc(tu_opaque(64)));
+	void *again = tu_launder(p);
 
 	(void)arg;
 	free(p);
@@ -1467,10 +1454,10 @@ bad_double_free(void *arg)
 static void
 bad_interior_free(void *arg)
 {
-	unsigned char *p = launder(calloc(1, opaque(256)));
+	unsigned char *p = tu_launder(calloc(1, tu_opaque(256)));
 
 	(void)arg;
-	free(launder(p + opaque(64)));
+	free(tu_launder(p + tu_opaque(64)));
 	after_bad_free();
 }
 
@@ -1478,7 +1465,7 @@ static void
 bad_foreign_free(void *arg)
 {
 	(void)arg;
-	free(launder(static_block + 64));
+	free(tu_launder(static_block + 64));
 	after_bad_free();
 }
 
@@ -1526,13 +1513,13 @@ t_many_blocks(void)
 			    (size_t)(r >> 8) % 512;
 			switch ((r >> 4) % 4) {
 			case 0:
-				v[i] = calloc(1, opaque(sz[i]));
+				v[i] = calloc(1, tu_opaque(sz[i]));
 				break;
 			case 1:
-				v[i] = memalign(64, opaque(sz[i]));
+				v[i] = memalign(64, tu_opaque(sz[i]));
 				break;
 			default:
-				v[i] = malloc(opaque(sz[i]));
+				v[i] = malloc(tu_opaque(sz[i]));
 				break;
 			}
 			CHECK(v[i] != NULL);
@@ -1567,7 +1554,7 @@ thread_alloc(void *arg)
 	int i;
 
 	for (i = 0; i < 100; i++) {
-		out[i] = malloc(opaque((size_t)i * 37 + 1));
+		out[i] = malloc(tu_opaque((size_t)i * 37 + 1));
 		if (out[i] != NULL)
 			fill(out[i], 0, (size_t)i * 37 + 1, (unsigned)i);
 	}
@@ -1590,7 +1577,7 @@ t_thread_handoff(void)
 		if (v[i] != NULL && verify(v[i], 0, (size_t)i * 37 + 1,
 		    (unsigned)i) != (size_t)-1)
 			bad++;
-		v[i] = realloc(v[i], opaque((size_t)i * 100 + 50));
+		v[i] = realloc(v[i], tu_opaque((size_t)i * 100 + 50));
 		CHECK(v[i] != NULL);
 		free(v[i]);
 	}

@@ -38,12 +38,6 @@
 
 static atomic_size_t big_live;
 
-static size_t
-opaque(size_t v)
-{
-	__asm__ __volatile__("" : "+r" (v));
-	return (v);
-}
 
 static double
 now_s(void)
@@ -300,7 +294,7 @@ random_alloc(unsigned long long *seed, size_t n, unsigned long *bad)
 
 	switch (r % 20) {
 	case 0: case 1: case 2:
-		p = calloc(1, opaque(n));
+		p = calloc(1, tu_opaque(n));
 		if (p != NULL) {
 			/* zeroed: check what fill() will cover */
 			size_t j, lim = n <= DENSE_MAX ? n : 4 * KiB;
@@ -314,23 +308,23 @@ random_alloc(unsigned long long *seed, size_t n, unsigned long *bad)
 		}
 		break;
 	case 3:
-		p = memalign(a, opaque(n));
+		p = memalign(a, tu_opaque(n));
 		*bad += p != NULL && ((uintptr_t)p & (a - 1)) != 0;
 		break;
 	case 4:
-		if (posix_memalign(&v, a, opaque(n)) == 0)
+		if (posix_memalign(&v, a, tu_opaque(n)) == 0)
 			p = v;
 		*bad += p != NULL && ((uintptr_t)p & (a - 1)) != 0;
 		break;
 	case 5:
-		p = aligned_alloc(a, opaque(n));
+		p = aligned_alloc(a, tu_opaque(n));
 		*bad += p != NULL && ((uintptr_t)p & (a - 1)) != 0;
 		break;
 	case 6:
-		p = realloc(NULL, opaque(n));
+		p = realloc(NULL, tu_opaque(n));
 		break;
 	default:
-		p = malloc(opaque(n));
+		p = malloc(tu_opaque(n));
 		break;
 	}
 	*bad += p != NULL && ((uintptr_t)p & (need_align(n) - 1)) != 0;
@@ -378,7 +372,7 @@ worker_main(void *arg)
 			unsigned char *q;
 
 			w->w_bad += !check(sl->s_p, sl->s_n, sl->s_tag);
-			q = realloc(sl->s_p, opaque(n));
+			q = realloc(sl->s_p, tu_opaque(n));
 			if (q == NULL) {
 				w->w_nulls++;
 				account_free(n);
@@ -544,7 +538,7 @@ consumer(void *arg)
 			/* a foreign block grown or shrunk here */
 			size_t n = it.it_n < 4096 ? it.it_n * 3 + 1 :
 			    it.it_n / 2;
-			unsigned char *p = realloc(it.it_p, opaque(n));
+			unsigned char *p = realloc(it.it_p, tu_opaque(n));
 
 			if (p == NULL) {
 				atomic_fetch_add(&pc_nulls, 1);
@@ -622,7 +616,7 @@ chain_main(void *arg)
 
 	for (round = 0; round < 3; round++) {
 		size_t n = 1, m;
-		unsigned char *p = malloc(opaque(n)), *q;
+		unsigned char *p = malloc(tu_opaque(n)), *q;
 
 		if (p == NULL)
 			return ((void *)1);
@@ -632,7 +626,7 @@ chain_main(void *arg)
 			m = n + n * (10 + test_rand(&seed) % 150) / 100 + 1;
 			if (m > 64 * MiB)
 				m = 64 * MiB;
-			q = realloc(p, opaque(m));
+			q = realloc(p, tu_opaque(m));
 			if (q == NULL) {
 				bad++;
 				break;
@@ -642,7 +636,7 @@ chain_main(void *arg)
 			n = m;
 			/* small blocks in between, so the heap moves too */
 			free(noise[ni % 16]);
-			noise[ni % 16] = malloc(opaque(1 + ni % 500));
+			noise[ni % 16] = malloc(tu_opaque(1 + ni % 500));
 			ni++;
 		}
 		bad += !check(p, n, tag);
@@ -650,7 +644,7 @@ chain_main(void *arg)
 			m = n * (20 + test_rand(&seed) % 70) / 100;
 			if (m == 0)
 				m = 1;
-			q = realloc(p, opaque(m));
+			q = realloc(p, tu_opaque(m));
 			if (q == NULL) {
 				bad++;
 				break;
@@ -711,7 +705,7 @@ side_main(void *arg)
 			tag[i] = ((uint64_t)(uintptr_t)arg * 64 +
 			    (uint64_t)round * SBS_N + (uint64_t)i + 1) * PAT_K;
 			n[i] = 64 * KiB + 1 + (size_t)(test_rand(&seed) % 4096);
-			v[i] = malloc(opaque(n[i]));
+			v[i] = malloc(tu_opaque(n[i]));
 			if (v[i] == NULL)
 				return ((void *)1);
 			fill(v[i], n[i], tag[i]);
@@ -726,7 +720,7 @@ side_main(void *arg)
 				if (n[i] >= 3 * MiB)
 					continue;
 				busy = 1;
-				q = realloc(v[i], opaque(m));
+				q = realloc(v[i], tu_opaque(m));
 				if (q == NULL)
 					return ((void *)(uintptr_t)(bad + 1));
 				bad += !after_realloc(q, n[i], m, tag[i]);
@@ -738,7 +732,7 @@ side_main(void *arg)
 					bad += !check(v[i], n[i], tag[i]);
 					free(v[i]);
 					n[i] = 64 * KiB + 1;
-					v[i] = malloc(opaque(n[i]));
+					v[i] = malloc(tu_opaque(n[i]));
 					if (v[i] == NULL)
 						return ((void *)1);
 					fill(v[i], n[i], tag[i]);
@@ -750,7 +744,7 @@ side_main(void *arg)
 			/* shrink half of them first */
 			if (i % 2 == 0) {
 				unsigned char *q = realloc(v[i],
-				    opaque(n[i] / 3));
+				    tu_opaque(n[i] / 3));
 
 				if (q == NULL)
 					return ((void *)(uintptr_t)(bad + 1));
@@ -797,7 +791,7 @@ child_thread(void *arg)
 
 	for (i = 0; i < 2000; i++) {
 		size_t n = 1 + (size_t)(test_rand(&seed) % 3000);
-		unsigned char *p = malloc(opaque(n));
+		unsigned char *p = malloc(tu_opaque(n));
 
 		if (p == NULL)
 			return ((void *)1);
@@ -822,21 +816,21 @@ child_work(int depth)
 	int bad = 0;
 
 	for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
-		v[i] = malloc(opaque(sizes[i]));
+		v[i] = malloc(tu_opaque(sizes[i]));
 		if (v[i] == NULL)
 			return (10);
 		fill(v[i], sizes[i], i);
 	}
 	for (i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
-		unsigned char *z = calloc(opaque(sizes[i]), 1);
-		unsigned char *a = memalign(256, opaque(sizes[i]));
+		unsigned char *z = calloc(tu_opaque(sizes[i]), 1);
+		unsigned char *a = memalign(256, tu_opaque(sizes[i]));
 
 		if (z == NULL || a == NULL)
 			return (11);
 		bad += z[0] != 0 || z[sizes[i] - 1] != 0;
 		bad += ((uintptr_t)a & 255) != 0;
 		bad += !check(v[i], sizes[i], i);
-		v[i] = realloc(v[i], opaque(sizes[i] * 2));
+		v[i] = realloc(v[i], tu_opaque(sizes[i] * 2));
 		if (v[i] == NULL)
 			return (12);
 		bad += !after_realloc(v[i], sizes[i], sizes[i] * 2, i);

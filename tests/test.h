@@ -14,6 +14,7 @@
 
 #define	_GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,103 @@
 #include <unistd.h>
 
 #define	TU_UNUSED	__attribute__((unused))
+
+/* Sanitizer builds: TU_SAN (ASan or TSan), TU_TSAN (TSan). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define	TU_SAN	1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define	TU_TSAN	1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(TU_SAN)
+#define	TU_SAN	1
+#endif
+#if __has_feature(thread_sanitizer)
+#ifndef TU_SAN
+#define	TU_SAN	1
+#endif
+#ifndef TU_TSAN
+#define	TU_TSAN	1
+#endif
+#endif
+#endif
+
+/* Hide a value from the optimiser so that it cannot fold calls on it. */
+static TU_UNUSED size_t
+tu_opaque(size_t v)
+{
+	__asm__ __volatile__("" : "+r" (v));
+	return (v);
+}
+
+/*
+ * Hide a pointer and make it escape, so that the compiler can neither
+ * drop an allocation nor track a pointer across free().
+ */
+static TU_UNUSED void *
+tu_launder(void *p)
+{
+	__asm__ __volatile__("" : "+r" (p) : : "memory");
+	return (p);
+}
+
+/* Overwrite the dead stack below the caller, where addresses linger. */
+static TU_UNUSED __attribute__((noinline)) void
+tu_clobber_stack(void)
+{
+	volatile char pad[32768];
+
+	memset((char *)pad, 0, sizeof (pad));
+	__asm__ __volatile__("" : : "r" (pad) : "memory");
+}
+
+/*
+ * The child side of a case run with tu_run_self(): tu_say() writes with
+ * write(2), so nothing is lost when the case aborts, and CCHECK counts
+ * failures in tu_child_failed, which the child reports at its end.
+ */
+static TU_UNUSED int tu_child_failed;
+
+static TU_UNUSED __attribute__((format(printf, 1, 2))) void
+tu_say(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof (line), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(STDOUT_FILENO, line, (size_t)n < sizeof (line) ?
+	    (size_t)n : sizeof (line) - 1) < 0)
+		_exit(5);
+}
+
+#define	CCHECK(cond, ...) do {						\
+	if (!(cond)) {							\
+		tu_say("CHILD-FAIL line %d: %s: ", __LINE__, #cond);	\
+		tu_say(__VA_ARGS__);					\
+		tu_say("\n");						\
+		tu_child_failed++;					\
+	}								\
+} while (0)
+
+/* Lines of /proc/self/maps: the process's mappings, or -1. */
+static TU_UNUSED long
+tu_count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	long n = 0;
+	int c;
+
+	if (f == NULL)
+		return (-1);
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return (n);
+}
 
 extern char **environ;
 

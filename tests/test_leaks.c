@@ -90,17 +90,6 @@ findleaks(void)
 	    sizeof (g_report)));
 }
 
-/* Overwrite the dead stack below us, where leaked addresses linger. */
-static __attribute__((noinline)) void
-clobber_stack(void)
-{
-	volatile char pad[32768];
-
-	for (size_t i = 0; i < sizeof (pad); i += 64)
-		pad[i] = 0;
-	memset((char *)pad, 0, sizeof (pad));
-	__asm__ __volatile__("" : : "r" (pad) : "memory");
-}
 
 static __attribute__((noinline)) void
 make_leaks(void)
@@ -262,7 +251,7 @@ test_known_leaks(void)
 		pthread_cond_wait(&g_cv, &g_lock);
 	pthread_mutex_unlock(&g_lock);
 	make_leaks();
-	clobber_stack();
+	tu_clobber_stack();
 
 	n = findleaks();
 	CHECKF(LEAKS_OK(n, N_LEAKED), "%d leaks, want %d; report:\n%s", n,
@@ -283,7 +272,7 @@ test_known_leaks(void)
 
 	/* No false positives: with the leaks gone, nothing is reported. */
 	free_leaks();
-	clobber_stack();
+	tu_clobber_stack();
 	n = findleaks();
 	CHECKF(n == 0, "%d leaks after freeing them; report:\n%s", n,
 	    g_report);
@@ -295,7 +284,7 @@ test_known_leaks(void)
 	pthread_mutex_unlock(&g_lock);
 	pthread_join(t, NULL);
 	free_reachable();
-	clobber_stack();
+	tu_clobber_stack();
 	n = findleaks();
 	CHECKF(n == 0, "%d leaks at the end; report:\n%s", n, g_report);
 	umem_cache_destroy(g_cache);
@@ -328,7 +317,7 @@ test_stale_links(void)
 		return;
 	g_cache = cp;
 	make_linked(cp);
-	clobber_stack();
+	tu_clobber_stack();
 	n = findleaks();
 	CHECKF(LEAKS_OK(n, 3) && (!EXACT ||
 	    reported("cache 'leak_links' (bufsize 64)", 3)),
@@ -446,7 +435,7 @@ audit_child(void)
 	leak_site_b(cp);
 	leak_site_c();
 	leak_site_a(cp);	/* the same stack again: one group of 6 */
-	clobber_stack();
+	tu_clobber_stack();
 	n = findleaks();
 	CHECKF(LEAKS_OK(n, 9), "%d leaks, want 9; report:\n%s", n, g_report);
 	CHECKF(!EXACT || (reported("cache 'leak_audit' (bufsize 40)", 6) &&
@@ -512,7 +501,7 @@ main(int argc, char **argv)
 		}
 		if (strcmp(argv[2], "atexit") == 0) {
 			leak_one();
-			clobber_stack();
+			tu_clobber_stack();
 			exit(0);
 		}
 		return (2);

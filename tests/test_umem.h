@@ -26,25 +26,6 @@
 #include <umem.h>
 #include <vmem.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define	TU_SAN	1
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define	TU_TSAN	1
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) && !defined(TU_SAN)
-#define	TU_SAN	1
-#endif
-#if __has_feature(thread_sanitizer)
-#ifndef TU_SAN
-#define	TU_SAN	1
-#endif
-#ifndef TU_TSAN
-#define	TU_TSAN	1
-#endif
-#endif
-#endif
 
 /* Scale an iteration count down in sanitizer builds (2-10x slower). */
 #ifdef TU_SAN

@@ -20,13 +20,6 @@
 static int nctor, ndtor;
 static int in_child;
 
-#if defined(__SANITIZE_THREAD__)
-#define	TSAN	1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define	TSAN	1
-#endif
-#endif
 
 static int
 ctor(void *buf, void *priv, int flags)
@@ -399,7 +392,7 @@ test_memory_return(void)
 	static void *p[20000];
 	int i, tries;
 
-#ifdef TSAN
+#ifdef TU_TSAN
 	if (in_child)
 		return;	/* TSan: no update thread in a fork child */
 #endif

@@ -25,14 +25,9 @@
 #include "umem_alloc.h"
 #include "vmem_impl.h"
 
-#if defined(__SANITIZE_THREAD__)
+#ifdef TU_TSAN
 #define	UMEM_LARGE_TSAN	1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define	UMEM_LARGE_TSAN	1
-#endif
-#endif
-#ifndef UMEM_LARGE_TSAN
+#else
 #define	UMEM_LARGE_TSAN	0
 #endif
 
@@ -40,21 +35,6 @@
 #define	X(p)	((uintptr_t)(p))
 
 static size_t pagesize;
-
-static long
-count_maps(void)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	long n = 0;
-	int c;
-
-	if (f == NULL)
-		return (-1);
-	while ((c = getc(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return (n);
-}
 
 /* A pattern every page of which differs, and its check. */
 static void
@@ -372,7 +352,7 @@ t_mappings(void)
 	int i, moved = 0;
 
 	umem_large_cache_reap(1);
-	m0 = count_maps();
+	m0 = tu_count_maps();
 	for (i = 0; i < N; i++) {
 		v[i] = umem_large_alloc(rs, 0, 0);
 		CHECK(v[i] != NULL);
@@ -391,7 +371,7 @@ t_mappings(void)
 		v[i] = q;
 	}
 	CHECK(moved == N);
-	m1 = count_maps();
+	m1 = tu_count_maps();
 	/* At most 2 more per moved block: the reservation split around it. */
 	CHECKF(UMEM_LARGE_TSAN || m1 <= m0 + 2 * N + 8,
 	    "%ld mappings, %ld before", m1, m0);
@@ -409,7 +389,7 @@ t_mappings(void)
 		unpin(pg[i]);
 	}
 	umem_large_cache_reap(1);
-	m2 = count_maps();
+	m2 = tu_count_maps();
 	/* TSan maps shadow for memory as it is touched: counts drift. */
 	CHECKF(UMEM_LARGE_TSAN || m2 <= m0 + 8,
 	    "%ld mappings after freeing, %ld before", m2, m0);

@@ -13,33 +13,13 @@
 #define	X(p)	((uintptr_t)(p))
 
 /* TSan's shadow makes 2 GiB of touched slabs cost 5 GiB and 20 s. */
-#if defined(__SANITIZE_THREAD__)
+#ifdef TU_TSAN
 #define	TSAN	1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define	TSAN	1
-#endif
-#endif
-#ifndef TSAN
+#else
 #define	TSAN	0
 #endif
 
 static size_t pagesize;
-
-static long
-count_maps(void)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	long n = 0;
-	int c;
-
-	if (f == NULL)
-		return (-1);
-	while ((c = getc(f)) != EOF)
-		n += c == '\n';
-	fclose(f);
-	return (n);
-}
 
 static long
 rss_bytes(void)
@@ -207,7 +187,7 @@ test_heap_map_count(void)
 	CHECK(vmp != NULL);
 	if (vmp == NULL)
 		return;
-	m0 = count_maps();
+	m0 = tu_count_maps();
 	for (i = 0; i < nslabs; i++) {
 		p[i] = vmem_alloc(vmp, slab, VM_NOSLEEP);
 		if (p[i] == NULL)
@@ -217,14 +197,14 @@ test_heap_map_count(void)
 	}
 	CHECKF(got == nslabs, "only %ld of %ld slabs (%ld GiB)", got, nslabs,
 	    (long)(nslabs * (long)slab >> 30));
-	m1 = count_maps();
+	m1 = tu_count_maps();
 	CHECK(stat_of(heap).vk_mem_inuse >= heap0 + (uint64_t)got * slab);
 	CHECKF(m1 - m0 < 1000, "%ld GiB in 128 KiB slabs took %ld more "
 	    "mappings (%ld -> %ld)", (long)(got * (long)slab >> 30), m1 - m0,
 	    m0, m1);
 	for (i = 0; i < got; i += 2)
 		vmem_free(vmp, p[i], slab);
-	m2 = count_maps();
+	m2 = tu_count_maps();
 	CHECKF(m2 - m0 < 1000, "freeing every other slab: %ld more mappings "
 	    "(%ld -> %ld)", m2 - m0, m0, m2);
 	for (i = 1; i < got; i += 2)
@@ -233,7 +213,7 @@ test_heap_map_count(void)
 	CHECKF(i >= got, "slab %ld lost its byte", i);
 	for (i = 1; i < got; i += 2)
 		vmem_free(vmp, p[i], slab);
-	m3 = count_maps();
+	m3 = tu_count_maps();
 	CHECKF(m3 - m0 < 1000, "after freeing all: %ld more mappings",
 	    m3 - m0);
 	CHECK(stat_of(vmp).vk_nspans == 0);
