@@ -33,8 +33,8 @@ malloc(size_t size)
 UMEM_EXPORT UMEM_HOT void
 free(void *buf)
 {
-	if (UMEM_LIKELY(buf != NULL))
-		umem_block_free(buf, "free");
+	/* NULL has no page-map entry: umem_block_bad_free() returns. */
+	umem_block_free(buf, "free");
 }
 
 UMEM_EXPORT void *

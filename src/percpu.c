@@ -51,6 +51,19 @@ static __thread struct umem_rseq_abi umem_own_rseq
 };
 static __thread int umem_own_state
     __attribute__((tls_model("initial-exec")));	/* 0 untried, 1 ok, -1 no */
+
+/*
+ * Where the fast paths point in thread mode: never registered, so its
+ * slot index reads as UINT32_MAX, above every slot count, and every
+ * critical section misses before its commit.  The fast paths then need no
+ * test of the mode (one load and branch fewer in malloc and free).
+ */
+static __thread struct umem_rseq_abi umem_no_rseq
+    __attribute__((tls_model("initial-exec"))) = {
+	.ra_cpu_id = (uint32_t)-1, .ra_mm_cid = (uint32_t)-1
+};
+
+static long fs_base(void);
 #endif
 
 /* Parse a sysfs CPU list ("0-3,5"): count and 1 + highest CPU. */
@@ -135,6 +148,12 @@ thread_mode(void)
 	umem_percpu.pc_fence = 0;
 	umem_percpu.pc_mode = UMEM_PC_THREAD;
 	umem_percpu.pc_nslots = n;
+#ifdef UMEM_HAVE_RSEQ
+	umem_percpu.pc_cs_off = (long)((char *)&umem_no_rseq.ra_rseq_cs -
+	    (char *)fs_base());
+	umem_percpu.pc_idx_off = (long)((char *)&umem_no_rseq.ra_cpu_id -
+	    (char *)fs_base());
+#endif
 }
 
 #ifdef UMEM_HAVE_RSEQ

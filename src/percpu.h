@@ -76,6 +76,8 @@ typedef struct umem_percpu {
 	int		pc_mode;	/* umem_percpu_mode_t */
 	long		pc_cs_off;	/* %fs offset of rseq_cs */
 	long		pc_idx_off;	/* %fs offset of cpu_id or mm_cid */
+					/* (thread mode: an unregistered
+					   area whose index never matches) */
 	int		pc_own;		/* we registered rseq ourselves */
 	int		pc_fence;	/* membarrier rseq fence works */
 	uint32_t	pc_nslots;	/* CPU caches per cache */
@@ -273,12 +275,10 @@ static inline __attribute__((always_inline)) void *
 umem_cache_alloc_fast(umem_cache_t *cp, int flags)
 {
 #ifdef UMEM_HAVE_RSEQ
-	if (UMEM_LIKELY(umem_percpu.pc_rseq)) {
-		void *buf = umem_rseq_pop(cp, &cp->cache_fast_slots);
+	void *buf = umem_rseq_pop(cp, &cp->cache_fast_slots);
 
-		if (UMEM_LIKELY(buf != NULL))
-			return (buf);
-	}
+	if (UMEM_LIKELY(buf != NULL))
+		return (buf);
 #endif
 	return (umem_cache_alloc_slow(cp, flags));
 }
@@ -287,8 +287,7 @@ static inline __attribute__((always_inline)) void
 umem_cache_free_fast(umem_cache_t *cp, void *buf)
 {
 #ifdef UMEM_HAVE_RSEQ
-	if (UMEM_LIKELY(umem_percpu.pc_rseq) && UMEM_LIKELY(umem_rseq_push(cp,
-	    &cp->cache_fast_slots, buf)))
+	if (UMEM_LIKELY(umem_rseq_push(cp, &cp->cache_fast_slots, buf)))
 		return;
 #endif
 	umem_cache_free_slow(cp, buf);

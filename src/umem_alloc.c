@@ -819,6 +819,8 @@ umem_alloc_aligned_any(size_t size, size_t align, int umflags)
 void
 umem_block_bad_free(void *buf, uintptr_t pm, const char *who)
 {
+	if (buf == NULL)	/* free(NULL) comes here: page 0 is never ours */
+		return;
 	if (pm == 0)
 		umem_debug_error(UMERR_BADADDR, NULL, buf, "%s(%p): not "
 		    "allocated by libumem", who, buf);

@@ -91,8 +91,7 @@ umem_block_alloc(size_t size, int umflags)
 		if (UMEM_UNLIKELY(cp == NULL))
 			return (umem_block_alloc_slow(size, umflags));
 #ifdef UMEM_HAVE_RSEQ
-		if (UMEM_LIKELY(umem_percpu.pc_rseq) &&
-		    UMEM_LIKELY((buf = umem_rseq_pop(cp,
+		if (UMEM_LIKELY((buf = umem_rseq_pop(cp,
 		    &cp->cache_fast_slots)) != NULL)) {
 			*(uintptr_t *)buf = 0;
 			return (buf);
@@ -146,8 +145,9 @@ umem_block_large(const void *buf, uintptr_t pm)
 }
 
 /*
- * Free a block of ours found by address (buf != NULL).  Inlined into
- * free() itself: a call would cost a jump and an argument.
+ * Free a block of ours found by address.  Inlined into free() itself: a
+ * call would cost a jump and an argument.  NULL needs no test here: page 0
+ * is never ours, so it ends in umem_block_bad_free(), which ignores it.
  */
 static inline __attribute__((always_inline)) void
 umem_block_free(void *buf, const char *who)
