@@ -451,7 +451,8 @@ umem_debug_geometry_post(umem_cache_t *cp)
 		cp->cache_chunks = 1;
 		cp->cache_maxcolor = 0;
 		cp->cache_slab_mask = 0;
-		cp->cache_chunk_magic = 0;
+		cp->cache_chunk_inv = 0;
+		cp->cache_chunk_tz = 0;
 		return;
 	}
 	if (!(cp->cache_flags & UMF_HASH))

@@ -57,11 +57,24 @@ roundup_q(size_t x, size_t q)
 	return ((x + q - 1) / q * q);
 }
 
+/* The inverse of an odd d modulo 2^64 (Newton: each step doubles the bits). */
+static uint64_t
+umem_inverse_odd(uint64_t d)
+{
+	uint64_t x = d;		/* right to 3 bits: d * d = 1 mod 8 */
+	int i;
+
+	for (i = 0; i < 5; i++)
+		x *= 2 - d * x;
+	return (x);
+}
+
 /*
  * Caches whose blocks malloc frees by bare pointer (UMF_PAGEMAP) have no
  * colouring and slabs aligned to a power of two, so the offset of a
  * pointer within its slab is address arithmetic, and free() can check,
- * with a multiply instead of a division, that it is the start of a buffer.
+ * with a multiply and a rotate, that it is the start of a buffer
+ * (umem_block_is_start()).
  */
 static void
 umem_slab_pagemap_geometry(umem_cache_t *cp)
@@ -74,7 +87,9 @@ umem_slab_pagemap_geometry(umem_cache_t *cp)
 		p2 = (size_t)1 << highbit(p2);
 	cp->cache_maxcolor = 0;
 	cp->cache_slab_mask = p2 - 1;
-	cp->cache_chunk_magic = ((uint64_t)1 << 38) / cp->cache_chunksize + 1;
+	cp->cache_chunk_tz = (uint32_t)__builtin_ctzll(cp->cache_chunksize);
+	cp->cache_chunk_inv = umem_inverse_odd(cp->cache_chunksize >>
+	    cp->cache_chunk_tz);
 }
 
 int

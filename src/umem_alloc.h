@@ -108,16 +108,23 @@ umem_block_alloc(size_t size, int umflags)
 /*
  * Is buf the start of a buffer of cache cp (from the page map)?  Slabs of
  * these caches are aligned to cache_slab_mask + 1 with buffers from offset
- * 0, so the offset is exact; q = off / chunksize by multiplication, exact
- * for offsets below 2^21 and chunks below 2^17 (Granlund-Montgomery).
+ * 0, so the offset is exact.  With chunksize = d * 2^k (d odd) and inv the
+ * inverse of d mod 2^64, rotating off * inv right by k gives off /
+ * chunksize when chunksize divides off, and a number of at least 2^30
+ * when it does not (the low k bits rotate to the top, or the odd part
+ * lands above (2^(64-k) - 1) / d): one compare with the buffer count
+ * checks both "a buffer start" and "not in the slab's tail".  A multiply
+ * and a rotate: shorter than dividing by multiplication and multiplying
+ * back, on the path every free takes.
  */
 static inline int
 umem_block_is_start(const umem_cache_t *cp, const void *buf)
 {
-	uintptr_t off = (uintptr_t)buf & cp->cache_slab_mask;
-	uint64_t q = ((uint64_t)off * cp->cache_chunk_magic) >> 38;
+	uint64_t off = (uintptr_t)buf & cp->cache_slab_mask;
+	uint64_t x = off * cp->cache_chunk_inv;
+	unsigned k = cp->cache_chunk_tz;
 
-	return (q * cp->cache_chunksize == off && q < cp->cache_chunks);
+	return (((x >> k) | (x << ((64 - k) & 63))) < cp->cache_chunks);
 }
 
 /*

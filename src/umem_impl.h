@@ -177,7 +177,8 @@ struct umem_cache {
 	uint32_t		cache_cpu_mask;	/* thread mode: ncpu - 1 */
 	/* UMF_PAGEMAP: free() checks a pointer is a buffer start */
 	uintptr_t		cache_slab_mask; /* slab alignment - 1 */
-	uint64_t		cache_chunk_magic; /* 2^38 / chunksize + 1 */
+	uint64_t		cache_chunk_inv; /* odd part of chunksize^-1 */
+	uint32_t		cache_chunk_tz;	/* trailing zeros of chunksize */
 	umem_constructor_t	*cache_constructor;
 	umem_destructor_t	*cache_destructor;
 	umem_reclaim_t		*cache_reclaim;

@@ -16,6 +16,7 @@
 #include <vmem.h>
 #include "umem_impl.h"
 #include "percpu.h"
+#include "umem_alloc.h"
 
 static int nctor, ndtor;
 static int in_child;
@@ -487,6 +488,28 @@ test_alloc_classes(void)
 	}
 	CHECKF(nclass == 48, "%d classes listed", nclass);
 	CHECKF(dup == 0, "%d classes listed twice", dup);
+
+	/*
+	 * free()'s buffer-start test (multiply and rotate) against division,
+	 * at every byte offset of a slab of every class.
+	 */
+	for (int i = 0; i < nclass; i++) {
+		umem_cache_t *cp = umem_cache_lookup(names[i]);
+		uintptr_t base = (uintptr_t)1 << 40, off, bad = 0;
+
+		CHECK(cp != NULL && (cp->cache_flags & UMF_PAGEMAP));
+		if (cp == NULL)
+			continue;
+		for (off = 0; off <= cp->cache_slab_mask; off++) {
+			int want = off % cp->cache_chunksize == 0 &&
+			    off / cp->cache_chunksize < cp->cache_chunks;
+
+			bad += umem_block_is_start(cp, (void *)(base + off)) !=
+			    want;
+		}
+		CHECKF(bad == 0, "%s: %zu offsets misjudged", names[i],
+		    (size_t)bad);
+	}
 }
 
 static int
