@@ -84,7 +84,7 @@ umem_magtype_t umem_magtype[UMEM_NMAGTYPES] = {
 	{ 47,	64,	0,	2048,	NULL },
 	{ 63,	64,	0,	1024,	NULL },
 	{ 95,	64,	0,	512,	NULL },
-	{ 143,	64,	0,	0,	NULL },
+	{ UMEM_MAG_ROUNDS_MAX, 64, 0,	0,	NULL },	/* the largest M */
 };
 
 umem_magtype_t *
@@ -413,22 +413,36 @@ umem_mag_alloc(umem_cache_t *cp)
 	return (obj);
 }
 
-int
-umem_mag_free(umem_cache_t *cp, void *buf)
+/*
+ * Push bufs[0..n) into the caller's slot: into the loaded magazine, else
+ * the previous one (if empty), else a full previous magazine goes to the
+ * depot for an empty one (made, if the depot has none).  Returns how many
+ * were pushed; fewer than n means the magazine layer is off for this
+ * slot (or out of memory), and the caller keeps the rest.  count: these
+ * are frees (a refill's pushes are not).
+ */
+static size_t
+mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 {
 	umem_magazine_t *emp;
 	umem_magtype_t *mtp;
+	size_t done = 0;
 	ccown_t o;
 
 	for (;;) {
 		if (cc_own(cp, &o) != 0)
-			return (0);
+			return (done);
 		for (;;) {
-			if (o.co_rounds >= 0 && o.co_rounds < o.co_magsize) {
-				o.co_loaded->mag_round[o.co_rounds++] = buf;
-				o.co_cc->cc_free++;
+			while (done < n && o.co_rounds >= 0 &&
+			    o.co_rounds < o.co_magsize) {
+				o.co_loaded->mag_round[o.co_rounds++] =
+				    bufs[done++];
+				if (count)
+					o.co_cc->cc_free++;
+			}
+			if (done == n) {
 				cc_release(&o);
-				return (1);
+				return (done);
 			}
 			if (o.co_prounds == 0) {
 				cc_swap(&o);
@@ -436,7 +450,7 @@ umem_mag_free(umem_cache_t *cp, void *buf)
 			}
 			if (o.co_magsize == 0) {
 				cc_release(&o);
-				return (0);
+				return (done);
 			}
 			if ((emp = depot_alloc(cp, &cp->cache_empty)) != NULL) {
 				if (o.co_ploaded != NULL)
@@ -458,7 +472,7 @@ umem_mag_free(umem_cache_t *cp, void *buf)
 		cc_release(&o);
 		emp = umem_cache_alloc(mtp->mt_cache, UMEM_DEFAULT);
 		if (emp == NULL)
-			return (0);
+			return (done);
 		umem_lock(&cp->cache_depot_lock);
 		if (cp->cache_magtype == mtp) {
 			emp->mag_next = cp->cache_empty.ml_list;
@@ -471,6 +485,38 @@ umem_mag_free(umem_cache_t *cp, void *buf)
 		if (emp != NULL)	/* resized meanwhile */
 			umem_cache_free(mtp->mt_cache, emp);
 	}
+}
+
+int
+umem_mag_free(umem_cache_t *cp, void *buf)
+{
+	return (mag_push(cp, &buf, 1, 1) == 1);
+}
+
+/*
+ * malloc's classes (UMF_PAGEMAP: no constructors, no debugging), on a
+ * miss that found no full magazine in the depot: take a magazine's worth
+ * of buffers from the slab layer under one cache_lock acquisition, keep
+ * one for the caller and load the rest into the slot.  Without it, a
+ * program that allocates a heap's worth of new blocks paid the slot,
+ * depot and slab locks for each.  (Object caches keep illumos' rule, one
+ * buffer constructed per miss: a refill would construct objects nobody
+ * asked for.)  NULL: the slab layer has none.
+ */
+void *
+umem_mag_refill(umem_cache_t *cp)
+{
+	void *bufs[UMEM_MAG_ROUNDS_MAX + 1];
+	size_t n = cp->cache_magtype->mt_magsize + 1, k, pushed;
+
+	k = umem_slab_alloc_batch(cp, bufs, n);
+	if (k == 0)
+		return (NULL);
+	UMEM_STAT_ADD(cp->cache_direct_alloc, 1);
+	pushed = mag_push(cp, bufs + 1, k - 1, 0);
+	/* What the slot does not take goes back. */
+	umem_slab_free_batch(cp, bufs + 1 + pushed, k - 1 - pushed);
+	return (bufs[0]);
 }
 
 /*

@@ -426,14 +426,16 @@ umem_slab_alloc_relock(umem_cache_t *cp)
 	return (umem_slab_alloc(cp));
 }
 
-void *
-umem_slab_alloc(umem_cache_t *cp)
+/*
+ * With cache_lock held: the first slab with a free buffer, after making
+ * one if there is none (the lock is dropped around slab_create).  NULL,
+ * with the lock dropped, if no slab can be made.
+ */
+static umem_slab_t *
+slab_get_locked(umem_cache_t *cp)
 {
 	umem_slab_t *sp, *nsp;
-	umem_bufctl_t *bcp;
-	void *buf;
 
-	umem_lock(&cp->cache_lock);
 	while ((sp = cp->cache_freelist) == &cp->cache_nullslab) {
 		if ((nsp = CACHE_SPARE(cp)) != NULL) {
 			CACHE_SPARE(cp) = NULL;
@@ -465,6 +467,43 @@ umem_slab_alloc(umem_cache_t *cp)
 		}
 		slab_insert_tail(cp, nsp);
 	}
+	return (sp);
+}
+
+/* Take the first free buffer of sp (cache_lock held). */
+static void *
+slab_take_locked(umem_cache_t *cp, umem_slab_t *sp)
+{
+	umem_bufctl_t *bcp = sp->slab_head;
+	void *buf;
+
+	sp->slab_head = bcp->bc_next;
+	sp->slab_refcnt++;
+	if (sp->slab_head == NULL)
+		cp->cache_freelist = sp->slab_next;	/* sp is now full */
+	if (cp->cache_flags & UMF_HASH) {
+		umem_bufctl_t **hp = UMEM_HASH(cp, bcp->bc_addr);
+
+		buf = bcp->bc_addr;
+		bcp->bc_next = *hp;
+		*hp = bcp;
+	} else {
+		buf = (char *)bcp - cp->cache_bufctl;
+	}
+	cp->cache_slab_alloc++;
+	return (buf);
+}
+
+void *
+umem_slab_alloc(umem_cache_t *cp)
+{
+	umem_slab_t *sp;
+	umem_bufctl_t *bcp;
+	void *buf;
+
+	umem_lock(&cp->cache_lock);
+	if ((sp = slab_get_locked(cp)) == NULL)
+		return (NULL);
 	bcp = sp->slab_head;
 	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG) &&
 	    !(cp->cache_flags & UMF_HASH) && bcp->bc_next != NULL &&
@@ -484,22 +523,29 @@ umem_slab_alloc(umem_cache_t *cp)
 		if (sp->slab_head != bcp)
 			return (umem_slab_alloc_relock(cp));
 	}
-	sp->slab_head = bcp->bc_next;
-	sp->slab_refcnt++;
-	if (sp->slab_head == NULL)
-		cp->cache_freelist = sp->slab_next;	/* sp is now full */
-	if (cp->cache_flags & UMF_HASH) {
-		umem_bufctl_t **hp = UMEM_HASH(cp, bcp->bc_addr);
-
-		buf = bcp->bc_addr;
-		bcp->bc_next = *hp;
-		*hp = bcp;
-	} else {
-		buf = (char *)bcp - cp->cache_bufctl;
-	}
-	cp->cache_slab_alloc++;
+	buf = slab_take_locked(cp, sp);
 	umem_unlock(&cp->cache_lock);
 	return (buf);
+}
+
+/*
+ * Up to n buffers under one acquisition of cache_lock: from the slabs
+ * that have free buffers, after making one if none has (never more than
+ * one new slab a call).  Returns how many.  The magazine layer's refill
+ * (not for debug caches, whose buffers are checked one at a time).
+ */
+size_t
+umem_slab_alloc_batch(umem_cache_t *cp, void **bufs, size_t n)
+{
+	size_t k = 0;
+
+	umem_lock(&cp->cache_lock);
+	if (slab_get_locked(cp) == NULL)
+		return (0);
+	while (k < n && cp->cache_freelist != &cp->cache_nullslab)
+		bufs[k++] = slab_take_locked(cp, cp->cache_freelist);
+	umem_unlock(&cp->cache_lock);
+	return (k);
 }
 
 /*

@@ -610,7 +610,9 @@ umem_cache_alloc_slow(umem_cache_t *cp, int flags)
 		return (umem_debug_alloc(cp, flags));
 	for (;;) {
 		if (!(cp->cache_flags & UMF_NOMAGAZINE) &&
-		    (buf = umem_mag_alloc(cp)) != NULL)
+		    ((buf = umem_mag_alloc(cp)) != NULL ||
+		    ((cp->cache_flags & UMF_PAGEMAP) &&
+		    (buf = umem_mag_refill(cp)) != NULL)))
 			return (buf);
 		if ((buf = umem_slab_alloc(cp)) != NULL) {
 			if (cp->cache_constructor == NULL) {

@@ -71,6 +71,7 @@ typedef struct umem_magtype {
 } umem_magtype_t;
 
 #define	UMEM_NMAGTYPES	9
+#define	UMEM_MAG_ROUNDS_MAX	143	/* the last row's M */
 extern umem_magtype_t umem_magtype[UMEM_NMAGTYPES];
 
 /* A depot list of full or empty magazines. */
@@ -280,6 +281,7 @@ int umem_slab_geometry(umem_cache_t *cp, size_t forced_slabsize);
 void *umem_slab_alloc(umem_cache_t *cp);	/* raw buffer or NULL */
 void umem_slab_free(umem_cache_t *cp, void *buf);
 void umem_slab_free_batch(umem_cache_t *cp, void **bufs, size_t n);
+size_t umem_slab_alloc_batch(umem_cache_t *cp, void **bufs, size_t n);
 /* all: 0 if unused since the last pass, 1 anyway, 2 update pass */
 int umem_slab_release_spare(umem_cache_t *cp, int all);
 uint64_t umem_slab_destroy_all(umem_cache_t *cp);	/* -> buffers in use */
@@ -312,6 +314,7 @@ void umem_cc_mark_used(umem_cache_t *cp, uint32_t slot);
 void *umem_mag_alloc(umem_cache_t *cp);
 /* 1 if the magazine layer took buf, 0 if the caller must destroy it. */
 int umem_mag_free(umem_cache_t *cp, void *buf);
+void *umem_mag_refill(umem_cache_t *cp);	/* malloc classes: batch */
 /* The whole magazine layer, fast path first (umem.c; debug caches). */
 void *umem_mag_get(umem_cache_t *cp);
 int umem_mag_put(umem_cache_t *cp, void *buf);
