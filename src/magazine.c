@@ -66,6 +66,27 @@
  * one magtype row (bounded by the row's maxbuf).  Each list tracks its
  * minimum since the last working-set update; the update thread reaps the
  * magazines that stayed unused for a whole interval (ws_reap).
+ *
+ * Two departures for the malloc size classes (UMC_PAGEMAP) only; user
+ * caches keep the paper's rules (docs/DESIGN.md §5):
+ *
+ *  - Free-only slots.  When a slot's loaded magazine is full and nothing
+ *    was allocated on the slot since its previous free-side exchange, the
+ *    previous (full) magazine and the loaded one both go to the depot and
+ *    the slot loads an empty one, instead of keeping a full previous
+ *    magazine that only the slot's own allocations could use.  A thread
+ *    that only frees (the consumer of a producer-consumer pair) then
+ *    holds 0..M objects of a class, not M..2M.  A slot that allocates too
+ *    keeps the paper's rule and its 1/M miss bound; a free-only slot still
+ *    makes one depot exchange per M frees.
+ *  - Depot cap for the big classes (chunk >= UMEM_DEPOT_CAP_MIN).  When
+ *    the depot holds UMEM_DEPOT_CAP_BYTES of full magazines, a full
+ *    magazine that would go there gives its rounds to the slab layer
+ *    instead (outside the slot), and the slabs that empty give their pages
+ *    to the OS at once (UMF_RELEASE).  Without it every class a program
+ *    passed through keeps the largest burst it ever freed until the
+ *    working-set reap; an object of these classes is one or a few slabs,
+ *    and its cost in the slab layer is small against touching it.
  */
 #include <errno.h>
 #include <string.h>
@@ -107,6 +128,16 @@ umem_magtype_initial(size_t chunksize)
  * every M objects: M = 15 for 64 bytes, 3 for 1 KiB.
  */
 #define	UMEM_MAG_MALLOC_BYTES	(16 * 1024)
+
+#define	UMEM_DEPOT_CAP_MIN	(8 * 1024)
+#define	UMEM_DEPOT_CAP_BYTES	(64 * 1024)
+
+/* The depot cap of a malloc class, in bytes of full magazines; 0: none. */
+uint64_t
+umem_depot_cap_malloc(size_t chunksize)
+{
+	return (chunksize >= UMEM_DEPOT_CAP_MIN ? UMEM_DEPOT_CAP_BYTES : 0);
+}
 
 umem_magtype_t *
 umem_magtype_malloc(size_t chunksize)
@@ -413,6 +444,46 @@ umem_mag_alloc(umem_cache_t *cp)
 	return (obj);
 }
 
+/* The depot holds its cap of full magazines (a racy read: a hint). */
+static int
+depot_over_cap(umem_cache_t *cp, uint32_t magsize)
+{
+	uint64_t cap = cp->cache_depot_cap;
+
+	return (cap != 0 && __atomic_load_n(&cp->cache_full.ml_total,
+	    __ATOMIC_RELAXED) * magsize * cp->cache_chunksize >= cap);
+}
+
+/*
+ * A full magazine's rounds go to the slab layer (no lock held); the
+ * magazine joins the depot's empty list.
+ */
+static void
+mag_trim(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
+    uint32_t nrounds)
+{
+	uint32_t i;
+
+	if (cp->cache_destructor != NULL && !(cp->cache_flags & UMF_DEBUG)) {
+		for (i = 0; i < nrounds; i++) {
+			cp->cache_destructor(mp->mag_round[i],
+			    cp->cache_private);
+			UMEM_STAT_ADD(cp->cache_dtor, 1);
+		}
+	}
+	umem_slab_free_batch(cp, mp->mag_round, nrounds);
+	umem_lock(&cp->cache_depot_lock);
+	if (cp->cache_magtype == mtp) {
+		mp->mag_next = cp->cache_empty.ml_list;
+		cp->cache_empty.ml_list = mp;
+		cp->cache_empty.ml_total++;
+		mp = NULL;
+	}
+	umem_unlock(&cp->cache_depot_lock);
+	if (mp != NULL)		/* resized meanwhile */
+		umem_slab_free(mtp->mt_cache, mp);
+}
+
 /*
  * Push bufs[0..n) into the caller's slot: into the loaded magazine, else
  * the previous one (if empty), else a full previous magazine goes to the
@@ -424,14 +495,17 @@ umem_mag_alloc(umem_cache_t *cp)
 static size_t
 mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 {
-	umem_magazine_t *emp;
+	umem_magazine_t *emp, *t0, *t1;
 	umem_magtype_t *mtp;
 	size_t done = 0;
+	uint32_t n0, n1;
 	ccown_t o;
+	int fo, trimmed;
 
 	for (;;) {
 		if (cc_own(cp, &o) != 0)
 			return (done);
+		trimmed = 0;
 		for (;;) {
 			while (done < n && o.co_rounds >= 0 &&
 			    o.co_rounds < o.co_magsize) {
@@ -452,7 +526,61 @@ mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 				cc_release(&o);
 				return (done);
 			}
+			/* Here loaded is full (or none), previous full or none. */
+			fo = o.co_loaded != NULL &&
+			    (cp->cache_cflags & UMC_PAGEMAP) &&
+			    o.co_cc->cc_alloc == o.co_cc->cc_xalloc;
+			if (o.co_loaded != NULL && (o.co_prounds > 0 || fo) &&
+			    depot_over_cap(cp, o.co_magsize)) {
+				/* What would go to the depot goes to slabs. */
+				t0 = t1 = NULL;
+				n0 = n1 = 0;
+				if (o.co_prounds > 0) {
+					t0 = o.co_ploaded;
+					n0 = (uint32_t)o.co_prounds;
+					o.co_ploaded = NULL;
+					o.co_prounds = -1;
+				}
+				if (fo) {
+					t1 = o.co_loaded;
+					n1 = (uint32_t)o.co_rounds;
+				} else {
+					o.co_ploaded = o.co_loaded;
+					o.co_prounds = o.co_rounds;
+				}
+				o.co_loaded = NULL;	/* reloaded on retry */
+				o.co_rounds = -1;
+				o.co_cc->cc_xalloc = o.co_cc->cc_alloc;
+				mtp = cp->cache_magtype;   /* stable: we own */
+				cc_release(&o);
+				if (t0 != NULL)
+					mag_trim(cp, mtp, t0, n0);
+				if (t1 != NULL)
+					mag_trim(cp, mtp, t1, n1);
+				trimmed = 1;	/* and retry */
+				break;
+			}
 			if ((emp = depot_alloc(cp, &cp->cache_empty)) != NULL) {
+				if (o.co_loaded == NULL) {
+					o.co_loaded = emp;
+					o.co_rounds = 0;
+					continue;
+				}
+				o.co_cc->cc_xalloc = o.co_cc->cc_alloc;
+				if (fo) {
+					/* Free-only: keep no full magazine. */
+					if (o.co_prounds > 0) {
+						depot_free(cp, &cp->cache_full,
+						    o.co_ploaded);
+						o.co_ploaded = NULL;
+						o.co_prounds = -1;
+					}
+					depot_free(cp, &cp->cache_full,
+					    o.co_loaded);
+					o.co_loaded = emp;
+					o.co_rounds = 0;
+					continue;
+				}
 				if (o.co_ploaded != NULL)
 					depot_free(cp, &cp->cache_full,
 					    o.co_ploaded);
@@ -464,6 +592,8 @@ mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 			}
 			break;
 		}
+		if (trimmed)
+			continue;
 		/*
 		 * No empty magazine: make one with the slot released (the
 		 * magazine cache may need slabs, and so other caches).

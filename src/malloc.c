@@ -73,6 +73,19 @@ realloc(void *old, size_t size)
 		oldsize = cp->cache_bufsize;
 		if (size <= UMEM_MAXBUF && umem_size_to_cache(size) == cp)
 			return (old);
+		/*
+		 * Growth into the top classes: a block of pages, which
+		 * grows in place or moves without copying next time, and
+		 * is kept with the large blocks when freed, instead of a
+		 * class block that the class would keep (DESIGN.md §5).
+		 */
+		if (size > UMEM_REALLOC_PAGES && size > oldsize &&
+		    !(cp->cache_flags & UMF_DEBUG) &&
+		    (buf = umem_large_alloc(size, 0, 0)) != NULL) {
+			(void) memcpy(buf, old, oldsize);
+			umem_block_free(old, "realloc");
+			return (buf);
+		}
 		/* Debug: always a new block; copy what was asked for. */
 		if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG) &&
 		    (oldsize = umem_debug_get_size(cp, old)) == SIZE_MAX) {
@@ -87,7 +100,7 @@ realloc(void *old, size_t size)
 				errno = EINVAL;
 				return (NULL);
 			}
-		} else if (size > UMEM_MAXBUF &&
+		} else if (size > UMEM_REALLOC_PAGES &&
 		    (buf = umem_large_realloc(old, oldsize, size)) != NULL) {
 			/* In place, or moved without copying (mremap). */
 			return (buf);

@@ -386,10 +386,19 @@ slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
 	}
 	if (cp->cache_flags & UMF_PAGEMAP)
 		(void) umem_pagemap_set(mem, cp->cache_slabsize, 0, 0);
-	if (cp->cache_flags & UMF_FIREWALL)
+	if (cp->cache_flags & UMF_FIREWALL) {
 		umem_firewall_slab_free(mem, cp->cache_slabsize);
-	else
+	} else {
+		/*
+		 * The source arena gives pages back only with a whole span,
+		 * and an aligned slab's span is shared with its neighbours:
+		 * without this, a capped depot (magazine.c) would move the
+		 * memory from the cache to the arena, not to the OS.
+		 */
+		if (cp->cache_flags & UMF_RELEASE)
+			umem_pages_release(mem, cp->cache_slabsize);
 		vmem_xfree(cp->cache_arena, mem, cp->cache_slabsize);
+	}
 }
 
 /* Insert sp at the tail of the list (it has free buffers).  cache_lock. */

@@ -430,6 +430,9 @@ umem_cache_create_internal(const char *name, size_t bufsize, size_t align,
 
 		if (mtp->mt_cache != NULL)
 			cp->cache_magtype = mtp;
+		if ((cflags & UMC_PAGEMAP) &&
+		    (cp->cache_depot_cap = umem_depot_cap_malloc(chunk)) != 0)
+			cp->cache_flags |= UMF_RELEASE;
 	}
 	umem_cpu_init(cp, cp->cache_magtype != NULL ?
 	    cp->cache_magtype->mt_magsize : 0);

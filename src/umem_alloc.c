@@ -732,8 +732,8 @@ large_trim(void *buf, size_t size, size_t keep)
 }
 
 /*
- * realloc of a large block (rsize bytes) to newsize > UMEM_MAXBUF bytes
- * without copying: in place if it can (shrink; growth into free pages
+ * realloc of a large block (rsize bytes) to newsize > UMEM_REALLOC_PAGES
+ * bytes without copying: in place if it can (shrink; growth into free pages
  * after it, or into a kept block after it), else by moving its pages
  * (growth).  The block, at its old or new address, or NULL: nothing
  * changed, the caller must copy.

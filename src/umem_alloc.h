@@ -12,6 +12,8 @@
 
 #define	UMEM_SMALL_MAX	1024		/* classes step 16 up to here */
 #define	UMEM_MAXBUF	65536		/* largest class; above: pages */
+/* realloc growth above this (into the 32 KiB class and up): pages */
+#define	UMEM_REALLOC_PAGES	(28 * 1024)
 #define	UMEM_ZERO_LARGE	0x10000		/* private flag: a large block must */
 					/* read as zero (calloc, zalloc) */
 

@@ -44,6 +44,7 @@
 #define	UMF_NOTOUCH	0x0004	/* never write into buffers */
 #define	UMF_DEAD	0x0008	/* destroyed (catches use after destroy) */
 #define	UMF_PAGEMAP	0x0010	/* slab pages recorded in the page map */
+#define	UMF_RELEASE	0x0020	/* a destroyed slab's pages go to the OS */
 
 #define	UMEM_NAMELEN		31
 #define	UMEM_ALIGN		8	/* minimum alignment */
@@ -151,10 +152,14 @@ typedef struct umem_cpu_cache {
 			umem_lock_t	cc_lock;
 			uint32_t	cc_used;	/* ever used */
 			uint64_t	cc_claimed;	/* word when detached */
+			uint64_t	cc_xalloc;	/* cc_alloc at last free-side
+						   depot exchange */
 		};
 		char	cc_pad[UMEM_CPU_CACHE_SIZE];
 	};
 } __attribute__((aligned(UMEM_CPU_CACHE_SIZE))) umem_cpu_cache_t;
+_Static_assert(sizeof (umem_cpu_cache_t) == UMEM_CPU_CACHE_SIZE,
+    "a CPU slot is one 128-byte block");
 
 #define	UMEM_USED_WORDS		16	/* slots >= 1024 count as used */
 
@@ -215,6 +220,7 @@ struct umem_cache {
 	uint64_t		cache_mag_create;
 	uint64_t		cache_mag_resize;
 	int			cache_resize_quiet; /* skip next check */
+	uint64_t		cache_depot_cap; /* bytes of full magazines */
 
 	/* slab layer, under cache_lock */
 	umem_lock_t		cache_lock __attribute__((aligned(64)));
@@ -337,6 +343,7 @@ void umem_mag_cpu_totals(umem_cache_t *cp, uint64_t *allocp, uint64_t *freep,
     uint64_t *roundsp);
 umem_magtype_t *umem_magtype_initial(size_t chunksize);
 umem_magtype_t *umem_magtype_malloc(size_t chunksize);	/* UMC_PAGEMAP */
+uint64_t umem_depot_cap_malloc(size_t chunksize);	/* UMC_PAGEMAP */
 
 /* White-box test hooks: snapshot of the caller's CPU cache state. */
 typedef struct umem_cc_state {

@@ -18,6 +18,10 @@
  *  D10 depot working-set reaping: magazines in use survive, idle ones go
  *	back (objects destructed), umem_reap() calls the reclaim callback.
  *  D11 UMEM_OPTIONS=nomagazines sends every transaction to the slab layer.
+ *  and the malloc classes' departures (magazine.c): a slot that only
+ *	frees keeps no full previous magazine; the depot of a class of 8 KiB
+ *	and more holds at most 64 KiB of full magazines, the rest goes back
+ *	to the slabs, and the slabs to the arena.
  *  and: freed memory goes back to the source arena within a few update
  *	intervals without umem_reap().
  *
@@ -920,6 +924,83 @@ test_d10_reap(void)
 
 /*
  * ------------------------------------------------------------------------
+ * Malloc classes (child: update_interval=0, pinned)
+ * ------------------------------------------------------------------------
+ */
+static void
+test_malloc_classes(void)
+{
+	enum { NBIG = 32, BIG = 16384, CAP = 64 * 1024 };
+	umem_cache_t *cp;
+	umem_cache_stat_t st;
+	size_t M, n, i, cpu;
+	void **v;
+
+	(void) tu_pin_here();
+	umem_free(umem_alloc(256, UMEM_DEFAULT), 256);	/* make the class */
+	cp = umem_cache_lookup("umem_alloc_256");
+	CHECK(cp != NULL);
+	if (cp == NULL)
+		return;
+	M = tu_stat(cp).cs_magsize;
+	n = 10 * M;
+	v = calloc(n > NBIG ? n : NBIG, sizeof (void *));
+	for (i = 0; i < n; i++)
+		v[i] = umem_alloc(256, UMEM_DEFAULT);
+	for (i = 0; i < n; i++)
+		umem_free(v[i], 256);
+	st = tu_stat(cp);
+	cpu = st.cs_buf_magazine - st.cs_depot_full * st.cs_magsize;
+	CHECKF(cpu <= M, "after %zu frees and no allocation, the CPU slots "
+	    "hold %zu objects of 256 bytes (M = %zu; the paper's rule "
+	    "keeps 2M)", n, cpu, M);
+	CHECKF(st.cs_depot_full >= n / M - 1, "the depot holds %llu full "
+	    "magazines after %zu frees (M = %zu)",
+	    (unsigned long long)st.cs_depot_full, n, M);
+
+	umem_free(umem_alloc(BIG, UMEM_DEFAULT), BIG);
+	cp = umem_cache_lookup("umem_alloc_16384");
+	CHECK(cp != NULL);
+	if (cp == NULL) {
+		free(v);
+		return;
+	}
+	for (i = 0; i < NBIG; i++) {
+		v[i] = umem_alloc(BIG, UMEM_DEFAULT);
+		CHECK(v[i] != NULL);
+		if (v[i] != NULL)
+			memset(v[i], (int)i, BIG);
+	}
+	for (i = 0; i < NBIG; i++)
+		umem_free(v[i], BIG);
+	st = tu_stat(cp);
+	CHECKF(st.cs_depot_full * st.cs_magsize * st.cs_chunksize <= CAP,
+	    "the depot of umem_alloc_16384 holds %llu full magazines of %llu",
+	    (unsigned long long)st.cs_depot_full,
+	    (unsigned long long)st.cs_magsize);
+	/* depot (4) + loaded + previous + the spare slab */
+	CHECKF(st.cs_mem_total <= (CAP / BIG + 3) * st.cs_slabsize,
+	    "%llu KiB of slabs left after freeing %d blocks of 16 KiB",
+	    (unsigned long long)(st.cs_mem_total / 1024), NBIG);
+	CHECK(st.cs_buf_inuse == st.cs_buf_magazine);
+	/* Trimmed objects come back (fresh pages). */
+	for (i = 0; i < NBIG; i++) {
+		unsigned char *p = umem_alloc(BIG, UMEM_DEFAULT);
+
+		CHECK(p != NULL);
+		if (p != NULL) {
+			p[0] = p[BIG - 1] = 1;
+			v[i] = p;
+		}
+	}
+	for (i = 0; i < NBIG; i++)
+		if (v[i] != NULL)
+			umem_free(v[i], BIG);
+	free(v);
+}
+
+/*
+ * ------------------------------------------------------------------------
  * Memory goes back without umem_reap (child: update_interval=200)
  * ------------------------------------------------------------------------
  */
@@ -1085,6 +1166,7 @@ main(int argc, char **argv)
 		if (strcmp(w, "model") == 0) {
 			RUN(test_d5_model);
 			RUN(test_d6_missrate);
+			RUN(test_malloc_classes);
 		} else if (strcmp(w, "resize") == 0) {
 			RUN(test_d9_resize);
 		} else if (strcmp(w, "reap") == 0) {
