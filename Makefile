@@ -48,10 +48,17 @@ CORE_SRCS := src/platform.c src/vmem.c src/vmem_heap.c \
             src/percpu.c src/slab.c src/magazine.c src/umem.c src/update.c \
             src/pagemap.c src/umem_alloc.c src/leaks.c src/debug.c
 CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
+# The library's link order is its layout: the layers every process runs
+# first, the debugging layers (debug.c, leaks.c) last, so that a program
+# without UMEM_DEBUG has none of their code or data pages resident (the
+# kernel maps file pages 64 KiB around each fault).  pagemap.c's 2 MiB
+# root goes after the hot .bss.
+COLD_SRCS := src/debug.c src/leaks.c
+HOT_SRCS  := $(filter-out src/pagemap.c $(COLD_SRCS),$(CORE_SRCS))
 ifeq ($(SAN),)
-  LIB_SRCS := $(CORE_SRCS) src/malloc.c
+  LIB_SRCS := $(HOT_SRCS) src/malloc.c src/pagemap.c $(COLD_SRCS)
 else
-  LIB_SRCS := $(CORE_SRCS)
+  LIB_SRCS := $(HOT_SRCS) src/pagemap.c $(COLD_SRCS)
 endif
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB_HDRS := $(wildcard src/*.h include/*.h)
@@ -77,9 +84,10 @@ $(BUILD)/obj/%.o: src/%.c $(LIB_HDRS) Makefile
 # elsewhere, do not pay for them).
 $(BUILD)/obj/debug.o: CFLAGS_ALL += -fno-omit-frame-pointer
 
-$(BUILD)/lib/libumem.so: $(LIB_OBJS)
+$(BUILD)/lib/libumem.so: $(LIB_OBJS) src/libumem.ld
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libumem.so.0 -Wl,-z,now -Wl,-z,nodelete -o $@ $^ $(SANFLAGS) $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libumem.so.0 -Wl,-z,now -Wl,-z,nodelete \
+	    -Wl,-T,src/libumem.ld -o $@ $(LIB_OBJS) $(SANFLAGS) $(LDLIBS)
 
 # One relocatable object with the internal symbols made local: a static
 # user sees only the public API and always links the whole library.

@@ -313,7 +313,7 @@ parse_logging_item(const char *s, size_t n)
 }
 
 /* Split a comma-separated list; blanks around items are ignored. */
-static void
+static UMEM_TEXT_EARLY void
 parse_list(const char *s, void (*item)(const char *, size_t))
 {
 	while (s != NULL && *s != '\0') {
@@ -343,10 +343,11 @@ static void umem_firewall_init(void);
  * The environment wins over the program's hooks.  Called by umem_init()
  * before any cache exists.  getenv() does not allocate.
  */
-void
+UMEM_TEXT_EARLY void
 umem_debug_options(void)
 {
-	const char *d = getenv("UMEM_DEBUG"), *l = getenv("UMEM_LOGGING");
+	const char *d = umem_getenv("UMEM_DEBUG");
+	const char *l = umem_getenv("UMEM_LOGGING");
 
 	if (d == NULL && _umem_debug_init != NULL)
 		d = _umem_debug_init();
@@ -369,7 +370,7 @@ umem_debug_options(void)
 }
 
 /* The hook for UMEM_OPTIONS, read by umem.c's option parser. */
-const char *
+UMEM_TEXT_EARLY const char *
 umem_options_hook(void)
 {
 	return (_umem_options_init != NULL ? _umem_options_init() : NULL);
@@ -386,7 +387,7 @@ umem_setmtbf(unsigned int mtbf)
  * Geometry
  * ------------------------------------------------------------------------
  */
-uint32_t
+UMEM_TEXT_EARLY uint32_t
 umem_debug_cache_flags(int cflags, size_t bufsize)
 {
 	uint32_t f = umem_debug_flags;

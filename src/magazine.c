@@ -60,8 +60,8 @@
  * cache_depot_lock.  Destructors, constructors and nested cache calls
  * run with none of them held.
  *
- * Depot: full and empty lists under cache_depot_lock, entered with a
- * trylock first; failures count as contention, and contention above
+ * Depot: full and empty lists under cache_depot_lock; finding it held or
+ * awaited (cache_depot_busy) counts as contention, and contention above
  * umem_depot_contention_max per update interval grows the magazine size
  * one magtype row (bounded by the row's maxbuf).  Each list tracks its
  * minimum since the last working-set update; the update thread reaps the
@@ -154,13 +154,30 @@ umem_magtype_malloc(size_t chunksize)
 /*
  * ---- depot ----
  */
+/*
+ * Contention is counted as "another thread holds or waits for the lock"
+ * (cache_depot_busy), not with pthread_mutex_trylock(): glibc's trylock
+ * reads a jump table in libc's rodata, a 64 KiB window of resident file
+ * pages that a small program would otherwise not have.
+ */
 static void
 depot_lock(umem_cache_t *cp)
 {
-	if (!umem_trylock(&cp->cache_depot_lock)) {
-		umem_lock(&cp->cache_depot_lock);
+	int busy = __atomic_fetch_add(&cp->cache_depot_busy, 1,
+	    __ATOMIC_RELAXED) != 0;
+
+	umem_lock(&cp->cache_depot_lock);
+	if (busy) {
 		cp->cache_depot_contention++;
+		umem_update_wanted();
 	}
+}
+
+static void
+depot_unlock(umem_cache_t *cp)
+{
+	umem_unlock(&cp->cache_depot_lock);
+	(void) __atomic_fetch_sub(&cp->cache_depot_busy, 1, __ATOMIC_RELAXED);
 }
 
 static umem_magazine_t *
@@ -176,7 +193,7 @@ depot_alloc(umem_cache_t *cp, umem_maglist_t *mlp)
 			mlp->ml_min = mlp->ml_total;
 		mlp->ml_alloc++;
 	}
-	umem_unlock(&cp->cache_depot_lock);
+	depot_unlock(cp);
 	return (mp);
 }
 
@@ -188,7 +205,7 @@ depot_free(umem_cache_t *cp, umem_maglist_t *mlp, umem_magazine_t *mp)
 	mlp->ml_list = mp;
 	mlp->ml_total++;
 	mlp->ml_free++;
-	umem_unlock(&cp->cache_depot_lock);
+	depot_unlock(cp);
 }
 
 void

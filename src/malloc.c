@@ -225,7 +225,7 @@ malloc_trim(size_t pad)
 	return (1);
 }
 
-static void
+UMEM_TEXT_COLD static void
 umem_mallinfo(size_t *arenap, size_t *inusep, size_t *largep)
 {
 	vmem_t *heap = vmem_heap_arena(NULL, NULL);
@@ -238,7 +238,7 @@ umem_mallinfo(size_t *arenap, size_t *inusep, size_t *largep)
 	*inusep = umem_alloc_inuse() + large;
 }
 
-UMEM_EXPORT struct mallinfo2
+UMEM_TEXT_COLD UMEM_EXPORT struct mallinfo2
 mallinfo2(void)
 {
 	struct mallinfo2 mi;
@@ -254,7 +254,7 @@ mallinfo2(void)
 	return (mi);
 }
 
-UMEM_EXPORT struct mallinfo
+UMEM_TEXT_COLD UMEM_EXPORT struct mallinfo
 mallinfo(void)
 {
 	struct mallinfo2 m2 = mallinfo2();
@@ -268,7 +268,7 @@ mallinfo(void)
 	return (mi);
 }
 
-UMEM_EXPORT void
+UMEM_TEXT_COLD UMEM_EXPORT void
 malloc_stats(void)
 {
 	(void) umem_cache_stats_print(STDERR_FILENO);
@@ -286,7 +286,7 @@ mallopt(int param, int value)
 	return (param >= -8 && param <= 1 ? 1 : 0);
 }
 
-UMEM_EXPORT int
+UMEM_TEXT_COLD UMEM_EXPORT int
 malloc_info(int options, FILE *fp)
 {
 	char buf[512];

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,13 +20,63 @@
 size_t umem_pagesize = 4096;
 int umem_abort_on_error = 1;
 
+/*
+ * The auxiliary vector rather than sysconf(): the same value, without
+ * touching sysconf's code and its jump table in libc (pages that a small
+ * program would not otherwise have resident).
+ */
 void
 umem_platform_init(void)
 {
-	long ps = sysconf(_SC_PAGESIZE);
+	unsigned long ps = getauxval(AT_PAGESZ);
 
 	if (ps > 0 && IS_P2((size_t)ps))
 		umem_pagesize = (size_t)ps;
+}
+
+/*
+ * String helpers for start-up and reports, so that initialisation does
+ * not pull libc's getenv/strlen/strncpy pages in (each call into a libc
+ * page that the program does not use costs a 64 KiB fault-around window
+ * of resident file pages).
+ */
+size_t
+umem_strnlen(const char *s, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && s[n] != '\0')
+		n++;
+	return (n);
+}
+
+/* Copy at most len - 1 characters and terminate (len > 0). */
+void
+umem_strlcpy(char *dst, const char *src, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && src[i] != '\0'; i++)
+		dst[i] = src[i];
+	dst[i] = '\0';
+}
+
+/* getenv() without libc's code; as thread-safe as getenv() is. */
+const char *
+umem_getenv(const char *name)
+{
+	size_t l = umem_strnlen(name, SIZE_MAX);
+
+	for (char **e = environ; e != NULL && *e != NULL; e++) {
+		const char *v = *e;
+		size_t i;
+
+		for (i = 0; i < l && v[i] == name[i]; i++)
+			;
+		if (i == l && v[l] == '=')
+			return (v + l + 1);
+	}
+	return (NULL);
 }
 
 /*
@@ -235,8 +286,8 @@ umem_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 			break;
 		case 's': {
 			const char *s = va_arg(ap, const char *);
-			size_t n = s == NULL ? 6 : prec >= 0 ?
-			    strnlen(s, (size_t)prec) : strlen(s);
+			size_t n = s == NULL ? 6 : umem_strnlen(s,
+			    prec >= 0 ? (size_t)prec : SIZE_MAX);
 
 			for (size_t i = n; i < (size_t)width; i++)
 				fmt_putc(&fb, ' ');
@@ -297,7 +348,7 @@ report_write(const char *s, size_t n)
 	}
 }
 
-static void
+UMEM_TEXT_COLD static void
 umem_vreport(const char *fmt, va_list ap)
 {
 	char line[UMEM_REPORT_MAX];
@@ -316,7 +367,7 @@ umem_vreport(const char *fmt, va_list ap)
 	errno = saved;
 }
 
-void
+UMEM_TEXT_COLD void
 umem_report(const char *fmt, ...)
 {
 	va_list ap;
@@ -326,7 +377,7 @@ umem_report(const char *fmt, ...)
 	va_end(ap);
 }
 
-void
+UMEM_TEXT_COLD void
 umem_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -338,7 +389,7 @@ umem_error(const char *fmt, ...)
 		abort();
 }
 
-void
+UMEM_TEXT_COLD void
 umem_panic(const char *fmt, ...)
 {
 	va_list ap;

@@ -17,6 +17,16 @@
 #define	UMEM_LIKELY(x)	__builtin_expect(!!(x), 1)
 #define	UMEM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define	UMEM_CACHE_LINE	64
+/*
+ * For the few functions of the debugging layer that every process runs
+ * (option parsing, cache flags): they go to the front of .text, with the
+ * hot layers, and the rest of debug.c and leaks.c stays in pages that a
+ * program without UMEM_DEBUG never touches (the Makefile links those two
+ * files last).
+ */
+#define	UMEM_TEXT_EARLY	__attribute__((section(".text.startup.umem")))
+/* Reports, statistics and checks: linked with the debugging layers. */
+#define	UMEM_TEXT_COLD	__attribute__((cold, section(".text.umem_cold")))
 
 /* Power-of-two arithmetic (illumos sysmacros names). */
 #define	IS_P2(x)		(((x) & ((x) - 1)) == 0)
@@ -64,6 +74,11 @@ void umem_cond_timedwait_ns(pthread_cond_t *cv, umem_lock_t *l, uint64_t ns);
 
 /* Monotonic nanoseconds. */
 uint64_t umem_gethrtime(void);
+
+/* Start-up string helpers that keep libc's pages out (platform.c). */
+size_t umem_strnlen(const char *s, size_t max);
+void umem_strlcpy(char *dst, const char *src, size_t len);
+const char *umem_getenv(const char *name);
 
 /*
  * Error reports.  umem_vformat() is a small vsnprintf (%s %c %d %i %u %x

@@ -164,9 +164,11 @@ int
 umem_hash_init(umem_cache_t *cp)
 {
 	size_t sz = UMEM_HASH_INITIAL * sizeof (void *);
+	vmem_t *arena = umem_hash_arena_get();
 
 	cp->cache_hash_shift = highbit(cp->cache_chunksize) - 1;
-	cp->cache_hash_table = vmem_alloc(umem_hash_arena, sz, VM_NOSLEEP);
+	cp->cache_hash_table = arena == NULL ? NULL :
+	    vmem_alloc(arena, sz, VM_NOSLEEP);
 	if (cp->cache_hash_table == NULL)
 		return (-1);
 	memset(cp->cache_hash_table, 0, sz);

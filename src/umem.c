@@ -23,12 +23,13 @@
  *	umem_internal	page quantum, imports from the vmem heap arena
  *	umem_cache	128-byte quantum, from umem_internal: cache structures
  *	umem_hash	8-byte quantum, from umem_internal: hash tables
+ *			(created when the first hashed cache is)
  *	umem_default	page quantum, from the heap: slabs of user caches
  *
  * then the magazine caches (umem_magazine_<M>), umem_slab and umem_bufctl,
- * then turn magazines on.  The update thread is started after the init
- * lock is dropped (pthread_create may allocate, through us once we are
- * the malloc).
+ * then turn magazines on.  The update thread is started later, when the
+ * heap has grown (update.c; pthread_create may allocate, through us once
+ * we are the malloc).
  *
  * The caches form a list headed by umem_null_cache under umem_cache_lock
  * (creation, destruction, the update thread's pass, fork, statistics).
@@ -76,7 +77,7 @@ static int umem_nofail_exiting;
 static int
 opt_match(const char *s, size_t n, const char *name, const char **valp)
 {
-	size_t l = strlen(name);
+	size_t l = umem_strnlen(name, SIZE_MAX);
 
 	if (n < l || strncmp(s, name, l) != 0)
 		return (0);
@@ -123,7 +124,7 @@ opt_num(const char *name, const char *v, const char *end, uint64_t *np)
 static void
 umem_options(char *percpu, size_t plen)
 {
-	const char *s = getenv("UMEM_OPTIONS"), *e, *v;
+	const char *s = umem_getenv("UMEM_OPTIONS"), *e, *v;
 
 	if (s == NULL)
 		s = umem_options_hook();
@@ -211,6 +212,19 @@ cache_magazine_enable(umem_cache_t *cp)
 	}
 }
 
+/* The heap imports of umem_internal and umem_default, counted. */
+static vmem_alloc_t *umem_heap_af;
+
+static void *
+umem_heap_import(vmem_t *src, size_t size, int vmflag)
+{
+	void *p = umem_heap_af(src, size, vmflag);
+
+	if (p != NULL)
+		umem_update_heap_grew(size);
+	return (p);
+}
+
 static int
 umem_init_locked(void)
 {
@@ -234,6 +248,8 @@ umem_init_locked(void)
 
 	if ((heap = vmem_heap_arena(&af, &ff)) == NULL)
 		return (-1);
+	umem_heap_af = af;
+	af = umem_heap_import;
 	umem_internal_arena = vmem_create("umem_internal", NULL, 0, pg,
 	    af, ff, heap, 0, VM_NOSLEEP);
 	if (umem_internal_arena == NULL)
@@ -241,12 +257,9 @@ umem_init_locked(void)
 	umem_cache_arena = vmem_create("umem_cache", NULL, 0,
 	    UMEM_CPU_CACHE_SIZE, vmem_alloc, vmem_free, umem_internal_arena,
 	    0, VM_NOSLEEP);
-	umem_hash_arena = vmem_create("umem_hash", NULL, 0, 8,
-	    vmem_alloc, vmem_free, umem_internal_arena, 0, VM_NOSLEEP);
 	umem_default_arena = vmem_create("umem_default", NULL, 0, pg,
 	    af, ff, heap, 0, VM_NOSLEEP);
-	if (umem_cache_arena == NULL || umem_hash_arena == NULL ||
-	    umem_default_arena == NULL)
+	if (umem_cache_arena == NULL || umem_default_arena == NULL)
 		return (-1);
 
 	/* Magazine caches first, magazine-less until all exist. */
@@ -273,10 +286,33 @@ umem_init_locked(void)
 	return (0);
 }
 
+/*
+ * umem_hash is created on first use (the first cache with a hash table):
+ * a program whose caches are all small never needs it, and an arena
+ * structure is 4 KiB of touched memory.
+ */
+static pthread_once_t umem_hash_once = PTHREAD_ONCE_INIT;
+
+static void
+umem_hash_create(void)
+{
+	umem_hash_arena = vmem_create("umem_hash", NULL, 0, 8,
+	    vmem_alloc, vmem_free, umem_internal_arena, 0, VM_NOSLEEP);
+}
+
+vmem_t *
+umem_hash_arena_get(void)
+{
+	if (UMEM_UNLIKELY(__atomic_load_n(&umem_hash_arena,
+	    __ATOMIC_ACQUIRE) == NULL))
+		(void) pthread_once(&umem_hash_once, umem_hash_create);
+	return (umem_hash_arena);
+}
+
 int
 umem_init(void)
 {
-	int rv = 0, start = 0;
+	int rv = 0;
 
 	if (UMEM_LIKELY(__atomic_load_n(&umem_ready, __ATOMIC_ACQUIRE)))
 		return (0);
@@ -292,15 +328,12 @@ umem_init(void)
 		__atomic_store_n(&umem_initing, 0, __ATOMIC_RELEASE);
 		if (rv == 0) {
 			__atomic_store_n(&umem_ready, 1, __ATOMIC_RELEASE);
-			start = 1;
 		} else {
 			umem_init_failed = 1;
 		}
 	}
 	rv = umem_ready ? 0 : -1;
 	umem_unlock(&umem_init_lock);
-	if (start)
-		umem_update_start();
 	return (rv);
 }
 
@@ -451,12 +484,18 @@ umem_cache_create(char *name, size_t bufsize, size_t align,
     umem_constructor_t *ctor, umem_destructor_t *dtor, umem_reclaim_t *reclaim,
     void *priv, vmem_t *source, int cflags)
 {
+	umem_cache_t *cp;
+
 	if (cflags & ~UMC_PUBLIC) {
 		errno = EINVAL;
 		return (NULL);
 	}
-	return (umem_cache_create_internal(name, bufsize, align, ctor, dtor,
-	    reclaim, priv, source, cflags, 0));
+	cp = umem_cache_create_internal(name, bufsize, align, ctor, dtor,
+	    reclaim, priv, source, cflags, 0);
+	/* A program with caches of its own gets reaping from the start. */
+	if (cp != NULL)
+		umem_update_wanted();
+	return (cp);
 }
 
 UMEM_EXPORT void
@@ -607,7 +646,8 @@ umem_cache_alloc_slow(umem_cache_t *cp, int flags)
 	    !(cp->cache_flags & (UMF_NOMAGAZINE | UMF_DEBUG)) &&
 	    (buf = mag_pop_locked(cp)) != NULL)
 		return (buf);
-	if (UMEM_UNLIKELY(umem_update_need_start))
+	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_need_start,
+	    __ATOMIC_RELAXED)))
 		umem_update_start();
 	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG))
 		return (umem_debug_alloc(cp, flags));
@@ -646,7 +686,8 @@ umem_cache_free_slow(umem_cache_t *cp, void *buf)
 	    !(cp->cache_flags & (UMF_NOMAGAZINE | UMF_DEBUG)) &&
 	    mag_push_locked(cp, buf))
 		return;
-	if (UMEM_UNLIKELY(umem_update_need_start))
+	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_need_start,
+	    __ATOMIC_RELAXED)))
 		umem_update_start();
 	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG)) {
 		umem_debug_free(cp, buf);
@@ -860,7 +901,7 @@ write_all(int fd, const char *buf, size_t len)
 	return (0);
 }
 
-UMEM_EXPORT int
+UMEM_TEXT_COLD UMEM_EXPORT int
 umem_cache_stats_print(int fd)
 {
 	char line[256];

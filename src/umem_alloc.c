@@ -91,8 +91,10 @@ umem_oversize_import(vmem_t *heap, size_t *sizep, int vmflag)
 		size = *sizep;
 		p = umem_heap_alloc(heap, size, vmflag);
 	}
-	if (p != NULL)
+	if (p != NULL) {
 		*sizep = size;
+		umem_update_heap_grew(size);
+	}
 	return (p);
 }
 
@@ -168,12 +170,8 @@ class_publish(umem_cache_t *cp, size_t i, const uint8_t *index, size_t n,
 static int
 umem_alloc_init_locked(void)
 {
-
-	/* First: umem_init() starts a thread, and that needs calloc. */
-	(void) pthread_once(&umem_oversize_once, umem_oversize_create);
+	/* umem_oversize is created by the first large allocation. */
 	if (umem_init() != 0)
-		return (-1);
-	if (umem_oversize_arena == NULL)
 		return (-1);
 	if (getrandom(&umem_free_secret, sizeof (umem_free_secret),
 	    GRND_NONBLOCK) != sizeof (umem_free_secret))
@@ -525,6 +523,9 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 	uintptr_t moved;
 	void *buf;
 
+	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_need_start,
+	    __ATOMIC_RELAXED)))
+		umem_update_start();
 	if (rsize < size || rsize > (SIZE_MAX >> 2) || size == 0) {
 		errno = ENOMEM;
 		return (NULL);
@@ -816,7 +817,7 @@ umem_alloc_aligned_any(size_t size, size_t align, int umflags)
  * Free of a bare pointer
  * ------------------------------------------------------------------------
  */
-void
+UMEM_TEXT_COLD void
 umem_block_bad_free(void *buf, uintptr_t pm, const char *who)
 {
 	if (buf == NULL)	/* free(NULL) comes here: page 0 is never ours */
@@ -833,7 +834,7 @@ umem_block_bad_free(void *buf, uintptr_t pm, const char *who)
 		    who, buf, ((umem_cache_t *)pm)->cache_bufsize);
 }
 
-void
+UMEM_TEXT_COLD void
 umem_block_double_free(void *buf, umem_cache_t *cp, const char *who)
 {
 	umem_debug_error(UMERR_DUPFREE, cp, buf, "%s(%p): block of %zu bytes "
@@ -975,7 +976,7 @@ umem_block_alloc_slow(size_t size, int umflags)
 }
 
 /* Bytes in blocks handed out by the class caches (for mallinfo). */
-size_t
+UMEM_TEXT_COLD size_t
 umem_alloc_inuse(void)
 {
 	size_t total = 0;

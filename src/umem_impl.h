@@ -212,6 +212,7 @@ struct umem_cache {
 
 	/* depot (magazine layer), under cache_depot_lock */
 	umem_lock_t		cache_depot_lock __attribute__((aligned(64)));
+	uint32_t		cache_depot_busy; /* holders + waiters (atomic) */
 	umem_magtype_t		*cache_magtype;
 	umem_maglist_t		cache_full;
 	umem_maglist_t		cache_empty;
@@ -265,7 +266,8 @@ extern umem_cache_t umem_null_cache;	/* list head, never used */
 extern vmem_t *umem_default_arena;	/* slabs of user caches */
 extern vmem_t *umem_internal_arena;	/* library metadata, page quantum */
 extern vmem_t *umem_cache_arena;	/* cache structures */
-extern vmem_t *umem_hash_arena;		/* hash tables */
+extern vmem_t *umem_hash_arena;		/* hash tables; NULL until used */
+vmem_t *umem_hash_arena_get(void);	/* creates it on first use */
 extern umem_cache_t *umem_slab_cache;
 extern umem_cache_t *umem_bufctl_cache;
 extern int umem_ready;			/* init finished */
@@ -359,6 +361,8 @@ int umem_cc_state(umem_cache_t *cp, uint32_t slot, umem_cc_state_t *sp);
  */
 void umem_update_start(void);		/* idempotent; no locks held */
 extern volatile int umem_update_need_start;
+void umem_update_heap_grew(size_t bytes); /* heap imports: lazy start */
+void umem_update_wanted(void);		/* depot contention: lazy start */
 void umem_update_all(void);		/* one pass (the thread's body) */
 void umem_reap_now(void);		/* unthrottled reap of every cache */
 void umem_trim(void);			/* purge every cache: malloc_trim */

@@ -3,9 +3,13 @@
  *
  * Big theory statement
  * --------------------
- * The update thread is started as soon as the library is initialised (and
- * again, lazily, in a fork child), not only after a failed allocation, so
- * that periodic work happens in every process.  Every update interval
+ * The update thread is started lazily, once there is work for it: when the
+ * caches have taken UMEM_UPDATE_LAZY_BYTES from the heap (slabs and large
+ * blocks), the program has created a cache, or a depot lock was contended
+ * (magazine resizing), by the next slow path (again lazily in a fork child whose parent had it).  A
+ * small program never pays for the thread (its stack, TLS, and the libc
+ * pages that pthread_create touches); what it leaves cached is bounded by
+ * that threshold.  Every update interval
  * (UMEM_OPTIONS=update_interval=MS, default 250 ms) it makes one pass over
  * the caches, in illumos order (each step makes the next cheaper):
  *
@@ -70,9 +74,12 @@
 
 static umem_lock_t umem_update_lock = UMEM_LOCK_INITIALIZER;
 static pthread_cond_t umem_update_cv;
-static int umem_update_running;		/* the thread exists */
+static int umem_update_running;		/* the thread exists (lock; atomic) */
 static int umem_update_reap;		/* reap requested */
-volatile int umem_update_need_start;
+volatile int umem_update_need_start;	/* relaxed atomics */
+/* Heap bytes taken by the caches before the update thread is wanted. */
+#define	UMEM_UPDATE_LAZY_BYTES	(1ul << 20)
+static size_t umem_update_heap_bytes;
 uint64_t umem_update_passes;
 uintptr_t umem_update_frame;	/* the update thread's (leaks.c) */
 static uint64_t umem_reap_last;
@@ -348,22 +355,24 @@ umem_update_start(void)
 
 #ifdef UMEM_TSAN
 	if (umem_tsan_forked) {
-		umem_update_need_start = 0;
+		__atomic_store_n(&umem_update_need_start, 0, __ATOMIC_RELAXED);
 		return;
 	}
 #endif
-	if (umem_update_interval_ns == 0 || !umem_ready) {
-		umem_update_need_start = 0;
+	if (umem_update_interval_ns == 0) {
+		__atomic_store_n(&umem_update_need_start, 0, __ATOMIC_RELAXED);
 		return;
 	}
+	if (!umem_ready)
+		return;		/* still initialising: stays pending */
 	umem_lock(&umem_update_lock);
 	if (umem_update_running) {
-		umem_update_need_start = 0;
+		__atomic_store_n(&umem_update_need_start, 0, __ATOMIC_RELAXED);
 		umem_unlock(&umem_update_lock);
 		return;
 	}
-	umem_update_running = 1;
-	umem_update_need_start = 0;
+	__atomic_store_n(&umem_update_running, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&umem_update_need_start, 0, __ATOMIC_RELAXED);
 	umem_unlock(&umem_update_lock);
 
 	(void) sigfillset(&all);
@@ -375,9 +384,32 @@ umem_update_start(void)
 	(void) pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err != 0) {
 		umem_lock(&umem_update_lock);
-		umem_update_running = 0;
+		__atomic_store_n(&umem_update_running, 0, __ATOMIC_RELAXED);
 		umem_unlock(&umem_update_lock);
 	}
+}
+
+/*
+ * Called by the caches' heap imports (any lock may be held: only a flag
+ * is set; the next slow path starts the thread).
+ */
+void
+umem_update_heap_grew(size_t bytes)
+{
+	if (__atomic_load_n(&umem_update_heap_bytes, __ATOMIC_RELAXED) >=
+	    UMEM_UPDATE_LAZY_BYTES)
+		return;
+	if (__atomic_add_fetch(&umem_update_heap_bytes, bytes,
+	    __ATOMIC_RELAXED) >= UMEM_UPDATE_LAZY_BYTES)
+		__atomic_store_n(&umem_update_need_start, 1, __ATOMIC_RELAXED);
+}
+
+/* Depot contention (magazine resizing), or a cache of the program's own. */
+void
+umem_update_wanted(void)
+{
+	if (!__atomic_load_n(&umem_update_running, __ATOMIC_RELAXED))
+		__atomic_store_n(&umem_update_need_start, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -454,6 +486,7 @@ umem_fork_child(void)
 	    cp = cp->cache_prev) {
 		umem_lock_init(&cp->cache_lock);
 		umem_lock_init(&cp->cache_depot_lock);
+		cp->cache_depot_busy = 0;	/* waiters that are gone */
 		for (i = 0; i < cp->cache_ncpu; i++) {
 			umem_cpu_cache_t *cc = &cp->cache_cpu[i];
 
@@ -474,9 +507,11 @@ umem_fork_child(void)
 	umem_lock_init(&umem_cache_lock);
 	umem_lock_init(&umem_update_lock);
 	umem_cond_init(&umem_update_cv);
+	/* Restart the thread only if the parent had it (or wanted it). */
+	__atomic_store_n(&umem_update_need_start, umem_ready &&
+	    (umem_update_running || umem_update_need_start), __ATOMIC_RELAXED);
 	umem_update_running = 0;
 	umem_update_reap = 0;
-	umem_update_need_start = umem_ready;
 	umem_percpu_fork_child();
 	umem_lock_init(&umem_init_lock);
 }

@@ -68,7 +68,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define	VMEM_FREELIST		0x80	/* private type: freelist head */
 #define	VMEM_MARKER		(VMEM_ROTOR | VMEM_WALKER)
 
 /*
@@ -77,7 +76,7 @@
  * a free segment creates the allocated tag and the right remainder (2).
  */
 #define	VMEM_SEGS_PER_OP	4
-#define	VMEM_SEGS_REFILL	32	/* taken from the pool at a time */
+#define	VMEM_SEGS_REFILL	8	/* taken from the pool at a time */
 #define	VMEM_SEGS_KEEP		128	/* more than this go back to the pool */
 
 /* Retry interval for VM_SLEEP requests that wait on an import. */
@@ -117,7 +116,8 @@ struct vmem {
 	vmem_seg_t	*vm_rotor_seg;	/* next-fit cursor: a linked tag */
 	uintptr_t	vm_rotor_addr;	/* next-fit: next address to try */
 	uint64_t	vm_freemap;	/* bit n: freelist n non-empty */
-	vmem_seg_t	vm_freelist[VMEM_FREELISTS];
+	/* NULL-terminated, linked by vs_knext/vs_kprev (head: kprev NULL) */
+	vmem_seg_t	*vm_freelist[VMEM_FREELISTS];
 	vmem_seg_t	**vm_hash_table;
 	size_t		vm_hash_mask;	/* buckets - 1 */
 	int		vm_hash_bits;
@@ -295,13 +295,14 @@ static inline void
 vmem_freelist_insert(vmem_t *vmp, vmem_seg_t *vsp)
 {
 	int n = vmem_flist_index(VS_SIZE(vsp));
-	vmem_seg_t *head = &vmp->vm_freelist[n];
+	vmem_seg_t *first = vmp->vm_freelist[n];
 
 	vsp->vs_type = VMEM_FREE;
-	vsp->vs_knext = head->vs_knext;
-	vsp->vs_kprev = head;
-	head->vs_knext->vs_kprev = vsp;
-	head->vs_knext = vsp;
+	vsp->vs_knext = first;
+	vsp->vs_kprev = NULL;
+	if (first != NULL)
+		first->vs_kprev = vsp;
+	vmp->vm_freelist[n] = vsp;
 	vmp->vm_freemap |= 1ull << n;
 	vmp->vm_nsegs_free++;
 }
@@ -309,11 +310,16 @@ vmem_freelist_insert(vmem_t *vmp, vmem_seg_t *vsp)
 static inline void
 vmem_freelist_remove(vmem_t *vmp, vmem_seg_t *vsp)
 {
-	vsp->vs_kprev->vs_knext = vsp->vs_knext;
-	vsp->vs_knext->vs_kprev = vsp->vs_kprev;
-	if (vsp->vs_knext == vsp->vs_kprev) {
-		/* Only the head is left: that list is now empty. */
-		vmp->vm_freemap &= ~(1ull << vmem_flist_index(VS_SIZE(vsp)));
+	if (vsp->vs_knext != NULL)
+		vsp->vs_knext->vs_kprev = vsp->vs_kprev;
+	if (vsp->vs_kprev != NULL) {
+		vsp->vs_kprev->vs_knext = vsp->vs_knext;
+	} else {
+		int n = vmem_flist_index(VS_SIZE(vsp));
+
+		vmp->vm_freelist[n] = vsp->vs_knext;
+		if (vsp->vs_knext == NULL)	/* that list is now empty */
+			vmp->vm_freemap &= ~(1ull << n);
 	}
 	vmp->vm_nsegs_free--;
 }
@@ -797,10 +803,11 @@ vmem_fit(vmem_t *vmp, const vmem_req_t *rq, uintptr_t *addrp)
 
 	while (map != 0) {
 		int i = lowbit(map) - 1;
-		vmem_seg_t *head = &vmp->vm_freelist[i], *vsp;
+		vmem_seg_t *vsp;
 
 		map &= map - 1;
-		for (vsp = head->vs_knext; vsp != head; vsp = vsp->vs_knext) {
+		for (vsp = vmp->vm_freelist[i]; vsp != NULL;
+		    vsp = vsp->vs_knext) {
 			vmp->vm_search++;
 			if (!vmem_seg_fits(rq, vsp, &addr))
 				continue;
@@ -822,9 +829,10 @@ vmem_fit(vmem_t *vmp, const vmem_req_t *rq, uintptr_t *addrp)
 	}
 	if (instant && first == n + 1 && (vmp->vm_freemap & (1ull << n))) {
 		/* Nothing surely big enough; list n might still fit. */
-		vmem_seg_t *head = &vmp->vm_freelist[n], *vsp;
+		vmem_seg_t *vsp;
 
-		for (vsp = head->vs_knext; vsp != head; vsp = vsp->vs_knext) {
+		for (vsp = vmp->vm_freelist[n]; vsp != NULL;
+		    vsp = vsp->vs_knext) {
 			vmp->vm_search++;
 			if (vmem_seg_fits(rq, vsp, addrp))
 				return (vsp);
@@ -1427,7 +1435,7 @@ vmem_contains(vmem_t *vmp, void *vaddr, size_t size)
 	return (found);
 }
 
-UMEM_EXPORT void
+UMEM_TEXT_COLD UMEM_EXPORT void
 vmem_walk(vmem_t *vmp, int typemask,
     void (*func)(void *, void *, size_t), void *arg)
 {
@@ -1573,7 +1581,7 @@ vmem_create_common(const char *name, void *base, size_t size, size_t quantum,
 	umem_cond_init(&vmp->vm_cv);
 	if (name == NULL)
 		name = "(anon)";
-	(void) strncpy(vmp->vm_name, name, VMEM_NAMELEN);
+	umem_strlcpy(vmp->vm_name, name, sizeof (vmp->vm_name));
 	vmp->vm_name[VMEM_NAMELEN] = '\0';
 	vmp->vm_quantum = quantum;
 	vmp->vm_qshift = highbit(quantum) - 1;
@@ -1586,12 +1594,6 @@ vmem_create_common(const char *name, void *base, size_t size, size_t quantum,
 	vmp->vm_seg0.vs_type = VMEM_SPAN;
 	vmp->vm_seg0.vs_anext = vmp->vm_seg0.vs_aprev = &vmp->vm_seg0;
 	vmp->vm_seg0.vs_knext = vmp->vm_seg0.vs_kprev = &vmp->vm_seg0;
-	for (int i = 0; i < VMEM_FREELISTS; i++) {
-		vmem_seg_t *head = &vmp->vm_freelist[i];
-
-		head->vs_type = VMEM_FREELIST;
-		head->vs_knext = head->vs_kprev = head;
-	}
 	vmp->vm_hash_table = vmp->vm_hash0;
 	vmp->vm_hash_mask = VMEM_HASH_INITIAL - 1;
 	vmp->vm_hash_bits = highbit(VMEM_HASH_INITIAL) - 1;
@@ -1789,7 +1791,7 @@ vmem_fork_child(void)
 	}								\
 } while (0)
 
-int
+UMEM_TEXT_COLD int
 vmem_verify(vmem_t *vmp)
 {
 	uint64_t inuse = 0, total = 0, nalloc = 0, nfree = 0, nspans = 0;
@@ -1856,16 +1858,19 @@ vmem_verify(vmem_t *vmp)
 	}
 	VERIFY(span == NULL || pos == span->vs_end, "last span not tiled");
 	for (int i = 0; i < VMEM_FREELISTS; i++) {
-		vmem_seg_t *head = &vmp->vm_freelist[i];
-		int empty = (head->vs_knext == head);
+		int empty = (vmp->vm_freelist[i] == NULL);
 
 		VERIFY(empty == !(vmp->vm_freemap & (1ull << i)),
 		    "freemap bit %d wrong", i);
-		for (vsp = head->vs_knext; vsp != head; vsp = vsp->vs_knext) {
+		VERIFY(empty || vmp->vm_freelist[i]->vs_kprev == NULL,
+		    "broken freelist head %d", i);
+		for (vsp = vmp->vm_freelist[i]; vsp != NULL;
+		    vsp = vsp->vs_knext) {
 			VERIFY(vsp->vs_type == VMEM_FREE &&
 			    vmem_flist_index(VS_SIZE(vsp)) == i,
 			    "segment on wrong freelist %d", i);
-			VERIFY(vsp->vs_knext->vs_kprev == vsp,
+			VERIFY(vsp->vs_knext == NULL ||
+			    vsp->vs_knext->vs_kprev == vsp,
 			    "broken freelist %d", i);
 			nflist++;
 		}
