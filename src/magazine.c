@@ -155,6 +155,17 @@ umem_magtype_malloc(size_t chunksize)
  * ---- depot ----
  */
 /*
+ * ml_total changes under cache_depot_lock; its stores are atomic because
+ * depot_over_cap() reads the full list's count without the lock.
+ */
+static inline void
+ml_add(umem_maglist_t *mlp, int64_t d)
+{
+	__atomic_store_n(&mlp->ml_total, mlp->ml_total + (uint64_t)d,
+	    __ATOMIC_RELAXED);
+}
+
+/*
  * Contention is counted as "another thread holds or waits for the lock"
  * (cache_depot_busy), not with pthread_mutex_trylock(): glibc's trylock
  * reads a jump table in libc's rodata, a 64 KiB window of resident file
@@ -188,7 +199,7 @@ depot_alloc(umem_cache_t *cp, umem_maglist_t *mlp)
 	depot_lock(cp);
 	if ((mp = mlp->ml_list) != NULL) {
 		mlp->ml_list = mp->mag_next;
-		mlp->ml_total--;
+		ml_add(mlp, -1);
 		if (mlp->ml_total < mlp->ml_min)
 			mlp->ml_min = mlp->ml_total;
 		mlp->ml_alloc++;
@@ -203,7 +214,7 @@ depot_free(umem_cache_t *cp, umem_maglist_t *mlp, umem_magazine_t *mp)
 	depot_lock(cp);
 	mp->mag_next = mlp->ml_list;
 	mlp->ml_list = mp;
-	mlp->ml_total++;
+	ml_add(mlp, 1);
 	mlp->ml_free++;
 	depot_unlock(cp);
 }
@@ -228,7 +239,7 @@ depot_take(umem_cache_t *cp, umem_maglist_t *mlp, uint64_t n)
 	umem_lock(&cp->cache_depot_lock);
 	while (n-- > 0 && (mp = mlp->ml_list) != NULL) {
 		mlp->ml_list = mp->mag_next;
-		mlp->ml_total--;
+		ml_add(mlp, -1);
 		mp->mag_next = head;
 		head = mp;
 	}
@@ -493,7 +504,7 @@ mag_trim(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
 	if (cp->cache_magtype == mtp) {
 		mp->mag_next = cp->cache_empty.ml_list;
 		cp->cache_empty.ml_list = mp;
-		cp->cache_empty.ml_total++;
+		ml_add(&cp->cache_empty, 1);
 		mp = NULL;
 	}
 	umem_unlock(&cp->cache_depot_lock);
@@ -624,7 +635,7 @@ mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 		if (cp->cache_magtype == mtp) {
 			emp->mag_next = cp->cache_empty.ml_list;
 			cp->cache_empty.ml_list = emp;
-			cp->cache_empty.ml_total++;
+			ml_add(&cp->cache_empty, 1);
 			cp->cache_mag_create++;
 			emp = NULL;
 		}
@@ -774,7 +785,8 @@ depot_purge(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t **fullp,
 	*fullp = cp->cache_full.ml_list;
 	*emptyp = cp->cache_empty.ml_list;
 	cp->cache_full.ml_list = cp->cache_empty.ml_list = NULL;
-	cp->cache_full.ml_total = cp->cache_full.ml_min = 0;
+	__atomic_store_n(&cp->cache_full.ml_total, 0, __ATOMIC_RELAXED);
+	cp->cache_full.ml_min = 0;
 	cp->cache_full.ml_reaplimit = 0;
 	cp->cache_empty.ml_total = cp->cache_empty.ml_min = 0;
 	cp->cache_empty.ml_reaplimit = 0;
