@@ -249,9 +249,9 @@ depot_take(umem_cache_t *cp, umem_maglist_t *mlp, uint64_t n)
 	return (head);
 }
 
-void
-umem_mag_destroy(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
-    uint32_t nrounds)
+/* A magazine's rounds, destructed, to their slabs under one lock. */
+static void
+mag_rounds_to_slabs(umem_cache_t *cp, umem_magazine_t *mp, uint32_t nrounds)
 {
 	uint32_t i;
 
@@ -263,13 +263,20 @@ umem_mag_destroy(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
 			UMEM_STAT_ADD(cp->cache_dtor, 1);
 		}
 	}
+	umem_slab_free_batch(cp, mp->mag_round, nrounds);
+}
+
+void
+umem_mag_destroy(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
+    uint32_t nrounds)
+{
 	/*
 	 * Rounds and the magazine itself go straight to their slabs, under
 	 * one lock each (departure, docs/DESIGN.md §4): magazines are
 	 * destroyed to give memory back, and a magazine freed into its
 	 * cache's magazine layer would hold its page for more update passes.
 	 */
-	umem_slab_free_batch(cp, mp->mag_round, nrounds);
+	mag_rounds_to_slabs(cp, mp, nrounds);
 	umem_slab_free(mtp->mt_cache, mp);
 }
 
@@ -486,30 +493,34 @@ depot_over_cap(umem_cache_t *cp, uint32_t magsize)
  * A full magazine's rounds go to the slab layer (no lock held); the
  * magazine joins the depot's empty list.
  */
+/*
+ * An empty magazine of type mtp joins the depot's empty list; if the
+ * cache was resized meanwhile, it goes back to its magazine cache.
+ */
 static void
-mag_trim(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
-    uint32_t nrounds)
+depot_add_empty(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
+    int made)
 {
-	uint32_t i;
-
-	if (cp->cache_destructor != NULL && !(cp->cache_flags & UMF_DEBUG)) {
-		for (i = 0; i < nrounds; i++) {
-			cp->cache_destructor(mp->mag_round[i],
-			    cp->cache_private);
-			UMEM_STAT_ADD(cp->cache_dtor, 1);
-		}
-	}
-	umem_slab_free_batch(cp, mp->mag_round, nrounds);
 	umem_lock(&cp->cache_depot_lock);
 	if (cp->cache_magtype == mtp) {
 		mp->mag_next = cp->cache_empty.ml_list;
 		cp->cache_empty.ml_list = mp;
 		ml_add(&cp->cache_empty, 1);
+		if (made)
+			cp->cache_mag_create++;
 		mp = NULL;
 	}
 	umem_unlock(&cp->cache_depot_lock);
-	if (mp != NULL)		/* resized meanwhile */
-		umem_slab_free(mtp->mt_cache, mp);
+	if (mp != NULL)
+		umem_cache_free(mtp->mt_cache, mp);
+}
+
+static void
+mag_trim(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
+    uint32_t nrounds)
+{
+	mag_rounds_to_slabs(cp, mp, nrounds);
+	depot_add_empty(cp, mtp, mp, 0);
 }
 
 /*
@@ -631,17 +642,7 @@ mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 		emp = umem_cache_alloc(mtp->mt_cache, UMEM_DEFAULT);
 		if (emp == NULL)
 			return (done);
-		umem_lock(&cp->cache_depot_lock);
-		if (cp->cache_magtype == mtp) {
-			emp->mag_next = cp->cache_empty.ml_list;
-			cp->cache_empty.ml_list = emp;
-			ml_add(&cp->cache_empty, 1);
-			cp->cache_mag_create++;
-			emp = NULL;
-		}
-		umem_unlock(&cp->cache_depot_lock);
-		if (emp != NULL)	/* resized meanwhile */
-			umem_cache_free(mtp->mt_cache, emp);
+		depot_add_empty(cp, mtp, emp, 1);
 	}
 }
 
