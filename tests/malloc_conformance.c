@@ -1584,6 +1584,58 @@ t_thread_handoff(void)
 	CHECK(bad == 0);
 }
 
+/* Threads of this process, from /proc/self/status (no allocation). */
+static int
+thread_count(void)
+{
+	char text[4096], val[32];
+	int fd = open("/proc/self/status", O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return (-1);
+	n = read(fd, text, sizeof (text) - 1);
+	(void) close(fd);
+	if (n <= 0)
+		return (-1);
+	text[n] = '\0';
+	if (tu_field(text, "Threads:", val, sizeof (val)) == NULL)
+		return (-1);
+	return (atoi(val));
+}
+
+/*
+ * libumem starts its update thread only once there is work for it: not
+ * for a program that allocates little, but once the caches have taken
+ * 1 MiB from the heap (then by the next slow path).  Run first, before
+ * the other tests allocate.
+ */
+static void
+t_update_thread_lazy(void)
+{
+	enum { N = 4096 };
+	static void *v[N];
+	int before, after = -1, i;
+
+	if (dlsym(RTLD_DEFAULT, "umem_alloc") == NULL) {
+		skipped++;
+		return;
+	}
+	before = thread_count();
+	CHECKF(before == 1, "%d threads before the program did anything",
+	    before);
+	for (i = 0; i < N; i++)		/* 4 MiB of 1 KiB blocks */
+		v[i] = malloc(tu_opaque(1000));
+	for (i = 0; i < N; i++)
+		free(v[i]);
+	for (i = 0; i < 100 && after != 2; i++) {
+		free(malloc(tu_opaque(3000)));	/* a slow path */
+		usleep(10000);
+		after = thread_count();
+	}
+	CHECKF(after == 2, "%d threads after 4 MiB of blocks", after);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1600,6 +1652,7 @@ main(int argc, char **argv)
 	if (getenv("TEST_VERBOSE") != NULL)
 		fprintf(stderr, "  malloc from %s\n", malloc_obj);
 
+	RUN(t_update_thread_lazy);
 	RUN(t_provenance);
 	RUN(t_constructor_alloc);
 	RUN(t_malloc_zero);
