@@ -189,7 +189,7 @@ umem_alloc_init_locked(void)
 
 /*
  * Size classes are created when first used: a program touches a handful
- * of the 48, and each costs a cache structure with a slot per CPU (1.3 KiB
+ * of the 48, and each costs a cache structure with a slot per CPU (1.4 KiB
  * with 2 CPUs, 9 KiB with 64).  Until then its table entries are NULL and
  * allocations of its sizes take the slow path to here.  The entries are
  * published after the cache is complete.
