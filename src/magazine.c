@@ -60,8 +60,10 @@
  * cache_depot_lock.  Destructors, constructors and nested cache calls
  * run with none of them held.
  *
- * Depot: full and empty lists under cache_depot_lock; finding it held or
- * awaited (cache_depot_busy) counts as contention, and contention above
+ * Depot: full and empty lists under cache_depot_lock; a depot exchange
+ * that finds another exchange holding or awaiting it (cache_depot_busy)
+ * counts as contention (the rare holders - working-set update, reap,
+ * purge, resize, statistics - are not seen), and contention above
  * umem_depot_contention_max per update interval grows the magazine size
  * one magtype row (bounded by the row's maxbuf).  Each list tracks its
  * minimum since the last working-set update; the update thread reaps the
@@ -83,7 +85,7 @@
  *    the depot holds UMEM_DEPOT_CAP_BYTES of full magazines, a full
  *    magazine that would go there gives its rounds to the slab layer
  *    instead (outside the slot), and the slabs that empty give their pages
- *    to the OS at once (UMF_RELEASE).  Without it every class a program
+ *    to the OS at once (slab_destroy).  Without it every class a program
  *    passed through keeps the largest burst it ever freed until the
  *    working-set reap; an object of these classes is one or a few slabs,
  *    and its cost in the slab layer is small against touching it.
@@ -490,10 +492,6 @@ depot_over_cap(umem_cache_t *cp, uint32_t magsize)
 }
 
 /*
- * A full magazine's rounds go to the slab layer (no lock held); the
- * magazine joins the depot's empty list.
- */
-/*
  * An empty magazine of type mtp joins the depot's empty list; if the
  * cache was resized meanwhile, it goes back to its magazine cache.
  */
@@ -515,6 +513,7 @@ depot_add_empty(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
 		umem_cache_free(mtp->mt_cache, mp);
 }
 
+/* A full magazine's rounds to their slabs; the magazine joins the empties. */
 static void
 mag_trim(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
     uint32_t nrounds)

@@ -60,6 +60,7 @@ realloc(void *old, size_t size)
 	umem_cache_t *cp;
 	uintptr_t pm;
 	size_t oldsize;
+	int pages = 0;		/* the new block: pages, not a class */
 	void *buf;
 
 	if (old == NULL)
@@ -79,13 +80,8 @@ realloc(void *old, size_t size)
 		 * is kept with the large blocks when freed, instead of a
 		 * class block that the class would keep (DESIGN.md §5).
 		 */
-		if (size > UMEM_REALLOC_PAGES && size > oldsize &&
-		    !(cp->cache_flags & UMF_DEBUG) &&
-		    (buf = umem_large_alloc(size, 0, 0)) != NULL) {
-			(void) memcpy(buf, old, oldsize);
-			umem_block_free(old, "realloc");
-			return (buf);
-		}
+		pages = size > UMEM_REALLOC_PAGES && size > oldsize &&
+		    !(cp->cache_flags & UMF_DEBUG);
 		/* Debug: always a new block; copy what was asked for. */
 		if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG) &&
 		    (oldsize = umem_debug_get_size(cp, old)) == SIZE_MAX) {
@@ -110,7 +106,8 @@ realloc(void *old, size_t size)
 		errno = EINVAL;
 		return (NULL);
 	}
-	if ((buf = umem_block_alloc(size, 0)) == NULL)
+	buf = pages ? umem_large_alloc(size, 0, 0) : umem_block_alloc(size, 0);
+	if (buf == NULL)
 		return (NULL);		/* old is untouched */
 	(void) memcpy(buf, old, oldsize < size ? oldsize : size);
 	umem_block_free(old, "realloc");

@@ -63,7 +63,15 @@ static __thread struct umem_rseq_abi umem_no_rseq
 	.ra_cpu_id = (uint32_t)-1, .ra_mm_cid = (uint32_t)-1
 };
 
-static long fs_base(void);
+/* The %fs offset of a variable of this thread's TLS. */
+static long
+tls_offset(const void *p)
+{
+	long tp;
+
+	__asm__ ("movq %%fs:0, %0" : "=r" (tp));
+	return ((long)((const char *)p - (const char *)tp));
+}
 #endif
 
 /* Parse a sysfs CPU list ("0-3,5"): count and 1 + highest CPU. */
@@ -149,23 +157,12 @@ thread_mode(void)
 	umem_percpu.pc_mode = UMEM_PC_THREAD;
 	umem_percpu.pc_nslots = n;
 #ifdef UMEM_HAVE_RSEQ
-	umem_percpu.pc_cs_off = (long)((char *)&umem_no_rseq.ra_rseq_cs -
-	    (char *)fs_base());
-	umem_percpu.pc_idx_off = (long)((char *)&umem_no_rseq.ra_cpu_id -
-	    (char *)fs_base());
+	umem_percpu.pc_cs_off = tls_offset(&umem_no_rseq.ra_rseq_cs);
+	umem_percpu.pc_idx_off = tls_offset(&umem_no_rseq.ra_cpu_id);
 #endif
 }
 
 #ifdef UMEM_HAVE_RSEQ
-static long
-fs_base(void)
-{
-	long tp;
-
-	__asm__ ("movq %%fs:0, %0" : "=r" (tp));
-	return (tp);
-}
-
 static uint32_t
 rseq_read_idx(void)
 {
@@ -214,7 +211,7 @@ rseq_try(int want_cid, int want_cpu)
 		fsz = (at != 0 && at < 32) ? (uint32_t)at : 32;
 		if (at == 0)
 			fsz = 20;
-		area = (long)((char *)&umem_own_rseq - (char *)fs_base());
+		area = tls_offset(&umem_own_rseq);
 		umem_percpu.pc_own = 1;
 		umem_own_state = 0;
 		if (umem_percpu_register_thread() != 0) {

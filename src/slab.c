@@ -397,7 +397,7 @@ slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
 		 * without this, a capped depot (magazine.c) would move the
 		 * memory from the cache to the arena, not to the OS.
 		 */
-		if (cp->cache_flags & UMF_RELEASE)
+		if (cp->cache_depot_cap != 0)
 			umem_pages_release(mem, cp->cache_slabsize);
 		vmem_xfree(cp->cache_arena, mem, cp->cache_slabsize);
 	}

@@ -463,9 +463,8 @@ umem_cache_create_internal(const char *name, size_t bufsize, size_t align,
 
 		if (mtp->mt_cache != NULL)
 			cp->cache_magtype = mtp;
-		if ((cflags & UMC_PAGEMAP) &&
-		    (cp->cache_depot_cap = umem_depot_cap_malloc(chunk)) != 0)
-			cp->cache_flags |= UMF_RELEASE;
+		if (cflags & UMC_PAGEMAP)
+			cp->cache_depot_cap = umem_depot_cap_malloc(chunk);
 	}
 	umem_cpu_init(cp, cp->cache_magtype != NULL ?
 	    cp->cache_magtype->mt_magsize : 0);
@@ -646,9 +645,7 @@ umem_cache_alloc_slow(umem_cache_t *cp, int flags)
 	    !(cp->cache_flags & (UMF_NOMAGAZINE | UMF_DEBUG)) &&
 	    (buf = mag_pop_locked(cp)) != NULL)
 		return (buf);
-	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_need_start,
-	    __ATOMIC_RELAXED)))
-		umem_update_start();
+	umem_update_poll();
 	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG))
 		return (umem_debug_alloc(cp, flags));
 	for (;;) {
@@ -686,9 +683,7 @@ umem_cache_free_slow(umem_cache_t *cp, void *buf)
 	    !(cp->cache_flags & (UMF_NOMAGAZINE | UMF_DEBUG)) &&
 	    mag_push_locked(cp, buf))
 		return;
-	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_need_start,
-	    __ATOMIC_RELAXED)))
-		umem_update_start();
+	umem_update_poll();
 	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG)) {
 		umem_debug_free(cp, buf);
 		return;

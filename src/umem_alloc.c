@@ -523,9 +523,7 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 	uintptr_t moved;
 	void *buf;
 
-	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_need_start,
-	    __ATOMIC_RELAXED)))
-		umem_update_start();
+	umem_update_poll();
 	if (rsize < size || rsize > (SIZE_MAX >> 2) || size == 0) {
 		errno = ENOMEM;
 		return (NULL);

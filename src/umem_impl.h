@@ -44,7 +44,6 @@
 #define	UMF_NOTOUCH	0x0004	/* never write into buffers */
 #define	UMF_DEAD	0x0008	/* destroyed (catches use after destroy) */
 #define	UMF_PAGEMAP	0x0010	/* slab pages recorded in the page map */
-#define	UMF_RELEASE	0x0020	/* a destroyed slab's pages go to the OS */
 
 #define	UMEM_NAMELEN		31
 #define	UMEM_ALIGN		8	/* minimum alignment */
@@ -221,7 +220,8 @@ struct umem_cache {
 	uint64_t		cache_mag_create;
 	uint64_t		cache_mag_resize;
 	int			cache_resize_quiet; /* skip next check */
-	uint64_t		cache_depot_cap; /* bytes of full magazines */
+	uint64_t		cache_depot_cap; /* bytes of full magazines; also:
+					   its slabs release their pages */
 
 	/* slab layer, under cache_lock */
 	umem_lock_t		cache_lock __attribute__((aligned(64)));
@@ -361,6 +361,14 @@ int umem_cc_state(umem_cache_t *cp, uint32_t slot, umem_cc_state_t *sp);
  */
 void umem_update_start(void);		/* idempotent; no locks held */
 extern volatile int umem_update_need_start;
+/* Slow paths: start the update thread if something asked for it. */
+static inline void
+umem_update_poll(void)
+{
+	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_need_start,
+	    __ATOMIC_RELAXED)))
+		umem_update_start();
+}
 void umem_update_heap_grew(size_t bytes); /* heap imports: lazy start */
 void umem_update_wanted(void);		/* depot contention: lazy start */
 void umem_update_all(void);		/* one pass (the thread's body) */

@@ -689,24 +689,36 @@ t_realloc_ladder(void)
 	}
 }
 
-/* VmHWM (peak RSS) in bytes, 0 if unknown. */
-static size_t
-hwm_bytes(void)
+/*
+ * A number from /proc/self/status ("VmHWM:" in kB, "Threads:"), -1 if
+ * unknown.  read(2), no stdio: nothing here allocates.
+ */
+static long
+status_field(const char *key)
 {
 	char buf[4096], *s;
 	ssize_t n;
 	int fd = open("/proc/self/status", O_RDONLY);
 
 	if (fd < 0)
-		return (0);
+		return (-1);
 	n = read(fd, buf, sizeof (buf) - 1);
-	close(fd);
+	(void) close(fd);
 	if (n <= 0)
-		return (0);
+		return (-1);
 	buf[n] = '\0';
-	if ((s = strstr(buf, "VmHWM:")) == NULL)
-		return (0);
-	return ((size_t)strtoul(s + 6, NULL, 10) << 10);
+	if ((s = strstr(buf, key)) == NULL)
+		return (-1);
+	return (strtol(s + strlen(key), NULL, 10));
+}
+
+/* VmHWM (peak RSS) in bytes, 0 if unknown. */
+static size_t
+hwm_bytes(void)
+{
+	long kb = status_field("VmHWM:");
+
+	return (kb < 0 ? 0 : (size_t)kb << 10);
 }
 
 /*
@@ -1584,26 +1596,6 @@ t_thread_handoff(void)
 	CHECK(bad == 0);
 }
 
-/* Threads of this process, from /proc/self/status (no allocation). */
-static int
-thread_count(void)
-{
-	char text[4096], val[32];
-	int fd = open("/proc/self/status", O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return (-1);
-	n = read(fd, text, sizeof (text) - 1);
-	(void) close(fd);
-	if (n <= 0)
-		return (-1);
-	text[n] = '\0';
-	if (tu_field(text, "Threads:", val, sizeof (val)) == NULL)
-		return (-1);
-	return (atoi(val));
-}
-
 /*
  * libumem starts its update thread only once there is work for it: not
  * for a program that allocates little, but once the caches have taken
@@ -1621,7 +1613,7 @@ t_update_thread_lazy(void)
 		skipped++;
 		return;
 	}
-	before = thread_count();
+	before = (int)status_field("Threads:");
 	CHECKF(before == 1, "%d threads before the program did anything",
 	    before);
 	for (i = 0; i < N; i++)		/* 4 MiB of 1 KiB blocks */
@@ -1631,7 +1623,7 @@ t_update_thread_lazy(void)
 	for (i = 0; i < 100 && after != 2; i++) {
 		free(malloc(tu_opaque(3000)));	/* a slow path */
 		usleep(10000);
-		after = thread_count();
+		after = (int)status_field("Threads:");
 	}
 	CHECKF(after == 2, "%d threads after 4 MiB of blocks", after);
 }
