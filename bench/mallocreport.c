@@ -8,8 +8,11 @@
  * allocators, the workloads, the allocators that could not run (n/a, with
  * why), the failed runs and facts about the machine.  For each workload
  * and allocator it takes the median over the repetitions of the time per
- * operation and of the peak RSS (VmHWM), divides each by the best peer's
- * (every allocator but libumem is a peer), and prints the ratios with a
+ * operation and of the peak RSS (VmHWM); the best peer of a row (every
+ * allocator but libumem is a peer) is the one with the lowest median.
+ * Time ratios are the median of the per-repetition ratios to that peer's
+ * run of the same repetition; peak RSS ratios divide the medians (RSS
+ * hardly varies between runs).  It prints the ratios with a
  * geometric mean per allocator, the fragmentation replay's RSS at each
  * step, and the issue's goals for libumem as measured yes/no.
  *
@@ -303,8 +306,20 @@ compute(void)
 				best_m[i] = a;
 		}
 		for (a = 0; a < nalloc; a++) {
-			rat_t[a][i] = best_t[i] < 0 ? NAN :
-			    med_t[a][i] / med_t[best_t[i]][i];
+			double q[MAXR];
+			int r;
+
+			/*
+			 * Time: the median of the per-repetition ratios to the
+			 * best peer.  A repetition runs the allocators of a
+			 * workload one after the other, so a slow spell of the
+			 * machine (which moves single runs by 20-50% here)
+			 * mostly hits both sides of a ratio.
+			 */
+			for (r = 0; r < nrep; r++)
+				q[r] = best_t[i] < 0 ? NAN :
+				    t_ns[a][i][r] / t_ns[best_t[i]][i][r];
+			rat_t[a][i] = failed[a][i] ? NAN : median(q, nrep);
 			rat_m[a][i] = best_m[i] < 0 ? NAN :
 			    med_m[a][i] / med_m[best_m[i]][i];
 		}
@@ -497,11 +512,13 @@ tables(void)
 	    "(issue 4, part 4)\n");
 	for (i = 0; i < nmeta; i++)
 		printf("  %s\n", meta[i]);
-	printf("  Each cell: median of %d runs, each a fresh process; within "
-	    "a repetition the\n  allocators take turns per workload in "
+	printf("  %d repetitions, each run a fresh process; within a "
+	    "repetition the\n  allocators take turns per workload in "
 	    "rotating order.  Ratios are to the best\n  peer of the row "
-	    "(peers: every allocator but libumem); lower is better.\n",
-	    nrep);
+	    "(peers: every allocator but libumem; best: lowest median);\n"
+	    "  lower is better.  Time: median of the per-repetition ratios "
+	    "(paired runs,\n  so that the machine's slow spells cancel).  "
+	    "Peak RSS: ratio of the medians.\n", nrep);
 	printf("  Geometric means weigh each workload the same: pair-16.."
 	    "pair-65536 share one\n  weight, scale-1/2/4 another.\n");
 	for (a = 0; a < nalloc; a++)

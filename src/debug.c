@@ -357,6 +357,8 @@ umem_debug_options(void)
 	parse_list(l, parse_logging_item);
 	if (RUNNING_ON_VALGRIND)
 		umem_valgrind = 1;
+	/* At once, not umem_atfork_add(): a single-threaded fork's child */
+	/* must not keep the parent's thread ID in its records. */
 	if (umem_debug_flags != 0 || umem_valgrind)
 		(void) pthread_atfork(NULL, NULL, debug_atfork_child);
 	umem_logs_init();

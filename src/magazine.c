@@ -197,16 +197,30 @@ static umem_magazine_t *
 depot_alloc(umem_cache_t *cp, umem_maglist_t *mlp)
 {
 	umem_magazine_t *mp;
+	size_t off, size;
 
 	depot_lock(cp);
 	if ((mp = mlp->ml_list) != NULL) {
 		mlp->ml_list = mp->mag_next;
+		/* The next pop's load of mag_next, under the lock. */
+		__builtin_prefetch(mlp->ml_list, 1, 3);
 		ml_add(mlp, -1);
 		if (mlp->ml_total < mlp->ml_min)
 			mlp->ml_min = mlp->ml_total;
 		mlp->ml_alloc++;
 	}
 	depot_unlock(cp);
+	/*
+	 * A depot magazine is cold (a burst's worth of objects passed through
+	 * the cache since it was filled or emptied), and the fast paths walk
+	 * its rounds one by one: fetch all its lines now, not one miss per
+	 * eight rounds on the fast path.
+	 */
+	if (mp != NULL) {
+		size = (cp->cache_magtype->mt_magsize + 1) * sizeof (void *);
+		for (off = UMEM_CACHE_LINE; off < size; off += UMEM_CACHE_LINE)
+			__builtin_prefetch((char *)mp + off, 1, 3);
+	}
 	return (mp);
 }
 

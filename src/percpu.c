@@ -388,8 +388,10 @@ umem_percpu_fork_child(void)
 {
 	/*
 	 * The forking thread keeps its rseq registration (glibc's or ours)
-	 * and its slot; membarrier registration is per mm and the child has a
-	 * new mm, so register again.
+	 * and its slot.  membarrier registration is per mm; the kernel copies
+	 * it into the child's (a child of a single-threaded fork, which runs
+	 * no handlers of ours, relies on that: platform.h), and registering
+	 * again is harmless.
 	 */
 #ifdef UMEM_HAVE_RSEQ
 	if (umem_percpu.pc_fence)

@@ -191,6 +191,62 @@ umem_cond_timedwait_ns(pthread_cond_t *cv, umem_lock_t *l, uint64_t ns)
 
 /*
  * ------------------------------------------------------------------------
+ * Fork handlers, registered when a second thread appears (platform.h)
+ * ------------------------------------------------------------------------
+ */
+#define	UMEM_ATFORK_MAX	8
+
+typedef struct umem_atfork {
+	void	(*af_prepare)(void);
+	void	(*af_parent)(void);
+	void	(*af_child)(void);
+} umem_atfork_t;
+
+int umem_atfork_armed;
+static umem_atfork_t umem_atfork_table[UMEM_ATFORK_MAX];
+static int umem_atfork_count;
+/* A raw mutex: umem_lock() would arm. */
+static pthread_mutex_t umem_atfork_lock = PTHREAD_MUTEX_INITIALIZER;
+/* pthread_atfork() may allocate: its malloc must not arm again. */
+static __thread int umem_atfork_arming
+    __attribute__((tls_model("initial-exec")));
+
+void
+umem_atfork_add(void (*prepare)(void), void (*parent)(void),
+    void (*child)(void))
+{
+	(void) pthread_mutex_lock(&umem_atfork_lock);
+	if (umem_atfork_armed || umem_atfork_count == UMEM_ATFORK_MAX) {
+		(void) pthread_atfork(prepare, parent, child);
+	} else {
+		umem_atfork_table[umem_atfork_count++] =
+		    (umem_atfork_t){ prepare, parent, child };
+	}
+	(void) pthread_mutex_unlock(&umem_atfork_lock);
+}
+
+void
+umem_atfork_arm(void)
+{
+	int i;
+
+	if (umem_atfork_arming)
+		return;
+	umem_atfork_arming = 1;
+	(void) pthread_mutex_lock(&umem_atfork_lock);
+	if (!umem_atfork_armed) {
+		for (i = 0; i < umem_atfork_count; i++)
+			(void) pthread_atfork(umem_atfork_table[i].af_prepare,
+			    umem_atfork_table[i].af_parent,
+			    umem_atfork_table[i].af_child);
+		__atomic_store_n(&umem_atfork_armed, 1, __ATOMIC_RELEASE);
+	}
+	(void) pthread_mutex_unlock(&umem_atfork_lock);
+	umem_atfork_arming = 0;
+}
+
+/*
+ * ------------------------------------------------------------------------
  * Formatting and reports
  * ------------------------------------------------------------------------
  */

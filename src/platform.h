@@ -61,14 +61,54 @@ void umem_pages_unmap(void *addr, size_t size);
 void *umem_pages_reserve(size_t size, size_t align); /* RW, NORESERVE */
 void umem_pages_release(void *addr, size_t size); /* give pages to the OS */
 
+/*
+ * Fork handlers.  Each layer adds its handlers with umem_atfork_add(), in
+ * the order pthread_atfork() would have had them; they are registered
+ * with pthread_atfork() only when the process first has a second thread
+ * (umem_atfork_arm()).  Before that no fork can find a umem lock held:
+ * the only thread forks between calls, and every lock is taken through
+ * umem_lock(), which arms first once glibc's __libc_single_threaded is
+ * false - so a lock held when a second thread could fork was taken after
+ * arming, or by the only thread before it created one, which our code
+ * never does while holding a lock (the update thread is started after
+ * arming).  A program that never starts a thread never touches
+ * pthread_atfork's part of libc (about 120 KiB of its pages).
+ */
+extern int umem_atfork_armed;
+void umem_atfork_add(void (*prepare)(void), void (*parent)(void),
+    void (*child)(void));
+void umem_atfork_arm(void);
+
+static inline void
+umem_atfork_check(void)
+{
+	extern char __libc_single_threaded;
+
+	if (UMEM_UNLIKELY(!__atomic_load_n(&umem_atfork_armed,
+	    __ATOMIC_ACQUIRE)) && !__libc_single_threaded)
+		umem_atfork_arm();
+}
+
 /* Locks: plain pthread mutexes (they never allocate). */
 typedef pthread_mutex_t umem_lock_t;
 #define	UMEM_LOCK_INITIALIZER	PTHREAD_MUTEX_INITIALIZER
 #define	umem_lock_init(l)	((void) pthread_mutex_init((l), NULL))
 #define	umem_lock_destroy(l)	((void) pthread_mutex_destroy(l))
-#define	umem_lock(l)		((void) pthread_mutex_lock(l))
 #define	umem_unlock(l)		((void) pthread_mutex_unlock(l))
-#define	umem_trylock(l)		(pthread_mutex_trylock(l) == 0)
+
+static inline void
+umem_lock(umem_lock_t *l)
+{
+	umem_atfork_check();
+	(void) pthread_mutex_lock(l);
+}
+
+static inline int
+umem_trylock(umem_lock_t *l)
+{
+	umem_atfork_check();
+	return (pthread_mutex_trylock(l) == 0);
+}
 void umem_cond_init(pthread_cond_t *cv);	/* CLOCK_MONOTONIC */
 void umem_cond_timedwait_ns(pthread_cond_t *cv, umem_lock_t *l, uint64_t ns);
 

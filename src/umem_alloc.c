@@ -182,7 +182,7 @@ umem_alloc_init_locked(void)
 	/* The classes themselves are created on first use (class_create). */
 	class_index(umem_alloc_index_small, UMEM_SMALL_MAX / 16 + 1, 16);
 	class_index(umem_alloc_index_large, UMEM_MAXBUF / 256 + 1, 256);
-	(void) pthread_atfork(class_fork_prepare, class_fork_parent,
+	umem_atfork_add(class_fork_prepare, class_fork_parent,
 	    class_fork_child);
 	return (0);
 }

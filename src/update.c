@@ -6,10 +6,10 @@
  * The update thread is started lazily, once there is work for it: when the
  * caches have taken UMEM_UPDATE_LAZY_BYTES from the heap (slabs and large
  * blocks), the program has created a cache, or a depot lock was contended
- * (magazine resizing), by the next slow path (again lazily in a fork child whose parent had it).  A
- * small program never pays for the thread (its stack, TLS, and the libc
- * pages that pthread_create touches); what it leaves cached is bounded by
- * that threshold.  Every update interval
+ * (magazine resizing), by the next slow path (again lazily in a fork child
+ * whose parent had it).  A small program never pays for the thread (its
+ * stack, TLS, and the libc pages that pthread_create touches); what it
+ * leaves cached is bounded by that threshold.  Every update interval
  * (UMEM_OPTIONS=update_interval=MS, default 250 ms) it makes one pass over
  * the caches, in illumos order (each step makes the next cheaper):
  *
@@ -45,7 +45,8 @@
  * It only trylocks the cache list, since vmem may be called from within a
  * pass of the update thread.
  *
- * Fork (pthread_atfork), one lock order (see umem_impl.h):
+ * Fork (pthread_atfork, registered when the process gets a second thread:
+ * platform.h), one lock order (see umem_impl.h):
  *   prepare: umem_init_lock, umem_update_lock, umem_cache_lock, then for
  *	every cache in list order its *used* CPU slots' cc_lock (slots that
  *	were never used hold nothing), cache_depot_lock, cache_lock; then
@@ -375,6 +376,7 @@ umem_update_start(void)
 	__atomic_store_n(&umem_update_need_start, 0, __ATOMIC_RELAXED);
 	umem_unlock(&umem_update_lock);
 
+	umem_atfork_arm();	/* before the process has a second thread */
 	(void) sigfillset(&all);
 	(void) pthread_sigmask(SIG_SETMASK, &all, &old);
 	(void) pthread_attr_init(&attr);
@@ -524,7 +526,7 @@ umem_fork_init(void)
 	umem_cond_init(&umem_update_cv);
 	if (!done) {
 		done = 1;
-		(void) pthread_atfork(umem_fork_prepare, umem_fork_parent,
+		umem_atfork_add(umem_fork_prepare, umem_fork_parent,
 		    umem_fork_child);
 	}
 }

@@ -1545,7 +1545,7 @@ static void
 vmem_init(void)
 {
 	umem_platform_init();
-	(void) pthread_atfork(vmem_fork_prepare, vmem_fork_parent,
+	umem_atfork_add(vmem_fork_prepare, vmem_fork_parent,
 	    vmem_fork_child);
 }
 

@@ -29,6 +29,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/single_threaded.h>
 
 #define	MiB		((size_t)1 << 20)
 
@@ -1597,6 +1598,140 @@ t_thread_handoff(void)
 }
 
 /*
+ * libumem registers its fork handlers only when the process gets a second
+ * thread (pthread_atfork touches about 120 KiB of libc that a small
+ * program would not).  The test counts libumem's registrations by
+ * interposing __register_atfork, which pthread_atfork calls with the
+ * caller's __dso_handle.
+ */
+int __register_atfork(void (*)(void), void (*)(void), void (*)(void),
+    void *);
+static int (*real_register_atfork)(void (*)(void), void (*)(void),
+    void (*)(void), void *);
+static void *atfork_dso[32];
+static int atfork_n;
+
+static void
+resolve_register_atfork(void)
+{
+	real_register_atfork = (int (*)(void (*)(void), void (*)(void),
+	    void (*)(void), void *))dlsym(RTLD_NEXT, "__register_atfork");
+}
+
+int
+__register_atfork(void (*prepare)(void), void (*parent)(void),
+    void (*child)(void), void *dso)
+{
+	int i = __atomic_fetch_add(&atfork_n, 1, __ATOMIC_RELAXED);
+
+	if (i < 32)
+		atfork_dso[i] = dso;
+	if (real_register_atfork == NULL)
+		resolve_register_atfork();
+	return (real_register_atfork(prepare, parent, child, dso));
+}
+
+/* Registrations so far by the object that gives malloc. */
+static int
+umem_atfork_calls(void)
+{
+	Dl_info di;
+	int i, n = 0;
+
+	for (i = 0; i < atfork_n && i < 32; i++)
+		if (atfork_dso[i] != NULL && dladdr(atfork_dso[i], &di) != 0 &&
+		    di.dli_fbase == malloc_base)
+			n++;
+	return (n);
+}
+
+/*
+ * Bursts of 2 KiB blocks until *arg: a depot exchange (slot and depot
+ * locks) every few calls, and half a MiB of heap - under the update
+ * thread's start threshold, so that only the locks arm the fork handlers.
+ */
+static void *
+thread_bursts(void *arg)
+{
+	enum { N = 256 };
+	void *v[N];
+	int i;
+
+	do {
+		for (i = 0; i < N; i++)
+			v[i] = malloc(tu_opaque(2000));
+		for (i = 0; i < N; i++)
+			free(v[i]);
+	} while (!__atomic_load_n((int *)arg, __ATOMIC_RELAXED));
+	return (NULL);
+}
+
+static void
+t_atfork_deferred(void)
+{
+	void *v[64];
+	pthread_t t;
+	pid_t pid;
+	int i, st = -1, single = __libc_single_threaded;
+	int stop = 0, one = 1, hung = 0, threads;
+
+	if (dlsym(RTLD_DEFAULT, "umem_alloc") == NULL ||
+	    real_register_atfork == NULL) {
+		skipped++;
+		return;
+	}
+	for (i = 0; i < 64; i++)
+		v[i] = malloc(tu_opaque((size_t)i * 16 + 1));
+	for (i = 0; i < 64; i++)
+		free(v[i]);
+	/* (TSan's runtime has a thread of its own from the start.) */
+	if (single)
+		CHECKF(umem_atfork_calls() == 0, "%d fork handlers "
+		    "registered by a program with one thread",
+		    umem_atfork_calls());
+
+	/* A single-threaded fork runs no handlers of ours: its child */
+	/* must still allocate, trim and allocate again. */
+	if ((pid = fork()) == 0) {
+		for (i = 0; i < 64; i++)
+			v[i] = malloc(tu_opaque((size_t)i * 32 + 1));
+		for (i = 0; i < 64; i++)
+			free(v[i]);
+		(void) malloc_trim(0);
+		free(malloc(tu_opaque(5000)));
+		_exit(0);
+	}
+	CHECK(pid > 0);
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+
+	/*
+	 * A second thread, allocating: its next lock registers the handlers,
+	 * so a fork never finds a lock held.  A child that inherited one
+	 * would hang in its first slow path; alarm() turns that into SIGALRM.
+	 */
+	CHECK(pthread_create(&t, NULL, thread_bursts, &stop) == 0);
+	for (i = 0; i < 20 && hung == 0; i++) {
+		usleep(2000);
+		if ((pid = fork()) == 0) {
+			alarm(10);
+			thread_bursts(&one);
+			_exit(0);
+		}
+		CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+		hung += WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM;
+	}
+	threads = (int)status_field("Threads:");
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECKF(hung == 0, "child %d hung after fork (a lock held)", i);
+	/* Else the update thread's start registered them, not the locks. */
+	CHECKF(threads == 2, "%d threads while forking", threads);
+	CHECKF(umem_atfork_calls() >= 3, "%d fork handlers registered "
+	    "after a second thread", umem_atfork_calls());
+}
+
+/*
  * libumem starts its update thread only once there is work for it: not
  * for a program that allocates little, but once the caches have taken
  * 1 MiB from the heap (then by the next slow path).  Run first, before
@@ -1644,6 +1779,9 @@ main(int argc, char **argv)
 	if (getenv("TEST_VERBOSE") != NULL)
 		fprintf(stderr, "  malloc from %s\n", malloc_obj);
 
+	if (real_register_atfork == NULL)
+		resolve_register_atfork();
+	RUN(t_atfork_deferred);
 	RUN(t_update_thread_lazy);
 	RUN(t_provenance);
 	RUN(t_constructor_alloc);
