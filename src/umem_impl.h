@@ -50,6 +50,7 @@
 #define	UMEM_SECOND_ALIGN	16	/* for buffers of 16 bytes or more */
 #define	UMEM_VOID_FRACTION	8	/* at most 1/8 of a slab wasted */
 #define	UMEM_HASH_INITIAL	64	/* buckets */
+#define	UMEM_RELEASE_CHUNK_MIN	(8 * 1024) /* slab_destroy: see there */
 
 /*
  * A magazine: M pointers to constructed objects plus a link for the depot
@@ -221,6 +222,7 @@ struct umem_cache {
 	uint64_t		cache_mag_resize;
 	int			cache_resize_quiet; /* skip next check */
 	uint64_t		cache_depot_cap; /* bytes of full magazines; also:
+					   with chunk >= UMEM_RELEASE_CHUNK_MIN,
 					   its slabs release their pages */
 
 	/* slab layer, under cache_lock */

@@ -1646,9 +1646,11 @@ umem_atfork_calls(void)
 }
 
 /*
- * Bursts of 2 KiB blocks until *arg: a depot exchange (slot and depot
- * locks) every few calls, and half a MiB of heap - under the update
- * thread's start threshold, so that only the locks arm the fork handlers.
+ * Bursts of 1 KiB blocks until *arg: a depot exchange (slot and depot
+ * locks) every 15 calls, and a quarter MiB of heap - under the update
+ * thread's start threshold, so that only the locks arm the fork handlers
+ * (the depot of a 1 KiB class is not capped, so its slabs are not made
+ * again and again).
  */
 static void *
 thread_bursts(void *arg)
@@ -1659,7 +1661,7 @@ thread_bursts(void *arg)
 
 	do {
 		for (i = 0; i < N; i++)
-			v[i] = malloc(tu_opaque(2000));
+			v[i] = malloc(tu_opaque(1000));
 		for (i = 0; i < N; i++)
 			free(v[i]);
 	} while (!__atomic_load_n((int *)arg, __ATOMIC_RELAXED));
@@ -1711,7 +1713,7 @@ t_atfork_deferred(void)
 	 * would hang in its first slow path; alarm() turns that into SIGALRM.
 	 */
 	CHECK(pthread_create(&t, NULL, thread_bursts, &stop) == 0);
-	for (i = 0; i < 20 && hung == 0; i++) {
+	for (i = 0; i < 40 && hung == 0; i++) {
 		usleep(2000);
 		if ((pid = fork()) == 0) {
 			alarm(10);
