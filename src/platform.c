@@ -194,7 +194,7 @@ umem_cond_timedwait_ns(pthread_cond_t *cv, umem_lock_t *l, uint64_t ns)
  * Fork handlers, registered when a second thread appears (platform.h)
  * ------------------------------------------------------------------------
  */
-#define	UMEM_ATFORK_MAX	8
+#define	UMEM_ATFORK_MAX	8	/* vmem, update and the malloc classes: 3 */
 
 typedef struct umem_atfork {
 	void	(*af_prepare)(void);
@@ -216,9 +216,13 @@ umem_atfork_add(void (*prepare)(void), void (*parent)(void),
     void (*child)(void))
 {
 	(void) pthread_mutex_lock(&umem_atfork_lock);
-	if (umem_atfork_armed || umem_atfork_count == UMEM_ATFORK_MAX) {
+	if (umem_atfork_armed) {
 		(void) pthread_atfork(prepare, parent, child);
 	} else {
+		/* Registering out of order would break the lock order. */
+		if (umem_atfork_count == UMEM_ATFORK_MAX)
+			umem_panic("umem: more than %d fork handlers",
+			    UMEM_ATFORK_MAX);
 		umem_atfork_table[umem_atfork_count++] =
 		    (umem_atfork_t){ prepare, parent, child };
 	}

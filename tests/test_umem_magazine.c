@@ -930,7 +930,8 @@ test_d10_reap(void)
 static void
 test_malloc_classes(void)
 {
-	enum { NBIG = 32, BIG = 16384, CAP = 64 * 1024 };
+	enum { NBIG = 32, BIG = 16384, CAP = 64 * 1024, NMID = 4096,
+	    MID = 3000 };
 	umem_cache_t *cp;
 	umem_cache_stat_t st;
 	size_t M, n, i, cpu;
@@ -996,6 +997,40 @@ test_malloc_classes(void)
 	for (i = 0; i < NBIG; i++)
 		if (v[i] != NULL)
 			umem_free(v[i], BIG);
+	free(v);
+
+	/*
+	 * The cap covers the classes above 2 KiB: a burst of 3 KiB blocks
+	 * freed goes back to its slabs (4 buffers each), which go back to
+	 * the arena, and the freeing thread grows the bufctl hash that the
+	 * burst outgrew (this child has no update thread to do it).
+	 */
+	umem_free(umem_alloc(MID, UMEM_DEFAULT), MID);
+	cp = umem_cache_lookup("umem_alloc_3072");
+	CHECK(cp != NULL);
+	v = calloc(NMID, sizeof (void *));
+	if (cp == NULL || v == NULL) {
+		free(v);
+		return;
+	}
+	for (i = 0; i < NMID; i++)
+		v[i] = umem_alloc(MID, UMEM_DEFAULT);
+	for (i = 0; i < NMID; i++)
+		umem_free(v[i], MID);
+	st = tu_stat(cp);
+	/* (the cap is checked before an exchange, which adds up to 2) */
+	CHECKF(st.cs_depot_full <= 2 ||
+	    (st.cs_depot_full - 2) * st.cs_magsize * st.cs_chunksize < CAP,
+	    "the depot of umem_alloc_3072 holds %llu full magazines of %llu",
+	    (unsigned long long)st.cs_depot_full,
+	    (unsigned long long)st.cs_magsize);
+	CHECKF(st.cs_slab_destroy * 2 >= st.cs_slab_create, "%llu of %llu "
+	    "slabs of 3 KiB blocks given back after freeing all %d",
+	    (unsigned long long)st.cs_slab_destroy,
+	    (unsigned long long)st.cs_slab_create, NMID);
+	CHECKF(st.cs_hash_size * 4 >= st.cs_buf_max, "a hash of %llu "
+	    "buckets for up to %llu buffers", (unsigned long long)
+	    st.cs_hash_size, (unsigned long long)st.cs_buf_max);
 	free(v);
 }
 
