@@ -397,7 +397,7 @@ slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
 		 * without this, a capped depot (magazine.c) would move the
 		 * memory of the big classes from the cache to the arena, not
 		 * to the OS.  (Smaller slabs stay for reuse: a system call
-		 * per 4 KiB slab made a capped burst 30% slower.)
+		 * per 4 KiB slab made a capped burst ~20% slower.)
 		 */
 		if (cp->cache_depot_cap != 0 &&
 		    cp->cache_chunksize >= UMEM_RELEASE_CHUNK_MIN)
