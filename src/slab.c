@@ -650,32 +650,34 @@ slab_destroy_list(umem_cache_t *cp, umem_slab_t *dead)
 }
 
 /*
- * Frees walk the bufctl hash.  The update thread resizes it every pass,
- * but a burst that gives tens of thousands of buffers back (a capped
- * depot's rounds) walks chains hundreds long before then: past 4 buffers
- * a bucket, the freeing thread resizes it itself.  cache_lock held.
+ * The end of every free to the slab layer: drop cache_lock, destroy the
+ * slabs that emptied, and grow the bufctl hash if the cache outgrew it.
+ * The update thread resizes it every pass, but a burst that gives tens of
+ * thousands of buffers back (a capped depot's rounds) walked chains
+ * hundreds long before then: past 4 buffers a bucket, the freeing thread
+ * resizes it itself, with no lock held.
  */
-static int
-hash_overloaded_locked(const umem_cache_t *cp)
+static void
+slab_free_finish(umem_cache_t *cp, umem_slab_t *dead)
 {
-	return ((cp->cache_flags & UMF_HASH) &&
-	    cp->cache_buftotal > 4 * (uint64_t)(cp->cache_hash_mask + 1));
+	int grow = (cp->cache_flags & UMF_HASH) &&
+	    cp->cache_buftotal > 4 * (uint64_t)(cp->cache_hash_mask + 1);
+
+	umem_unlock(&cp->cache_lock);
+	slab_destroy_list(cp, dead);
+	if (grow)
+		umem_hash_rescale(cp);
 }
 
 void
 umem_slab_free(umem_cache_t *cp, void *buf)
 {
 	umem_slab_t *dead = NULL;
-	int grow;
 
 	umem_lock(&cp->cache_lock);
 	if (slab_free_locked(cp, buf, &dead) != 0)
 		return;
-	grow = hash_overloaded_locked(cp);
-	umem_unlock(&cp->cache_lock);
-	slab_destroy_list(cp, dead);
-	if (grow)
-		umem_hash_rescale(cp);
+	slab_free_finish(cp, dead);
 }
 
 /*
@@ -688,7 +690,6 @@ umem_slab_free_batch(umem_cache_t *cp, void **bufs, size_t n)
 {
 	umem_slab_t *dead = NULL;
 	size_t i;
-	int grow;
 
 	if (n == 0)
 		return;
@@ -697,11 +698,7 @@ umem_slab_free_batch(umem_cache_t *cp, void **bufs, size_t n)
 		if (slab_free_locked(cp, bufs[i], &dead) != 0)
 			umem_lock(&cp->cache_lock);
 	}
-	grow = hash_overloaded_locked(cp);
-	umem_unlock(&cp->cache_lock);
-	slab_destroy_list(cp, dead);
-	if (grow)
-		umem_hash_rescale(cp);
+	slab_free_finish(cp, dead);
 }
 
 /*
