@@ -85,6 +85,7 @@ size_t umem_debug_maxverify = SIZE_MAX;
 size_t umem_debug_minfirewall = SIZE_MAX;
 uint32_t umem_audit_frames = 15;
 size_t umem_content_bytes = 256;
+int umem_unwind_dwarf;		/* UMEM_DEBUG=unwind=dwarf */
 int umem_debug_findleaks_atexit;
 volatile uint32_t umem_mtbf;
 static int umem_debug_verbose;
@@ -266,6 +267,14 @@ parse_debug_item(const char *s, size_t n)
 			umem_mtbf = x > UINT32_MAX ? UINT32_MAX : (uint32_t)x;
 			umem_debug_flags |= UMF_REDZONE;
 		}
+	} else if (item_is(s, n, "unwind", &v, &vl) && v != NULL) {
+		if (vl == 5 && strncmp(v, "dwarf", 5) == 0)
+			umem_unwind_dwarf = 1;
+		else if (vl == 2 && strncmp(v, "fp", 2) == 0)
+			umem_unwind_dwarf = 0;
+		else
+			umem_report("UMEM_DEBUG: unwind is fp or dwarf, not "
+			    "'%.*s'", (int)vl, v);
 	} else if (item_is(s, n, "findleaks", &v, &vl) && v == NULL) {
 		umem_debug_findleaks_atexit = 1;
 		umem_debug_flags |= UMF_AUDIT | UMF_REDZONE;
@@ -273,7 +282,7 @@ parse_debug_item(const char *s, size_t n)
 		umem_report("UMEM_DEBUG: '%.*s' not recognized; known: default, "
 		    "audit[=frames], contents[=bytes], guards, verbose, "
 		    "nosignal, firewall=bytes, lite, maxverify=bytes, noabort, "
-		    "mtbf=n, findleaks", (int)n, s);
+		    "mtbf=n, findleaks, unwind=fp|dwarf", (int)n, s);
 	}
 }
 
@@ -570,18 +579,6 @@ slack_end(umem_cache_t *cp)
 	    (size_t)cp->cache_buftag);
 }
 
-/*
- * Where the 0xbb slack starts.  free() of a malloc block stores its
- * double-free key in the block's first word before we see it, so there
- * the slack starts at 8 at the earliest.
- */
-static size_t
-slack_start(umem_cache_t *cp, size_t usz)
-{
-	if ((cp->cache_flags & UMF_PAGEMAP) && usz < sizeof (uintptr_t))
-		return (sizeof (uintptr_t));
-	return (usz);
-}
 
 void
 umem_debug_slab_init(umem_cache_t *cp, void *base, uint32_t chunks)
@@ -750,6 +747,41 @@ stack_top(uintptr_t sp)
 static __thread int umem_in_sighandler
     __attribute__((tls_model("initial-exec")));
 
+/* One pc of a walk: the first frames, ours, are left out. */
+static inline int
+stack_add(uintptr_t pc, uintptr_t *pcs, int n, int *ours)
+{
+	if (*ours && !in_umem(pc))
+		*ours = 0;
+	if (!*ours) {
+		pcs[n++] = pc;
+		if ((umem_debug_flags & UMF_CHECKSIGNAL) && is_sigreturn(pc))
+			umem_in_sighandler = 1;
+	}
+	return (n);
+}
+
+/*
+ * unwind=dwarf: the walk by unwind tables (unwind.c), frame pointers in
+ * the program or not.  It starts in the caller of fp's function (this
+ * file keeps frame pointers: fp[1] is the return address, fp[0] the
+ * caller's bp, and the caller's sp is just above them).
+ */
+static int
+getpcstack_dwarf(uintptr_t *fp, uintptr_t hi, uintptr_t *pcs, int max)
+{
+	uintptr_t pc = fp[1], sp = (uintptr_t)(fp + 2), bp = fp[0];
+	int n = 0, ours = 1;
+
+	if (pc < 4096)
+		return (0);
+	n = stack_add(pc, pcs, n, &ours);
+	while (n < max && umem_unwind_step(&pc, &sp, &bp, hi, 0) == 0 &&
+	    pc >= 4096)
+		n = stack_add(pc, pcs, n, &ours);
+	return (n);
+}
+
 /*
  * The walk, from frame fp up: the debug layer's entry points pass their
  * own frame, which skips the frames between them and here (fewer
@@ -758,7 +790,7 @@ static __thread int umem_in_sighandler
 static int
 getpcstack_from(uintptr_t *fp, uintptr_t *pcs, int max)
 {
-	uintptr_t lo = (uintptr_t)fp, hi = stack_top(lo);
+	uintptr_t lo = (uintptr_t)fp, hi;
 	int n = 0, ours = 1;
 
 	if (UMEM_UNLIKELY(!__atomic_load_n(&umem_text_ready,
@@ -767,6 +799,10 @@ getpcstack_from(uintptr_t *fp, uintptr_t *pcs, int max)
 		__atomic_store_n(&umem_text_ready, 1, __ATOMIC_RELEASE);
 	}
 	umem_in_sighandler = 0;
+	hi = stack_top(lo);
+	/* fp: our own frame, so inside the stack */
+	if (umem_unwind_dwarf && hi - lo >= 16 && (lo & 7) == 0)
+		return (getpcstack_dwarf(fp, hi, pcs, max));
 	/* (compared without overflow: fp may be any value) */
 	while (n < max && (uintptr_t)fp >= lo && (uintptr_t)fp < hi &&
 	    hi - (uintptr_t)fp >= 16 && ((uintptr_t)fp & 7) == 0) {
@@ -774,14 +810,7 @@ getpcstack_from(uintptr_t *fp, uintptr_t *pcs, int max)
 
 		if (pc < 4096)
 			break;
-		if (ours && !in_umem(pc))
-			ours = 0;
-		if (!ours) {
-			pcs[n++] = pc;
-			if ((umem_debug_flags & UMF_CHECKSIGNAL) &&
-			    is_sigreturn(pc))
-				umem_in_sighandler = 1;
-		}
+		n = stack_add(pc, pcs, n, &ours);
 		if (next <= fp)
 			break;
 		lo = (uintptr_t)fp + 16;
@@ -1401,9 +1430,8 @@ debug_alloc(umem_cache_t *cp, int flags, size_t size, int sized)
 		if (cp->cache_flags & UMF_DEADBEEF)
 			fill64(buf, pattern_len(cp), UMEM_UNINIT_PATTERN);
 		if (cp->cache_flags & UMF_REDZONE)
-			memset((char *)buf + slack_start(cp, usz),
-			    UMEM_REDZONE_BYTE, slack_end(cp) -
-			    slack_start(cp, usz));
+			memset((char *)buf + usz, UMEM_REDZONE_BYTE,
+			    slack_end(cp) - usz);
 		btp->bt_redzone = sized ? (UMEM_REDZONE_PATTERN &
 		    0xffffffffULL) | (UMEM_SIZE_ENCODE(size) << 32) :
 		    UMEM_REDZONE_PATTERN;
@@ -1494,10 +1522,6 @@ umem_debug_free(umem_cache_t *cp, void *buf)
 	    __ATOMIC_RELAXED)) {
 		VG_LOUD();
 		if (where == 1 || umem_debug_state(cp, buf) == 0) {
-			/* malloc's free wrote its key into word 0: undo */
-			if ((cp->cache_flags & UMF_PAGEMAP) &&
-			    (cp->cache_flags & UMF_DEADBEEF))
-				*(uint64_t *)buf = UMEM_FREE_PATTERN;
 			umem_debug_error(UMERR_DUPFREE, cp, buf, NULL);
 		} else {
 			umem_debug_error(UMERR_BADBUFTAG, cp, buf, "tag %p: "
@@ -1520,7 +1544,7 @@ umem_debug_free(umem_cache_t *cp, void *buf)
 	}
 	end = slack_end(cp);
 	if (cp->cache_flags & UMF_REDZONE) {
-		for (off = slack_start(cp, usz); off < end; off++) {
+		for (off = usz; off < end; off++) {
 			if (((unsigned char *)buf)[off] != UMEM_REDZONE_BYTE) {
 				VG_LOUD();
 				umem_debug_error(UMERR_REDZONE, cp, buf,
@@ -1559,12 +1583,8 @@ umem_debug_block_alloc(umem_cache_t *cp, size_t size, int umflags)
 {
 	void *buf = debug_alloc(cp, umflags, size, 1);
 
-	if (buf == NULL) {
+	if (buf == NULL)
 		errno = ENOMEM;
-		return (NULL);
-	}
-	if (!(cp->cache_flags & UMF_DEADBEEF))
-		*(uintptr_t *)buf = 0;	/* no stale free() key */
 	return (buf);
 }
 

@@ -161,5 +161,13 @@ void umem_firewall_slab_free(void *mem, size_t slabsize);
 /* Capture up to max return addresses of the caller's callers, skipping */
 /* frames inside libumem; returns the number stored. */
 int umem_getpcstack(uintptr_t *pcs, int max);
+/*
+ * unwind.c: one frame up from (pc, sp, bp) by the unwind tables, reading
+ * the stack only below top; first: pc is not a return address.  0, or -1
+ * where the walk ends.
+ */
+int umem_unwind_step(uintptr_t *pcp, uintptr_t *spp, uintptr_t *bpp,
+    uintptr_t top, int first);
+extern int umem_unwind_dwarf;		/* UMEM_DEBUG=unwind=dwarf */
 
 #endif /* _UMEM_DEBUG_H */

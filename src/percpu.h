@@ -204,57 +204,84 @@ miss:
  * Fast-path push: if the loaded magazine has room, store obj in the next
  * slot and commit rounds + 1.  The slot store precedes the commit; if the
  * section aborts, that slot is above rounds and simply unused.  Returns 0
- * for "take the slow path" (asm goto, as above).
+ * for "take the slow path" (asm goto, as above).  UMEM_RSEQ_PUSH(keystore)
+ * is the section; keystore is asm run once the push is sure to have room
+ * (umem_rseq_push_keyed: the block layer's double-free key).
  */
+#define	UMEM_RSEQ_PUSH(keystore)					\
+	    ".pushsection __rseq_cs, \"aw\"\n\t"				\
+	    ".balign 32\n\t"						\
+	    "3:\n\t"							\
+	    ".long 0x0, 0x0\n\t"						\
+	    ".quad 1f, (2f - 1f), 4f\n\t"				\
+	    ".popsection\n\t"						\
+	    ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"		\
+	    ".quad 3b\n\t"						\
+	    ".popsection\n\t"						\
+	    "0:\n\t"							\
+	    "movq %[csoff], %%rax\n\t"					\
+	    "leaq 3b(%%rip), %%rdx\n\t"					\
+	    "movq %%rdx, %%fs:(%%rax)\n\t"				\
+	    "1:\n\t"							\
+	    "movq %[idxoff], %%rax\n\t"					\
+	    "movl %%fs:(%%rax), %%ecx\n\t"				\
+	    "cmpl %[nslots], %%ecx\n\t"					\
+	    "jae %l[full]\n\t"						\
+	    "shlq %[shift], %%rcx\n\t"					\
+	    "addq %[cp], %%rcx\n\t"					\
+	    "movq %c[w](%%rcx), %%rdx\n\t"				\
+	    "movzwl %%dx, %%eax\n\t"					\
+	    "cmpl %c[ms](%%rcx), %%eax\n\t"				\
+	    "jae %l[full]\n\t"						\
+	    keystore							\
+	    "movq %c[ld](%%rcx), %%rsi\n\t"				\
+	    "movq %[obj], 8(%%rsi,%%rax,8)\n\t"				\
+	    "addq $0x10001, %%rdx\n\t"					\
+	    "movq %%rdx, %c[w](%%rcx)\n\t"				\
+	    "2:\n\t"							\
+	    ".pushsection __rseq_failure, \"ax\"\n\t"			\
+	    ".byte 0x0f, 0xb9, 0x3d\n\t"					\
+	    ".long 0x53053053\n\t"					\
+	    "4:\n\t"							\
+	    "jmp 0b\n\t"							\
+	    ".popsection\n\t"
+
+#define	UMEM_RSEQ_PUSH_INPUTS						\
+	      [csoff] "m" (umem_percpu.pc_cs_off),			\
+	      [idxoff] "m" (umem_percpu.pc_idx_off),			\
+	      [shift] "i" (UMEM_CPU_CACHE_SHIFT),			\
+	      [nslots] "m" (*nslots),					\
+	      [w] "i" (UMEM_CC_OFF(cc_word)),				\
+	      [ms] "i" (UMEM_CC_OFF(cc_magsize)),			\
+	      [ld] "i" (UMEM_CC_OFF(cc_loaded))
+
 static inline __attribute__((always_inline)) int
 umem_rseq_push(struct umem_cache *cp, const uint32_t *nslots,
     void *obj)
 {
-	__asm__ goto(
-	    ".pushsection __rseq_cs, \"aw\"\n\t"
-	    ".balign 32\n\t"
-	    "3:\n\t"
-	    ".long 0x0, 0x0\n\t"
-	    ".quad 1f, (2f - 1f), 4f\n\t"
-	    ".popsection\n\t"
-	    ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
-	    ".quad 3b\n\t"
-	    ".popsection\n\t"
-	    "0:\n\t"
-	    "movq %[csoff], %%rax\n\t"
-	    "leaq 3b(%%rip), %%rdx\n\t"
-	    "movq %%rdx, %%fs:(%%rax)\n\t"
-	    "1:\n\t"
-	    "movq %[idxoff], %%rax\n\t"
-	    "movl %%fs:(%%rax), %%ecx\n\t"
-	    "cmpl %[nslots], %%ecx\n\t"
-	    "jae %l[full]\n\t"
-	    "shlq %[shift], %%rcx\n\t"
-	    "addq %[cp], %%rcx\n\t"
-	    "movq %c[w](%%rcx), %%rdx\n\t"
-	    "movzwl %%dx, %%eax\n\t"
-	    "cmpl %c[ms](%%rcx), %%eax\n\t"
-	    "jae %l[full]\n\t"
-	    "movq %c[ld](%%rcx), %%rsi\n\t"
-	    "movq %[obj], 8(%%rsi,%%rax,8)\n\t"
-	    "addq $0x10001, %%rdx\n\t"
-	    "movq %%rdx, %c[w](%%rcx)\n\t"
-	    "2:\n\t"
-	    ".pushsection __rseq_failure, \"ax\"\n\t"
-	    ".byte 0x0f, 0xb9, 0x3d\n\t"
-	    ".long 0x53053053\n\t"
-	    "4:\n\t"
-	    "jmp 0b\n\t"
-	    ".popsection\n\t"
+	__asm__ goto(UMEM_RSEQ_PUSH("")
 	    :
-	    : [cp] "r" (cp), [obj] "r" (obj),
-	      [csoff] "m" (umem_percpu.pc_cs_off),
-	      [idxoff] "m" (umem_percpu.pc_idx_off),
-	      [shift] "i" (UMEM_CPU_CACHE_SHIFT),
-	      [nslots] "m" (*nslots),
-	      [w] "i" (UMEM_CC_OFF(cc_word)),
-	      [ms] "i" (UMEM_CC_OFF(cc_magsize)),
-	      [ld] "i" (UMEM_CC_OFF(cc_loaded))
+	    : [cp] "r" (cp), [obj] "r" (obj), UMEM_RSEQ_PUSH_INPUTS
+	    : "rax", "rcx", "rdx", "rsi", "memory", "cc"
+	    : full);
+	return (1);
+full:
+	return (0);
+}
+
+/*
+ * The same, storing key into the object's first word inside the section:
+ * only a push that will commit writes it, so a block of a cache whose
+ * pushes all miss (a debug cache: nslots 0) is never written here.
+ */
+static inline __attribute__((always_inline)) int
+umem_rseq_push_keyed(struct umem_cache *cp, const uint32_t *nslots,
+    void *obj, uintptr_t key)
+{
+	__asm__ goto(UMEM_RSEQ_PUSH("movq %[key], (%[obj])\n\t")
+	    :
+	    : [cp] "r" (cp), [obj] "r" (obj), [key] "r" (key),
+	      UMEM_RSEQ_PUSH_INPUTS
 	    : "rax", "rcx", "rdx", "rsi", "memory", "cc"
 	    : full);
 	return (1);

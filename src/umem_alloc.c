@@ -29,7 +29,11 @@
  * block's address; an allocation clears it.  A free that finds its key
  * already there is a double free (the block is free, in a magazine or in
  * its slab).  The slab layer links free buffers through their last word,
- * never the first, so the key survives there too.
+ * never the first, so the key survives there too.  Blocks of classes with
+ * debugging never get a key: the debug layer checks them itself and must
+ * see their bytes as the program left them (the fast path stores the key
+ * inside its rseq push, which a debug cache's slots always miss, and the
+ * miss path below skips it).
  */
 #define	_GNU_SOURCE
 #include "umem_alloc.h"
@@ -777,6 +781,18 @@ umem_block_alloc_miss(umem_cache_t *cp, int umflags)
 }
 
 /*
+ * The rest of umem_block_free() when the push misses (a full magazine, a
+ * debug class, thread mode): the key, then the cache's slow path.
+ */
+__attribute__((noinline)) void
+umem_block_free_slow(umem_cache_t *cp, void *buf, uintptr_t key)
+{
+	if (!(cp->cache_flags & UMF_DEBUG))
+		*(uintptr_t *)buf = key;
+	umem_cache_free_slow(cp, buf);
+}
+
+/*
  * ------------------------------------------------------------------------
  * Aligned blocks
  * ------------------------------------------------------------------------
@@ -897,7 +913,6 @@ umem_free(void *buf, size_t size)
 	}
 	if (cp != NULL && (cp->cache_flags & UMF_DEBUG)) {
 		/* exact size check (or a report of what else is wrong) */
-		/* straight to the cache: free()'s key would hide word 0 */
 		if (umem_debug_check_size(cp, buf, size) == 0)
 			umem_cache_free(cp, buf);
 		return;

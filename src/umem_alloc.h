@@ -48,6 +48,7 @@ void umem_block_bad_free(void *buf, uintptr_t pm, const char *who);
 void umem_block_double_free(void *buf, umem_cache_t *cp, const char *who);
 void *umem_block_alloc_slow(size_t size, int umflags);
 void *umem_block_alloc_miss(umem_cache_t *cp, int umflags);
+void umem_block_free_slow(umem_cache_t *cp, void *buf, uintptr_t key);
 
 /* The class cache for 0 < size <= UMEM_MAXBUF (NULL before init). */
 static inline umem_cache_t *
@@ -172,8 +173,12 @@ umem_block_free(void *buf, const char *who)
 			umem_block_double_free(buf, cp, who);
 			return;
 		}
-		*(uintptr_t *)buf = key;
-		umem_cache_free_fast(cp, buf);
+#ifdef UMEM_HAVE_RSEQ
+		if (UMEM_LIKELY(umem_rseq_push_keyed(cp,
+		    &cp->cache_fast_slots, buf, key)))
+			return;
+#endif
+		umem_block_free_slow(cp, buf, key);
 		return;
 	}
 	if ((rsize = umem_block_large(buf, pm)) != 0) {

@@ -112,6 +112,79 @@ case_overrun(void)
 	overrun_by_one(40);
 }
 
+/* A block under 8 bytes: its slack starts at its size, not at 8. */
+static void
+case_overrun_small(void)
+{
+	overrun_by_one(3);
+}
+
+/*
+ * UMEM_LOGGING=contents: free() logs a malloc block's bytes as the
+ * program left them, its first word too (free's double-free key is never
+ * stored into a block of a debug class).
+ */
+static void
+case_contents(void)
+{
+	int (*logprint)(int, const char *) = (int (*)(int, const char *))
+	    dlsym(RTLD_DEFAULT, "umem_log_print");
+	char *p = dm_malloc(40);
+
+	memcpy(p, "ABCDEFGHIJKLMNOP", 16);
+	announce(p);
+	dm_free(p);
+	CCHECK(logprint != NULL, "no umem_log_print");
+	if (logprint != NULL)
+		CCHECK(logprint(STDOUT_FILENO, "contents") >= 1,
+		    "umem_log_print(contents) printed nothing");
+}
+
+/*
+ * A double free three calls deep in functions without frame pointers (the
+ * file is built -O2, which omits them; no FRAME() here): with
+ * unwind=dwarf the records still name every caller.  Global, so that
+ * -rdynamic names them in the report; work after each call keeps the
+ * calls from becoming jumps.
+ */
+void *nofp_make(size_t n);
+void nofp_level2(void);
+void nofp_level1(void);
+
+__attribute__((noinline)) void *
+nofp_make(size_t n)
+{
+	char *p = malloc(tu_opaque(n));
+
+	memset(tu_launder(p), 0x11, n);
+	return (tu_launder(p));
+}
+
+__attribute__((noinline)) void
+nofp_level2(void)
+{
+	void *p = nofp_make(40);
+
+	announce(p);
+	free(tu_launder(p));
+	free(tu_launder(p));
+	tu_say("NOT-REACHED\n");
+}
+
+__attribute__((noinline)) void
+nofp_level1(void)
+{
+	nofp_level2();
+	tu_say("NOT-REACHED\n");
+}
+
+static void
+case_nofp(void)
+{
+	nofp_level1();
+	tu_say("NOT-REACHED\n");
+}
+
 /* Large blocks (pages from vmem) carry a tag at their end, after 0xbb. */
 static void
 case_large_overrun(void)
@@ -385,6 +458,9 @@ static const struct {
 } cases[] = {
 	{ "uaf", case_uaf },
 	{ "overrun", case_overrun },
+	{ "overrun_small", case_overrun_small },
+	{ "contents", case_contents },
+	{ "nofp", case_nofp },
 	{ "double", case_double },
 	{ "interior", case_interior },
 	{ "stack", case_stack },
@@ -459,6 +535,9 @@ static const struct pcase {
 	    "replaced by 0x1122334455667788)", 1 },
 	{ "overrun", "default", "redzone violation: write past end of "
 	    "buffer", "byte at offset 0x28 (buffer of 40 bytes) is 0x5a, "
+	    "expected 0xbb", 1 },
+	{ "overrun_small", "default", "redzone violation: write past end "
+	    "of buffer", "byte at offset 0x3 (buffer of 3 bytes) is 0x5a, "
 	    "expected 0xbb", 1 },
 	{ "double", "default", "duplicate free", NULL, 1 },
 	{ "interior", "default", "bad free: free address is not the start "
@@ -555,6 +634,74 @@ t_noabort(void)
 	show_if(before, "noabort");
 }
 
+/* The contents log holds a freed malloc block's first word as it was. */
+static void
+t_contents(void)
+{
+	int before = test_cur_failed;
+	int st = run("contents", "audit", "UMEM_LOGGING=contents");
+	char buf[64];
+
+	expect_clean("contents", "audit", st);
+	CHECKF(tu_field(out, "BUF=", buf, sizeof (buf)) != NULL &&
+	    strstr(out, buf + 2) != NULL, "the block is not in the log");
+	/* "ABCDEFGH": the word free() used to overwrite with its key */
+	CHECKF(strstr(out, "41 42 43 44 45 46 47 48 49 4a 4b 4c 4d 4e 4f "
+	    "50") != NULL, "first bytes not logged as written");
+	show_if(before, "contents");
+}
+
+/* The first "    #" frame line at or after from naming name, or NULL. */
+static const char *
+frame_line(const char *from, const char *name)
+{
+	const char *l = from;
+
+	while ((l = strstr(l, "    #")) != NULL) {
+		const char *e = strchr(l, '\n');
+
+		if (e == NULL)
+			e = l + strlen(l);
+		if (memmem(l, (size_t)(e - l), name, strlen(name)) != NULL)
+			return (l);
+		l = e;
+	}
+	return (NULL);
+}
+
+/*
+ * unwind=dwarf: the allocation record of a block allocated three calls
+ * deep in code without frame pointers names all three callers, in order.
+ */
+static void
+t_unwind(void)
+{
+	int before = test_cur_failed;
+	int st = run("nofp", "default,unwind=dwarf", NULL);
+	const char *rec = strstr(out, "last allocated by thread ");
+	const char *a, *b, *c;
+
+	CHECKF(CHILD_ABORTED(st), "nofp: %s", tu_status(st));
+	CHECKF(strstr(out, "umem allocator: duplicate free\n") != NULL,
+	    "nofp: no report");
+	CHECKF(rec != NULL, "nofp: no allocation record");
+	if (rec != NULL) {
+		a = frame_line(rec, "nofp_make+");
+		b = frame_line(rec, "nofp_level2+");
+		c = frame_line(rec, "nofp_level1+");
+		CHECKF(a != NULL && b != NULL && c != NULL && a < b && b < c,
+		    "nofp: the allocation stack lacks a caller");
+	}
+	show_if(before, "nofp");
+
+	before = test_cur_failed;
+	st = run("usable", "default,unwind=sideways", NULL);
+	expect_clean("usable", "unwind=sideways", st);
+	CHECKF(strstr(out, "UMEM_DEBUG: unwind is fp or dwarf, not "
+	    "'sideways'") != NULL, "no complaint about unwind=sideways");
+	show_if(before, "unwind=sideways");
+}
+
 /* free(stack address) before any allocation. */
 static void
 t_stack_first(void)
@@ -631,6 +778,8 @@ main(int argc, char **argv)
 	RUN(t_planted);
 	RUN(t_stack_first);
 	RUN(t_noabort);
+	RUN(t_contents);
+	RUN(t_unwind);
 	RUN(t_usable_size);
 	RUN(t_workload);
 	RUN(t_hook);
