@@ -7,6 +7,8 @@
 #   umem-default   the same with UMEM_DEBUG=default (audit,contents,guards)
 #   umem-audit     UMEM_DEBUG=audit
 #   umem-guards    UMEM_DEBUG=guards
+#   umem-dwarf     UMEM_DEBUG=default,unwind=dwarf (stacks from unwind
+#                  tables; the workload has no frame pointers)
 #   glibc          glibc's malloc, no preload
 #   glibc-check    glibc with libc_malloc_debug.so.0 and MALLOC_CHECK_=3
 #   asan           the workload built with -fsanitize=address (gcc)
@@ -69,8 +71,8 @@ fi
 vg_na=""
 command -v valgrind >/dev/null 2>&1 || vg_na="valgrind is not installed"
 
-configs="libumem umem-default umem-audit umem-guards glibc glibc-check asan
-valgrind"
+configs="libumem umem-default umem-audit umem-guards umem-dwarf glibc
+glibc-check asan valgrind"
 configs=$(echo $configs)
 workloads="pair-64 batch"
 
@@ -107,6 +109,8 @@ run_one() {
 	    "$bin" -s "$scale" ;;
 	umem-guards) set -- env LD_PRELOAD="$umem_so" UMEM_DEBUG=guards \
 	    "$bin" -s "$scale" ;;
+	umem-dwarf) set -- env LD_PRELOAD="$umem_so" \
+	    UMEM_DEBUG=default,unwind=dwarf "$bin" -s "$scale" ;;
 	glibc) set -- "$bin" -s "$scale" ;;
 	glibc-check) set -- env LD_PRELOAD="$mdebug" MALLOC_CHECK_=3 \
 	    "$bin" -s "$scale" ;;
@@ -206,6 +210,7 @@ END {
 	label["umem-default"] = "UMEM_DEBUG=default"
 	label["umem-audit"] = "UMEM_DEBUG=audit"
 	label["umem-guards"] = "UMEM_DEBUG=guards"
+	label["umem-dwarf"] = "default,unwind=dwarf"
 	label["glibc"] = "glibc"
 	label["glibc-check"] = "glibc MALLOC_CHECK_=3"
 	label["asan"] = "ASan (gcc)"

@@ -258,6 +258,49 @@ dcase_dupfree_alloc(void)
 	(void) keep;
 }
 
+/*
+ * 3d. umem_cache_free twice, two calls below dcase_nofp_outer, none of
+ * them with a frame pointer (no FRAME(); -O2 omits them, except in the
+ * sanitizer builds): under unwind=dwarf the stacks still reach the outer
+ * function.  Work after each call keeps it from becoming a jump.
+ */
+void *dcase_nofp_alloc(umem_cache_t *cp);
+void dcase_nofp_inner(umem_cache_t *cp);
+void dcase_nofp_outer(void);
+void dcase_nofp(void);
+
+__attribute__((noinline)) void *
+dcase_nofp_alloc(umem_cache_t *cp)
+{
+	void *p = umem_cache_alloc(cp, UMEM_DEFAULT);
+
+	announce(p);
+	return (tu_launder(p));
+}
+
+__attribute__((noinline)) void
+dcase_nofp_inner(umem_cache_t *cp)
+{
+	void *p = dcase_nofp_alloc(cp);
+
+	umem_cache_free(cp, p);
+	umem_cache_free(cp, tu_launder(p));
+	tu_say("NOT-REACHED\n");
+}
+
+__attribute__((noinline)) void
+dcase_nofp_outer(void)
+{
+	dcase_nofp_inner(mkcache("dbgt_nofp", 64));
+	tu_say("NOT-REACHED\n");
+}
+
+void
+dcase_nofp(void)
+{
+	dcase_nofp_outer();
+}
+
 /* 3c. umem_cache_free twice, hashed cache (1000-byte buffers). */
 void dcase_dupfree_hash(void);
 void
@@ -951,6 +994,7 @@ static const struct {
 	{ "dupfree_cache", dcase_dupfree_cache },
 	{ "dupfree_alloc", dcase_dupfree_alloc },
 	{ "dupfree_hash", dcase_dupfree_hash },
+	{ "nofp", dcase_nofp },
 	{ "badaddr_cache", dcase_badaddr_cache },
 	{ "badaddr_hash", dcase_badaddr_hash },
 	{ "badaddr_alloc", dcase_badaddr_alloc },
@@ -1097,6 +1141,8 @@ static const pcase_t pcases[] = {
 	    { NULL }, 2, "dcase_dupfree_alloc" },
 	{ "dupfree_hash", "default", NULL, UMERR_DUPFREE, "dbgt_dup_hash",
 	    { NULL }, 2, "dcase_dupfree_hash" },
+	{ "nofp", "default,unwind=dwarf", NULL, UMERR_DUPFREE, "dbgt_nofp",
+	    { NULL }, 2, "dcase_nofp_outer" },
 	{ "badaddr_cache", "default", NULL, UMERR_BADADDR, "dbgt_badaddr",
 	    { NULL }, 0, NULL },
 	{ "badaddr_hash", "default", NULL, UMERR_BADADDR,
