@@ -832,16 +832,26 @@ umem_debug_print_stack(int fd, const umem_audit_t *ap, const char *indent)
 
 	for (int i = 0; i < ap->au_depth; i++) {
 		uintptr_t pc = ap->au_stack[i];
+		const char *sym;
+		uintptr_t off;
 		Dl_info di;
 		size_t n;
+		int found = dladdr((void *)(pc - 1), &di) != 0;
 
-		if (dladdr((void *)(pc - 1), &di) != 0 && di.dli_sname != NULL)
+		/* the symbol table's name first: dladdr knows exports only */
+		if (found && (sym = umem_symbol_name(pc - 1, di.dli_fname,
+		    (uintptr_t)di.dli_fbase, &off)) != NULL)
+			n = umem_format(line, sizeof (line),
+			    "%s#%d 0x%lx %s+0x%lx (%s)\n", indent, i,
+			    (unsigned long)pc, sym, (unsigned long)(off + 1),
+			    di.dli_fname != NULL ? di.dli_fname : "?");
+		else if (found && di.dli_sname != NULL)
 			n = umem_format(line, sizeof (line),
 			    "%s#%d 0x%lx %s+0x%lx (%s)\n", indent, i,
 			    (unsigned long)pc, di.dli_sname,
 			    (unsigned long)(pc - (uintptr_t)di.dli_saddr),
 			    di.dli_fname != NULL ? di.dli_fname : "?");
-		else if (dladdr((void *)(pc - 1), &di) != 0)
+		else if (found)
 			n = umem_format(line, sizeof (line),
 			    "%s#%d 0x%lx (%s+0x%lx)\n", indent, i,
 			    (unsigned long)pc, di.dli_fname != NULL ?

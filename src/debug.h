@@ -169,5 +169,8 @@ int umem_getpcstack(uintptr_t *pcs, int max);
 int umem_unwind_step(uintptr_t *pcp, uintptr_t *spp, uintptr_t *bpp,
     uintptr_t top, int first);
 extern int umem_unwind_dwarf;		/* UMEM_DEBUG=unwind=dwarf */
+/* symbols.c: the function holding pc, from the object's .symtab */
+const char *umem_symbol_name(uintptr_t pc, const char *path,
+    uintptr_t base, uintptr_t *offp);
 
 #endif /* _UMEM_DEBUG_H */

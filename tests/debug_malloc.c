@@ -112,6 +112,32 @@ case_overrun(void)
 	overrun_by_one(40);
 }
 
+/*
+ * A double free of a block allocated in a static function: not in the
+ * dynamic symbol table even with -rdynamic, so only the program's .symtab
+ * names it in the report.
+ */
+static __attribute__((noinline)) void *
+static_alloc_site(size_t n)
+{
+	void *p;
+
+	FRAME();
+	p = malloc(tu_opaque(n));
+	return (tu_launder(p));
+}
+
+static void
+case_static_site(void)
+{
+	char *keep = dm_malloc(64), *p = static_alloc_site(64);
+
+	announce(p);
+	dm_free(p);
+	dm_free(p);
+	tu_say("NOT-REACHED %p\n", (void *)keep);
+}
+
 /* A block under 8 bytes: its slack starts at its size, not at 8. */
 static void
 case_overrun_small(void)
@@ -461,6 +487,7 @@ static const struct {
 	{ "overrun_small", case_overrun_small },
 	{ "contents", case_contents },
 	{ "nofp", case_nofp },
+	{ "static_site", case_static_site },
 	{ "double", case_double },
 	{ "interior", case_interior },
 	{ "stack", case_stack },
@@ -540,6 +567,8 @@ static const struct pcase {
 	    "of buffer", "byte at offset 0x3 (buffer of 3 bytes) is 0x5a, "
 	    "expected 0xbb", 1 },
 	{ "double", "default", "duplicate free", NULL, 1 },
+	{ "static_site", "default", "duplicate free", " static_alloc_site+0x",
+	    1 },
 	{ "interior", "default", "bad free: free address is not the start "
 	    "of a buffer", NULL, 0 },
 	{ "stack", "default", "invalid free: buffer not allocated from this "

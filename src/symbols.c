@@ -1,0 +1,159 @@
+/*
+ * symbols.c - function names for the stacks in reports, from the objects'
+ * ELF symbol tables (.symtab).
+ *
+ * dladdr() knows only the dynamic symbol table: a program linked without
+ * -rdynamic exports nothing, and static functions are never exported, so
+ * dladdr names the nearest exported symbol before pc, or none.  The full
+ * table is in the file unless it was stripped: the file is mapped read-only
+ * on the first report that needs it (up to SYM_OBJECTS objects, kept
+ * mapped; only the pages of the tables are read), and a pc is named by the
+ * function whose [value, value + size) holds it.
+ *
+ * Reports only: nothing here is on an allocation path.  It allocates
+ * nothing; a report from a signal handler (the firewall's) that finds the
+ * table's lock taken goes without (umem_trylock).
+ */
+#define	_GNU_SOURCE
+#include "umem_impl.h"
+#include "debug.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define	SYM_OBJECTS	16
+
+typedef struct sym_obj {
+	uintptr_t	so_base;	/* dli_fbase: where it is loaded */
+	int		so_exec;	/* ET_EXEC: values are addresses */
+	const ElfW(Sym)	*so_syms;	/* NULL: no .symtab (or unreadable) */
+	size_t		so_nsyms;
+	const char	*so_strs;
+	size_t		so_strsize;
+} sym_obj_t;
+
+static sym_obj_t sym_objs[SYM_OBJECTS];
+static int sym_nobjs;
+static umem_lock_t sym_lock = UMEM_LOCK_INITIALIZER;
+
+/* Map path and find its .symtab; so_syms stays NULL if there is none. */
+static void
+sym_load(sym_obj_t *so, const char *path)
+{
+	const ElfW(Ehdr) *eh;
+	const ElfW(Shdr) *sh;
+	struct stat st;
+	char *map;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof (*eh) ||
+	    (map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd,
+	    0)) == MAP_FAILED) {
+		(void) close(fd);
+		return;
+	}
+	(void) close(fd);
+	eh = (const ElfW(Ehdr) *)(const void *)map;
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_shentsize != sizeof (ElfW(Shdr)) || eh->e_shoff == 0 ||
+	    eh->e_shoff > (uint64_t)st.st_size ||
+	    (uint64_t)eh->e_shnum * sizeof (ElfW(Shdr)) >
+	    (uint64_t)st.st_size - eh->e_shoff)
+		goto none;
+	sh = (const ElfW(Shdr) *)(const void *)(map + eh->e_shoff);
+	for (unsigned i = 0; i < eh->e_shnum; i++) {
+		const ElfW(Shdr) *str;
+
+		if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum ||
+		    sh[i].sh_entsize != sizeof (ElfW(Sym)))
+			continue;
+		str = &sh[sh[i].sh_link];
+		if (sh[i].sh_offset > (uint64_t)st.st_size ||
+		    sh[i].sh_size > (uint64_t)st.st_size - sh[i].sh_offset ||
+		    str->sh_offset > (uint64_t)st.st_size ||
+		    str->sh_size > (uint64_t)st.st_size - str->sh_offset ||
+		    str->sh_size == 0 || (sh[i].sh_offset & 7) != 0)
+			continue;
+		so->so_exec = eh->e_type == ET_EXEC;
+		so->so_syms = (const ElfW(Sym) *)(const void *)
+		    (map + sh[i].sh_offset);
+		so->so_nsyms = sh[i].sh_size / sizeof (ElfW(Sym));
+		so->so_strs = map + str->sh_offset;
+		so->so_strsize = str->sh_size;
+		return;
+	}
+none:
+	(void) munmap(map, (size_t)st.st_size);
+}
+
+/* The object loaded at base (path: its file), loaded if new; or NULL. */
+static sym_obj_t *
+sym_obj(uintptr_t base, const char *path)
+{
+	sym_obj_t *so;
+
+	for (int i = 0; i < sym_nobjs; i++)
+		if (sym_objs[i].so_base == base)
+			return (&sym_objs[i]);
+	if (sym_nobjs == SYM_OBJECTS)
+		return (NULL);
+	so = &sym_objs[sym_nobjs++];
+	so->so_base = base;
+	/*
+	 * dladdr names the program by its argv[0] (relative to a working
+	 * directory that may have changed since), or not at all.
+	 */
+	if (path == NULL || path[0] == '\0' ||
+	    strcmp(path, program_invocation_name) == 0)
+		path = "/proc/self/exe";
+	sym_load(so, path);
+	return (so);
+}
+
+/*
+ * The function holding pc in the object dladdr() placed it in (file path,
+ * loaded at base): its name, *offp set to pc's offset in it.  NULL if the
+ * object has no symbol table or no function there.  The name stays valid.
+ */
+const char *
+umem_symbol_name(uintptr_t pc, const char *path, uintptr_t base,
+    uintptr_t *offp)
+{
+	const char *name = NULL;
+	sym_obj_t *so;
+	uintptr_t rel;
+
+	if (!umem_trylock(&sym_lock))
+		return (NULL);
+	if ((so = sym_obj(base, path)) != NULL && so->so_syms != NULL) {
+		rel = so->so_exec ? pc : pc - base;
+		for (size_t i = 0; i < so->so_nsyms; i++) {
+			const ElfW(Sym) *s = &so->so_syms[i];
+			unsigned type = ELF64_ST_TYPE(s->st_info);
+
+			if ((type != STT_FUNC && type != STT_GNU_IFUNC) ||
+			    s->st_shndx == SHN_UNDEF || s->st_size == 0 ||
+			    rel - s->st_value >= s->st_size ||
+			    s->st_name >= so->so_strsize)
+				continue;
+			/* a name must end inside the table */
+			if (memchr(so->so_strs + s->st_name, '\0',
+			    so->so_strsize - s->st_name) == NULL)
+				continue;
+			name = so->so_strs + s->st_name;
+			*offp = rel - s->st_value;
+			break;
+		}
+	}
+	umem_unlock(&sym_lock);
+	return (name);
+}
