@@ -1439,7 +1439,7 @@ debug_alloc(umem_cache_t *cp, int flags, size_t size, int sized)
 		btp = umem_debug_tag(cp, buf);
 		if (cp->cache_flags & UMF_DEADBEEF)
 			fill64(buf, pattern_len(cp), UMEM_UNINIT_PATTERN);
-		if (cp->cache_flags & UMF_REDZONE)
+		if ((cp->cache_flags & UMF_REDZONE) && slack_end(cp) > usz)
 			memset((char *)buf + usz, UMEM_REDZONE_BYTE,
 			    slack_end(cp) - usz);
 		btp->bt_redzone = sized ? (UMEM_REDZONE_PATTERN &
