@@ -8,7 +8,9 @@
  * table is in the file unless it was stripped: the file is mapped read-only
  * on the first report that needs it (up to SYM_OBJECTS objects, kept
  * mapped; only the pages of the tables are read), and a pc is named by the
- * function whose [value, value + size) holds it.
+ * function whose [value, value + size) holds it: value is pc's address in
+ * the file, pc - dli_fbase plus the file address of dli_fbase's page
+ * (zero for a shared object or a PIE, the link address for a fixed one).
  *
  * Reports only: nothing here is on an allocation path.  It allocates
  * nothing; a report from a signal handler (the firewall's) that finds the
@@ -30,8 +32,8 @@
 #define	SYM_OBJECTS	16
 
 typedef struct sym_obj {
-	uintptr_t	so_base;	/* dli_fbase: where it is loaded */
-	int		so_exec;	/* ET_EXEC: values are addresses */
+	uintptr_t	so_base;	/* dli_fbase: its first page's address */
+	uintptr_t	so_vaddr0;	/* that page's address in the file */
 	const ElfW(Sym)	*so_syms;	/* NULL: no .symtab (or unreadable) */
 	size_t		so_nsyms;
 	const char	*so_strs;
@@ -69,6 +71,22 @@ sym_load(sym_obj_t *so, const char *path)
 	    (uint64_t)eh->e_shnum * sizeof (ElfW(Shdr)) >
 	    (uint64_t)st.st_size - eh->e_shoff)
 		goto none;
+	/* dli_fbase is where the first PT_LOAD's page went */
+	if (eh->e_phentsize != sizeof (ElfW(Phdr)) || eh->e_phoff == 0 ||
+	    eh->e_phoff > (uint64_t)st.st_size ||
+	    (uint64_t)eh->e_phnum * sizeof (ElfW(Phdr)) >
+	    (uint64_t)st.st_size - eh->e_phoff)
+		goto none;
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(const void *)
+		    (map + eh->e_phoff) + i;
+
+		if (ph->p_type == PT_LOAD) {
+			so->so_vaddr0 = ph->p_vaddr & ~(uintptr_t)(umem_pagesize -
+			    1);
+			break;
+		}
+	}
 	sh = (const ElfW(Shdr) *)(const void *)(map + eh->e_shoff);
 	for (unsigned i = 0; i < eh->e_shnum; i++) {
 		const ElfW(Shdr) *str;
@@ -83,7 +101,6 @@ sym_load(sym_obj_t *so, const char *path)
 		    str->sh_size > (uint64_t)st.st_size - str->sh_offset ||
 		    str->sh_size == 0 || (sh[i].sh_offset & 7) != 0)
 			continue;
-		so->so_exec = eh->e_type == ET_EXEC;
 		so->so_syms = (const ElfW(Sym) *)(const void *)
 		    (map + sh[i].sh_offset);
 		so->so_nsyms = sh[i].sh_size / sizeof (ElfW(Sym));
@@ -135,7 +152,7 @@ umem_symbol_name(uintptr_t pc, const char *path, uintptr_t base,
 	if (!umem_trylock(&sym_lock))
 		return (NULL);
 	if ((so = sym_obj(base, path)) != NULL && so->so_syms != NULL) {
-		rel = so->so_exec ? pc : pc - base;
+		rel = pc - base + so->so_vaddr0;
 		for (size_t i = 0; i < so->so_nsyms; i++) {
 			const ElfW(Sym) *s = &so->so_syms[i];
 			unsigned type = ELF64_ST_TYPE(s->st_info);
