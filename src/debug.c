@@ -374,9 +374,10 @@ umem_debug_options(void)
 	if (umem_debug_flags & UMF_FIREWALL)
 		umem_firewall_init();
 	if (umem_debug_verbose)
-		umem_report("umem: debug flags 0x%x, audit %u frames, "
-		    "firewall >= %zu bytes, mtbf %u%s", umem_debug_flags,
-		    umem_audit_frames, umem_debug_minfirewall,
+		umem_report("umem: debug flags 0x%x, audit %u frames "
+		    "(unwind=%s), firewall >= %zu bytes, mtbf %u%s",
+		    umem_debug_flags, umem_audit_frames,
+		    umem_unwind_dwarf ? "dwarf" : "fp", umem_debug_minfirewall,
 		    (unsigned)umem_mtbf, umem_valgrind ? ", valgrind" : "");
 }
 
