@@ -772,14 +772,17 @@ static int
 getpcstack_dwarf(uintptr_t *fp, uintptr_t hi, uintptr_t *pcs, int max)
 {
 	uintptr_t pc = fp[1], sp = (uintptr_t)(fp + 2), bp = fp[0];
-	int n = 0, ours = 1;
+	int n = 0, ours = 1, st = 0;
 
 	if (pc < 4096)
 		return (0);
 	n = stack_add(pc, pcs, n, &ours);
-	while (n < max && umem_unwind_step(&pc, &sp, &bp, hi, 0) == 0 &&
-	    pc >= 4096)
+	while (n < max && (st = umem_unwind_step(&pc, &sp, &bp, hi,
+	    st == 1)) >= 0 && pc >= 4096) {
+		if (st == 1)	/* the interrupted code's stack */
+			hi = stack_top(sp);
 		n = stack_add(pc, pcs, n, &ours);
+	}
 	return (n);
 }
 

@@ -163,8 +163,9 @@ void umem_firewall_slab_free(void *mem, size_t slabsize);
 int umem_getpcstack(uintptr_t *pcs, int max);
 /*
  * unwind.c: one frame up from (pc, sp, bp) by the unwind tables, reading
- * the stack only below top; first: pc is not a return address.  0, or -1
- * where the walk ends.
+ * the stack only below top; first: pc is not a return address.  0; 1
+ * after a signal frame (pc is the interrupted instruction, not a return
+ * address, and sp may be on another stack); -1 where the walk ends.
  */
 int umem_unwind_step(uintptr_t *pcp, uintptr_t *spp, uintptr_t *bpp,
     uintptr_t top, int first);

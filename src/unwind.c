@@ -17,10 +17,13 @@
  * the second holds a check derived from pc, so a reader that sees words
  * of two different writers takes a miss.
  *
+ * A signal frame (the trampoline a handler returns to, 'S' in its CIE) is
+ * stepped by the kernel's ucontext at sp instead: the interrupted pc, sp
+ * and bp, maybe on another stack (the caller finds its bounds).
+ *
  * What ends a walk, never a guess: no FDE, a CFA from an expression or
- * from a register other than sp and bp, a signal frame, an undefined
- * return address (the outermost frame), a CFA outside the thread's stack
- * or not above sp.
+ * from a register other than sp and bp, an undefined return address (the
+ * outermost frame), a CFA outside the thread's stack or not above sp.
  *
  * Safety: stack words are read only inside [sp, top of the stack); unwind
  * tables only inside dl_iterate_phdr's callback, where no object can be
@@ -50,11 +53,15 @@
 /*
  * A rule in 32 bits; 0: none (end the walk).  Bits: 0 valid, 1 the CFA is
  * bp + off (else sp + off), 2 the caller's bp is saved, 3-10 its offset
- * from the CFA in words + 128, 11-31 the CFA offset.
+ * from the CFA in words + 128 (never 0: the offset is at most 1016), 11-31
+ * the CFA offset.
  */
 #define	RULE_VALID	0x1u
 #define	RULE_CFA_BP	0x2u
 #define	RULE_BP_SAVED	0x4u
+/* The signal trampoline: the interrupted registers are in a ucontext */
+/* at sp ('S' in the CIE; no other bit is set). */
+#define	RULE_SIGFRAME	(RULE_VALID | 0x8u)
 #define	RULE_BP_OFF(r)	(((int64_t)(((r) >> 3) & 0xff) - 128) * 8)
 #define	RULE_CFA_OFF(r)	((uintptr_t)((r) >> 11))
 #define	RULE_CFA_MAX	((1u << 21) - 1)
@@ -221,6 +228,7 @@ typedef struct uw_cie {
 	int64_t		uc_data_align;
 	uint8_t		uc_fde_enc;
 	int		uc_aug_z;
+	int		uc_signal;	/* 'S': a signal trampoline */
 } uw_cie_t;
 
 #define	UW_STATES	8	/* remember_state depth */
@@ -452,6 +460,7 @@ uw_cie_parse(const uint8_t *cie_start, uw_cie_t *cie)
 		return (-1);
 	cie->uc_fde_enc = 0;	/* absptr */
 	cie->uc_aug_z = 0;
+	cie->uc_signal = 0;
 	if (aug[0] == 'z') {
 		uint64_t alen = uw_uleb(&p, end);
 		const uint8_t *aend = p + alen;
@@ -473,7 +482,9 @@ uw_cie_parse(const uint8_t *cie_start, uw_cie_t *cie)
 			case 'L':
 				p++;
 				break;
-			case 'S':	/* a signal frame: not followed */
+			case 'S':
+				cie->uc_signal = 1;
+				break;
 			default:
 				return (-1);
 			}
@@ -513,6 +524,8 @@ uw_rule_from_fde(const uint8_t *fde, uintptr_t pc)
 	range = uw_ptr(&p, end, cie.uc_fde_enc & 0x0f, &ok);
 	if (!ok || pc < begin || pc - begin >= range)
 		return (0);
+	if (cie.uc_signal)
+		return (RULE_SIGFRAME);
 	if (cie.uc_aug_z) {
 		uint64_t alen = uw_uleb(&p, end);
 
@@ -642,6 +655,15 @@ uw_rule(uintptr_t pc)
 	return (uf.uf_rule);
 }
 
+/*
+ * Where a signal handler's return lands (the trampoline), sp is the
+ * kernel's ucontext: uc_flags, uc_link and uc_stack (40 bytes), then the
+ * registers of struct sigcontext, r8 first (Linux x86-64 ABI).
+ */
+#define	UC_RBP		(40 + 10 * 8)
+#define	UC_RSP		(40 + 15 * 8)
+#define	UC_RIP		(40 + 16 * 8)
+
 int
 umem_unwind_step(uintptr_t *pcp, uintptr_t *spp, uintptr_t *bpp,
     uintptr_t top, int first)
@@ -652,6 +674,17 @@ umem_unwind_step(uintptr_t *pcp, uintptr_t *spp, uintptr_t *bpp,
 
 	if (r == 0)
 		return (-1);
+	if (r == RULE_SIGFRAME) {
+		const uintptr_t *uc = (const uintptr_t *)sp;
+
+		if ((sp & 7) != 0 || top < UC_RIP + 8 ||
+		    sp > top - (UC_RIP + 8))
+			return (-1);
+		*pcp = uc[UC_RIP / 8];
+		*spp = uc[UC_RSP / 8];
+		*bpp = uc[UC_RBP / 8];
+		return (1);
+	}
 	cfa = ((r & RULE_CFA_BP) ? *bpp : sp) + RULE_CFA_OFF(r);
 	if (cfa < sp + 8 || cfa > top || (cfa & 7) != 0)
 		return (-1);

@@ -211,6 +211,38 @@ case_nofp(void)
 	tu_say("NOT-REACHED\n");
 }
 
+/*
+ * The same from a signal handler: the walk goes through the signal frame
+ * (the kernel's saved registers) into the code it interrupted.
+ */
+void sig_raiser(void);
+
+static void
+sig_handler(int sig)
+{
+	(void) sig;
+	nofp_level2();
+}
+
+__attribute__((noinline)) void
+sig_raiser(void)
+{
+	(void) raise(SIGUSR1);
+	tu_say("NOT-REACHED\n");
+}
+
+static void
+case_sig_nofp(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof (sa));
+	sa.sa_handler = sig_handler;
+	(void) sigaction(SIGUSR1, &sa, NULL);
+	sig_raiser();
+	tu_say("NOT-REACHED\n");
+}
+
 /* Large blocks (pages from vmem) carry a tag at their end, after 0xbb. */
 static void
 case_large_overrun(void)
@@ -487,6 +519,7 @@ static const struct {
 	{ "overrun_small", case_overrun_small },
 	{ "contents", case_contents },
 	{ "nofp", case_nofp },
+	{ "sig_nofp", case_sig_nofp },
 	{ "static_site", case_static_site },
 	{ "double", case_double },
 	{ "interior", case_interior },
@@ -700,7 +733,8 @@ frame_line(const char *from, const char *name)
 
 /*
  * unwind=dwarf: the allocation record of a block allocated three calls
- * deep in code without frame pointers names all three callers, in order.
+ * deep in code without frame pointers names all three callers, in order;
+ * from a signal handler, it goes on into the interrupted function.
  */
 static void
 t_unwind(void)
@@ -722,6 +756,20 @@ t_unwind(void)
 		    "nofp: the allocation stack lacks a caller");
 	}
 	show_if(before, "nofp");
+
+	/* through a signal frame, into the code the signal interrupted */
+	before = test_cur_failed;
+	st = run("sig_nofp", "default,unwind=dwarf", NULL);
+	rec = strstr(out, "last allocated by thread ");
+	CHECKF(CHILD_ABORTED(st), "sig_nofp: %s", tu_status(st));
+	CHECKF(rec != NULL, "sig_nofp: no allocation record");
+	if (rec != NULL) {
+		a = frame_line(rec, "nofp_level2+");
+		b = frame_line(rec, "sig_raiser+");
+		CHECKF(a != NULL && b != NULL && a < b, "sig_nofp: the "
+		    "allocation stack does not reach sig_raiser");
+	}
+	show_if(before, "sig_nofp");
 
 	before = test_cur_failed;
 	st = run("usable", "default,unwind=sideways", NULL);
