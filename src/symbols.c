@@ -7,10 +7,12 @@
  * dladdr names the nearest exported symbol before pc, or none.  The full
  * table is in the file unless it was stripped: the file is mapped read-only
  * on the first report that needs it (up to SYM_OBJECTS objects, kept
- * mapped; only the pages of the tables are read), and a pc is named by the
- * function whose [value, value + size) holds it: value is pc's address in
- * the file, pc - dli_fbase plus the file address of dli_fbase's page
- * (zero for a shared object or a PIE, the link address for a fixed one).
+ * mapped; only the pages of the tables are read).  An object is known by
+ * its address and name: another may be loaded where a closed one was.
+ * A pc is named by the function whose [value, value + size) holds it;
+ * value is pc's address in the file, pc - dli_fbase plus the file address
+ * of dli_fbase's page (zero for a shared object or a PIE, the link
+ * address for a fixed one).
  *
  * Reports only: nothing here is on an allocation path.  It allocates
  * nothing; a report from a signal handler (the firewall's) that finds the
@@ -33,6 +35,7 @@
 
 typedef struct sym_obj {
 	uintptr_t	so_base;	/* dli_fbase: its first page's address */
+	char		so_path[256];	/* dli_fname, cut short if need be */
 	uintptr_t	so_vaddr0;	/* that page's address in the file */
 	const ElfW(Sym)	*so_syms;	/* NULL: no .symtab (or unreadable) */
 	size_t		so_nsyms;
@@ -118,19 +121,24 @@ sym_obj(uintptr_t base, const char *path)
 {
 	sym_obj_t *so;
 
+	if (path == NULL)
+		path = "";
+	/* base and name: another object may be loaded where one was */
 	for (int i = 0; i < sym_nobjs; i++)
-		if (sym_objs[i].so_base == base)
+		if (sym_objs[i].so_base == base &&
+		    strncmp(sym_objs[i].so_path, path,
+		    sizeof (so->so_path) - 1) == 0)
 			return (&sym_objs[i]);
 	if (sym_nobjs == SYM_OBJECTS)
 		return (NULL);
 	so = &sym_objs[sym_nobjs++];
 	so->so_base = base;
+	umem_strlcpy(so->so_path, path, sizeof (so->so_path));
 	/*
 	 * dladdr names the program by its argv[0] (relative to a working
 	 * directory that may have changed since), or not at all.
 	 */
-	if (path == NULL || path[0] == '\0' ||
-	    strcmp(path, program_invocation_name) == 0)
+	if (path[0] == '\0' || strcmp(path, program_invocation_name) == 0)
 		path = "/proc/self/exe";
 	sym_load(so, path);
 	return (so);
