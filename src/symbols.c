@@ -9,7 +9,9 @@
  * on the first report that needs it (up to SYM_OBJECTS objects, kept
  * mapped; only the pages of the tables are read).  An object is known by
  * its address and name: another may be loaded where a closed one was.
- * A pc is named by the function whose [value, value + size) holds it;
+ * A file whose build ID is not the loaded object's (replaced on disk
+ * since) is not used.  A pc is named by the function whose [value,
+ * value + size) holds it;
  * value is pc's address in the file, pc - dli_fbase plus the file address
  * of dli_fbase's page (zero for a shared object or a PIE, the link
  * address for a fixed one).
@@ -46,6 +48,96 @@ typedef struct sym_obj {
 static sym_obj_t sym_objs[SYM_OBJECTS];
 static int sym_nobjs;
 static umem_lock_t sym_lock = UMEM_LOCK_INITIALIZER;
+
+/*
+ * The GNU build ID in len bytes of notes, or NULL (*idlen: its length).
+ * Notes are 4-byte aligned: namesz, descsz, type, name, desc.
+ */
+static const uint8_t *
+note_build_id(const uint8_t *p, size_t len, size_t *idlen)
+{
+	while (len >= 12) {
+		uint32_t nsz, dsz, type;
+		size_t nal, dal;
+
+		memcpy(&nsz, p, 4);
+		memcpy(&dsz, p + 4, 4);
+		memcpy(&type, p + 8, 4);
+		nal = ((size_t)nsz + 3) & ~(size_t)3;
+		dal = ((size_t)dsz + 3) & ~(size_t)3;
+		if (nal > len - 12 || dal > len - 12 - nal)
+			return (NULL);
+		if (type == NT_GNU_BUILD_ID && nsz == 4 &&
+		    memcmp(p + 12, "GNU", 4) == 0) {
+			*idlen = dsz;
+			return (p + 12 + nal);
+		}
+		p += 12 + nal + dal;
+		len -= 12 + nal + dal;
+	}
+	return (NULL);
+}
+
+typedef struct sym_id {
+	uintptr_t	si_base;	/* the object's first page */
+	const uint8_t	*si_id;		/* its build ID in memory, or NULL */
+	size_t		si_len;
+} sym_id_t;
+
+static int
+sym_id_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	sym_id_t *si = arg;
+	int first = 1, ours = 0;
+
+	(void) size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type == PT_LOAD && first) {
+			first = 0;
+			ours = info->dlpi_addr + (ph->p_vaddr &
+			    ~(uintptr_t)(umem_pagesize - 1)) == si->si_base;
+		}
+	}
+	for (int i = 0; ours && i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type == PT_NOTE && si->si_id == NULL)
+			si->si_id = note_build_id((const uint8_t *)
+			    (info->dlpi_addr + ph->p_vaddr), ph->p_filesz,
+			    &si->si_len);
+	}
+	return (ours);
+}
+
+/*
+ * Is the file mapped at map (size bytes) the one loaded at base?  A file
+ * replaced since it was loaded (a package upgrade) would name functions
+ * wrongly: both build IDs, when both have one, must match.
+ */
+static int
+sym_same_build(const char *map, size_t size, uintptr_t base)
+{
+	const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)(const void *)map;
+	const uint8_t *fid = NULL;
+	size_t flen = 0;
+	sym_id_t si = { base, NULL, 0 };
+
+	for (unsigned i = 0; i < eh->e_phnum && fid == NULL; i++) {
+		const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(const void *)
+		    (map + eh->e_phoff) + i;
+
+		if (ph->p_type == PT_NOTE && ph->p_offset <= size &&
+		    ph->p_filesz <= size - ph->p_offset)
+			fid = note_build_id((const uint8_t *)map + ph->p_offset,
+			    ph->p_filesz, &flen);
+	}
+	(void) dl_iterate_phdr(sym_id_cb, &si);
+	if (fid == NULL || si.si_id == NULL)
+		return (1);
+	return (flen == si.si_len && memcmp(fid, si.si_id, flen) == 0);
+}
 
 /* Map path and find its .symtab; so_syms stays NULL if there is none. */
 static void
@@ -90,6 +182,8 @@ sym_load(sym_obj_t *so, const char *path)
 			break;
 		}
 	}
+	if (!sym_same_build(map, (size_t)st.st_size, so->so_base))
+		goto none;
 	sh = (const ElfW(Shdr) *)(const void *)(map + eh->e_shoff);
 	for (unsigned i = 0; i < eh->e_shnum; i++) {
 		const ElfW(Shdr) *str;
