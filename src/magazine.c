@@ -298,7 +298,7 @@ umem_mag_destroy(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
 	 * cache's magazine layer would hold its page for more update passes.
 	 */
 	mag_rounds_to_slabs(cp, mp, nrounds);
-	umem_slab_free(mtp->mt_cache, mp);
+	umem_slab_free(umem_magtype_cache(mtp), mp);
 }
 
 /* Destroy a list of magazines whose round arrays end at M or a NULL. */
@@ -340,7 +340,7 @@ umem_depot_ws_reap(umem_cache_t *cp)
 	}
 	while ((mp = empty) != NULL) {
 		empty = mp->mag_next;
-		umem_slab_free(mtp->mt_cache, mp);
+		umem_slab_free(umem_magtype_cache(mtp), mp);
 	}
 }
 
@@ -529,7 +529,7 @@ depot_add_empty(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
 	}
 	umem_unlock(&cp->cache_depot_lock);
 	if (mp != NULL)
-		umem_cache_free(mtp->mt_cache, mp);
+		umem_cache_free(umem_magtype_cache(mtp), mp);
 }
 
 /* A full magazine's rounds to their slabs; the magazine joins the empties. */
@@ -554,6 +554,7 @@ mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 {
 	umem_magazine_t *emp, *t0, *t1;
 	umem_magtype_t *mtp;
+	umem_cache_t *mcp;
 	size_t done = 0;
 	uint32_t n0, n1;
 	ccown_t o;
@@ -657,8 +658,8 @@ mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 		 */
 		mtp = cp->cache_magtype;
 		cc_release(&o);
-		emp = umem_cache_alloc(mtp->mt_cache, UMEM_DEFAULT);
-		if (emp == NULL)
+		if ((mcp = umem_magtype_cache(mtp)) == NULL ||
+		    (emp = umem_cache_alloc(mcp, UMEM_DEFAULT)) == NULL)
 			return (done);
 		depot_add_empty(cp, mtp, emp, 1);
 	}
@@ -824,7 +825,7 @@ depot_destroy_lists(umem_cache_t *cp, umem_magtype_t *mtp,
 	}
 	while ((mp = empty) != NULL) {
 		empty = mp->mag_next;
-		umem_slab_free(mtp->mt_cache, mp);
+		umem_slab_free(umem_magtype_cache(mtp), mp);
 	}
 }
 

@@ -192,24 +192,34 @@ internal_cache(const char *name, size_t size, size_t align)
 	    NULL, NULL, umem_internal_arena, UMC_NOHASH | UMC_INTERNAL, 0));
 }
 
-/* Turn on the magazine layer of a cache created before its magtype. */
-static void
-cache_magazine_enable(umem_cache_t *cp)
+/*
+ * The magazine cache of type mtp, made on first use, so that a program
+ * pays only for the magazine sizes its caches use (each cache structure
+ * is about 1.4 KiB of touched memory; a small program uses two or three
+ * of the nine sizes).  Called with no umem lock held (magazine.c makes
+ * empty magazines with its slot released).  Two threads may race to make
+ * it; the loser destroys its copy.  NULL if it cannot be made.
+ */
+umem_cache_t *
+umem_magtype_cache(umem_magtype_t *mtp)
 {
-	umem_magtype_t *mtp;
-	uint32_t i;
+	umem_cache_t *cp = __atomic_load_n(&mtp->mt_cache, __ATOMIC_ACQUIRE);
+	umem_cache_t *none = NULL;
+	char name[UMEM_NAMELEN + 1];
 
-	if (cp->cache_flags & UMF_NOMAGAZINE)
-		return;
-	mtp = umem_magtype_initial(cp->cache_chunksize);
-	umem_lock(&cp->cache_depot_lock);
-	cp->cache_magtype = mtp;
-	umem_unlock(&cp->cache_depot_lock);
-	for (i = 0; i < cp->cache_ncpu; i++) {
-		umem_lock(&cp->cache_cpu[i].cc_lock);
-		cp->cache_cpu[i].cc_magsize = mtp->mt_magsize;
-		umem_unlock(&cp->cache_cpu[i].cc_lock);
+	if (UMEM_LIKELY(cp != NULL))
+		return (cp);
+	(void) umem_format(name, sizeof (name), "umem_magazine_%u",
+	    mtp->mt_magsize);
+	if ((cp = internal_cache(name, (mtp->mt_magsize + 1) *
+	    sizeof (void *), mtp->mt_align)) == NULL)
+		return (NULL);
+	if (!__atomic_compare_exchange_n(&mtp->mt_cache, &none, cp, 0,
+	    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		umem_cache_destroy(cp);
+		cp = none;
 	}
+	return (cp);
 }
 
 /* The heap imports of umem_internal and umem_default, counted. */
@@ -233,7 +243,6 @@ umem_init_locked(void)
 	vmem_t *heap;
 	char percpu[16];
 	size_t pg;
-	int i;
 
 	umem_platform_init();
 	pg = umem_pagesize;
@@ -262,20 +271,7 @@ umem_init_locked(void)
 	if (umem_cache_arena == NULL || umem_default_arena == NULL)
 		return (-1);
 
-	/* Magazine caches first, magazine-less until all exist. */
-	for (i = 0; i < UMEM_NMAGTYPES; i++) {
-		umem_magtype_t *mtp = &umem_magtype[i];
-		char name[UMEM_NAMELEN + 1];
-
-		(void) umem_format(name, sizeof (name), "umem_magazine_%u",
-		    mtp->mt_magsize);
-		mtp->mt_cache = internal_cache(name,
-		    (mtp->mt_magsize + 1) * sizeof (void *), mtp->mt_align);
-		if (mtp->mt_cache == NULL)
-			return (-1);
-	}
-	for (i = 0; i < UMEM_NMAGTYPES; i++)
-		cache_magazine_enable(umem_magtype[i].mt_cache);
+	/* (magazine caches: on first use, umem_magtype_cache) */
 	umem_slab_cache = internal_cache("umem_slab_cache",
 	    sizeof (umem_slab_t), 0);
 	umem_bufctl_cache = internal_cache("umem_bufctl_cache",
@@ -461,8 +457,7 @@ umem_cache_create_internal(const char *name, size_t bufsize, size_t align,
 		umem_magtype_t *mtp = (cflags & UMC_PAGEMAP) ?
 		    umem_magtype_malloc(chunk) : umem_magtype_initial(chunk);
 
-		if (mtp->mt_cache != NULL)
-			cp->cache_magtype = mtp;
+		cp->cache_magtype = mtp;
 		if (cflags & UMC_PAGEMAP)
 			cp->cache_depot_cap = umem_depot_cap_malloc(chunk);
 	}

@@ -347,6 +347,7 @@ void umem_mag_cpu_totals(umem_cache_t *cp, uint64_t *allocp, uint64_t *freep,
     uint64_t *roundsp);
 umem_magtype_t *umem_magtype_initial(size_t chunksize);
 umem_magtype_t *umem_magtype_malloc(size_t chunksize);	/* UMC_PAGEMAP */
+umem_cache_t *umem_magtype_cache(umem_magtype_t *mtp);	/* made on demand */
 uint64_t umem_depot_cap_malloc(size_t chunksize);	/* UMC_PAGEMAP */
 
 /* White-box test hooks: snapshot of the caller's CPU cache state. */

@@ -202,9 +202,8 @@ test_create_values(void)
 	CHECK(umem_cache_lookup("tc_dup") == NULL);
 
 	/* The library's own caches are visible. */
-	CHECK(umem_cache_lookup("umem_magazine_15") != NULL);
-	CHECK(umem_cache_lookup("umem_magazine_1") != NULL);
-	CHECK(umem_cache_lookup("umem_magazine_143") != NULL);
+	CHECK(umem_cache_lookup("umem_slab_cache") != NULL);
+	CHECK(umem_cache_lookup("umem_bufctl_cache") != NULL);
 }
 
 /*
@@ -1413,8 +1412,8 @@ test_stats_print(void)
 	n = pread(fd, buf, (1 << 20) - 1, 0);
 	close(fd);
 	CHECKF(n > 0 && strstr(buf, "tc_stats_cache") != NULL &&
-	    strstr(buf, "umem_magazine_15") != NULL, "table of %zd bytes "
-	    "lacks our cache or the magazine caches", n);
+	    strstr(buf, "umem_slab_cache") != NULL, "table of %zd bytes "
+	    "lacks our cache or the library's", n);
 	free(buf);
 	CHECK(umem_cache_stats_print(-1) == -1);
 	umem_cache_free(cp, p);

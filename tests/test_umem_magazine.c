@@ -240,6 +240,7 @@ typedef struct d5run {
 	uint64_t	r_ops;
 	int		r_bad;		/* stop after the first divergence */
 	uint64_t	r_mag0;		/* magazine cache's cs_alloc at start */
+	char		r_magname[32];	/* umem_magazine_<M> */
 } d5run_t;
 
 static void
@@ -296,7 +297,18 @@ d5_compare(d5run_t *r, const char *op)
 		    md->m_M);
 		r->r_bad = 1;
 	}
-	/* Magazines come from the magazine cache only when one is made. */
+	/*
+	 * Magazines come from the magazine cache only when one is made; the
+	 * cache itself is made with the first magazine of its size (0 at
+	 * start if it did not exist then).
+	 */
+	if (r->r_magcache == NULL && (r->r_magcache =
+	    umem_cache_lookup(r->r_magname)) == NULL && md->m_created > 0) {
+		CHECKF(0, "after op %llu (%s): %llu magazines made, no cache "
+		    "%s", (unsigned long long)r->r_ops, op,
+		    (unsigned long long)md->m_created, r->r_magname);
+		r->r_bad = 1;
+	}
 	if (r->r_magcache != NULL) {
 		uint64_t a = tu_stat(r->r_magcache).cs_alloc - r->r_mag0;
 
@@ -373,15 +385,12 @@ d5_sequence(size_t bufsize, unsigned long long seed, size_t nops)
 		return;
 	model_init(&md, (int)st.cs_magsize, 0);
 	r.r_md = &md;
-	{
-		char name[32];
-
-		snprintf(name, sizeof (name), "umem_magazine_%d", md.m_M);
-		r.r_magcache = umem_cache_lookup(name);
-		CHECKF(r.r_magcache != NULL, "no cache %s", name);
-		if (r.r_magcache != NULL)
-			r.r_mag0 = tu_stat(r.r_magcache).cs_alloc;
-	}
+	snprintf(r.r_magname, sizeof (r.r_magname), "umem_magazine_%d",
+	    md.m_M);
+	/* NULL if no cache has used magazines of this size yet */
+	r.r_magcache = umem_cache_lookup(r.r_magname);
+	if (r.r_magcache != NULL)
+		r.r_mag0 = tu_stat(r.r_magcache).cs_alloc;
 	r.r_cap = 20 * (size_t)md.m_M + 64;
 	r.r_live = calloc(r.r_cap, sizeof (void *));
 	{
@@ -1149,6 +1158,59 @@ static const char *const env_reap_thr[] = {
 static const char *const env_nomag[] = {
 	"UMEM_OPTIONS=nomagazines", NULL };
 
+/*
+ * Magazine caches are made with the first magazine of their size: a
+ * process whose caches hold small objects never makes umem_magazine_1,
+ * the size of caches of buffers over 3200 bytes, until such a cache
+ * needs a magazine.
+ */
+static void
+test_lazy_magazines(void)
+{
+	static const int sizes[] = { 1, 3, 7, 15, 31, 47, 63, 95, 143 };
+	umem_cache_t *small, *big;
+	void *p[4];
+	int made = 0;
+
+	small = umem_cache_create("tm_lazy_small", 64, 0, NULL, NULL, NULL,
+	    NULL, NULL, 0);
+	CHECK(small != NULL);
+	if (small == NULL)
+		return;
+	for (int i = 0; i < 4; i++)
+		p[i] = umem_cache_alloc(small, UMEM_DEFAULT);
+	for (int i = 0; i < 4; i++)
+		umem_cache_free(small, p[i]);
+	for (size_t i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
+		char name[32];
+
+		snprintf(name, sizeof (name), "umem_magazine_%d", sizes[i]);
+		made += umem_cache_lookup(name) != NULL;
+	}
+	CHECKF(made >= 1 && made < 9, "%d magazine caches made", made);
+	CHECK(umem_cache_lookup("umem_magazine_1") == NULL);
+
+	big = umem_cache_create("tm_lazy_big", 8000, 0, NULL, NULL, NULL,
+	    NULL, NULL, 0);
+	CHECK(big != NULL);
+	if (big == NULL)
+		return;
+	CHECK(umem_cache_lookup("umem_magazine_1") == NULL);
+	for (int i = 0; i < 4; i++)
+		p[i] = umem_cache_alloc(big, UMEM_DEFAULT);
+	for (int i = 0; i < 4; i++)
+		umem_cache_free(big, p[i]);
+	CHECK(umem_cache_lookup("umem_magazine_1") != NULL);
+	umem_cache_destroy(big);
+	umem_cache_destroy(small);
+}
+
+static void
+test_lazy_default(void)
+{
+	tu_check_child("lazy", env_model, 60);
+}
+
 static void
 test_model_default(void)
 {
@@ -1209,6 +1271,8 @@ main(int argc, char **argv)
 			RUN(test_memory_return);
 		} else if (strcmp(w, "nomag") == 0) {
 			RUN(test_d11_env);
+		} else if (strcmp(w, "lazy") == 0) {
+			RUN(test_lazy_magazines);
 		}
 		return (tu_child_summary(w));
 	}
@@ -1221,5 +1285,6 @@ main(int argc, char **argv)
 	RUN(test_reap_default);
 	RUN(test_reap_thread);
 	RUN(test_nomagazines_env);
+	RUN(test_lazy_default);
 	return (test_summary(argv[0]));
 }
