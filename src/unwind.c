@@ -669,10 +669,13 @@ umem_unwind_step(uintptr_t *pcp, uintptr_t *spp, uintptr_t *bpp,
     uintptr_t top, int first)
 {
 	uintptr_t sp = *spp, cfa, at;
-	/* a return address's call may be the function's last instruction */
-	uint32_t r = uw_rule(first ? *pcp : *pcp - 1);
+	uint32_t r;
 
-	if (r == 0)
+#if !defined(__x86_64__)
+	return (-1);		/* the rules above are x86-64's */
+#endif
+	/* a return address's call may be the function's last instruction */
+	if ((r = uw_rule(first ? *pcp : *pcp - 1)) == 0)
 		return (-1);
 	if (r == RULE_SIGFRAME) {
 		const uintptr_t *uc = (const uintptr_t *)sp;
