@@ -580,7 +580,6 @@ slack_end(umem_cache_t *cp)
 	    (size_t)cp->cache_buftag);
 }
 
-
 void
 umem_debug_slab_init(umem_cache_t *cp, void *base, uint32_t chunks)
 {
@@ -619,24 +618,37 @@ typedef struct code_range {
 	uintptr_t	cr_hi;
 } code_range_t;
 
-static int
-code_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
+/*
+ * The first program header of info of the given type whose segment holds
+ * addr (0: any), or NULL: the dl_iterate_phdr callbacks' lookup (here,
+ * unwind.c and symbols.c).
+ */
+const ElfW(Phdr) *
+umem_phdr_find(const struct dl_phdr_info *info, uint32_t type, uintptr_t addr)
 {
-	code_range_t *cr = arg;
-
-	(void) size;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
 
-		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) &&
-		    cr->cr_addr >= lo && cr->cr_addr < lo + ph->p_memsz) {
-			cr->cr_lo = lo;
-			cr->cr_hi = lo + ph->p_memsz;
-			return (1);
-		}
+		if (ph->p_type == type && (addr == 0 ||
+		    (addr >= lo && addr - lo < ph->p_memsz)))
+			return (ph);
 	}
-	return (0);
+	return (NULL);
+}
+
+static int
+code_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	code_range_t *cr = arg;
+	const ElfW(Phdr) *ph = umem_phdr_find(info, PT_LOAD, cr->cr_addr);
+
+	(void) size;
+	if (ph == NULL || !(ph->p_flags & PF_X))
+		return (0);
+	cr->cr_lo = info->dlpi_addr + ph->p_vaddr;
+	cr->cr_hi = cr->cr_lo + ph->p_memsz;
+	return (1);
 }
 
 /*
@@ -835,32 +847,21 @@ umem_debug_print_stack(int fd, const umem_audit_t *ap, const char *indent)
 	char line[512];
 
 	for (int i = 0; i < ap->au_depth; i++) {
-		uintptr_t pc = ap->au_stack[i];
-		const char *sym;
-		uintptr_t off;
-		Dl_info di;
+		uintptr_t pc = ap->au_stack[i], off;
+		const char *file;
+		/* pc - 1: the call, which may be its function's last bytes */
+		const char *sym = umem_symbol(pc - 1, &file, &off);
 		size_t n;
-		int found = dladdr((void *)(pc - 1), &di) != 0;
 
-		/* the symbol table's name first: dladdr knows exports only */
-		if (found && (sym = umem_symbol_name(pc - 1, di.dli_fname,
-		    (uintptr_t)di.dli_fbase, &off)) != NULL)
+		if (sym != NULL)
 			n = umem_format(line, sizeof (line),
 			    "%s#%d 0x%lx %s+0x%lx (%s)\n", indent, i,
 			    (unsigned long)pc, sym, (unsigned long)(off + 1),
-			    di.dli_fname != NULL ? di.dli_fname : "?");
-		else if (found && di.dli_sname != NULL)
-			n = umem_format(line, sizeof (line),
-			    "%s#%d 0x%lx %s+0x%lx (%s)\n", indent, i,
-			    (unsigned long)pc, di.dli_sname,
-			    (unsigned long)(pc - (uintptr_t)di.dli_saddr),
-			    di.dli_fname != NULL ? di.dli_fname : "?");
-		else if (found)
+			    file);
+		else if (file != NULL)
 			n = umem_format(line, sizeof (line),
 			    "%s#%d 0x%lx (%s+0x%lx)\n", indent, i,
-			    (unsigned long)pc, di.dli_fname != NULL ?
-			    di.dli_fname : "?",
-			    (unsigned long)(pc - (uintptr_t)di.dli_fbase));
+			    (unsigned long)pc, file, (unsigned long)(off + 1));
 		else
 			n = umem_format(line, sizeof (line), "%s#%d 0x%lx\n",
 			    indent, i, (unsigned long)pc);

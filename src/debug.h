@@ -24,6 +24,9 @@
 #define	_UMEM_DEBUG_H
 
 #include "umem_impl.h"
+#include <link.h>		/* ElfW */
+
+struct dl_phdr_info;		/* <link.h> declares it with _GNU_SOURCE */
 
 /* Debug bits of cache_flags (illumos values where illumos has them). */
 #define	UMF_AUDIT	0x0100	/* last alloc and free: thread, time, stack */
@@ -170,8 +173,12 @@ int umem_getpcstack(uintptr_t *pcs, int max);
 int umem_unwind_step(uintptr_t *pcp, uintptr_t *spp, uintptr_t *bpp,
     uintptr_t top, int first);
 extern int umem_unwind_dwarf;		/* UMEM_DEBUG=unwind=dwarf */
-/* symbols.c: the function holding pc, from the object's .symtab */
-const char *umem_symbol_name(uintptr_t pc, const char *path,
-    uintptr_t base, uintptr_t *offp);
+const ElfW(Phdr) *umem_phdr_find(const struct dl_phdr_info *info,
+    uint32_t type, uintptr_t addr);
+/*
+ * symbols.c: the function holding pc (from its object's .symtab, else its
+ * exports) and pc's offset in it; *filep: the object's file, or NULL.
+ */
+const char *umem_symbol(uintptr_t pc, const char **filep, uintptr_t *offp);
 
 #endif /* _UMEM_DEBUG_H */

@@ -24,6 +24,7 @@
 #include "umem_impl.h"
 #include "debug.h"
 
+#include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -88,18 +89,11 @@ static int
 sym_id_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	sym_id_t *si = arg;
-	int first = 1, ours = 0;
+	const ElfW(Phdr) *load = umem_phdr_find(info, PT_LOAD, 0);
+	int ours = load != NULL && info->dlpi_addr + (load->p_vaddr &
+	    ~(uintptr_t)(umem_pagesize - 1)) == si->si_base;
 
 	(void) size;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-
-		if (ph->p_type == PT_LOAD && first) {
-			first = 0;
-			ours = info->dlpi_addr + (ph->p_vaddr &
-			    ~(uintptr_t)(umem_pagesize - 1)) == si->si_base;
-		}
-	}
 	for (int i = 0; ours && i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 
@@ -238,41 +232,60 @@ sym_obj(uintptr_t base, const char *path)
 	return (so);
 }
 
+/* The function of so's .symtab holding pc (so loaded at base), or NULL. */
+static const char *
+symtab_name(const sym_obj_t *so, uintptr_t pc, uintptr_t base,
+    uintptr_t *offp)
+{
+	uintptr_t rel = pc - base + so->so_vaddr0;
+
+	for (size_t i = 0; so->so_syms != NULL && i < so->so_nsyms; i++) {
+		const ElfW(Sym) *s = &so->so_syms[i];
+		unsigned type = ELF64_ST_TYPE(s->st_info);
+
+		if ((type != STT_FUNC && type != STT_GNU_IFUNC) ||
+		    s->st_shndx == SHN_UNDEF || s->st_size == 0 ||
+		    rel - s->st_value >= s->st_size ||
+		    s->st_name >= so->so_strsize ||
+		    /* a name must end inside the table */
+		    memchr(so->so_strs + s->st_name, '\0',
+		    so->so_strsize - s->st_name) == NULL)
+			continue;
+		*offp = rel - s->st_value;
+		return (so->so_strs + s->st_name);
+	}
+	return (NULL);
+}
+
 /*
- * The function holding pc in the object dladdr() placed it in (file path,
- * loaded at base): its name, *offp set to pc's offset in it.  NULL if the
- * object has no symbol table or no function there.  The name stays valid.
+ * The function holding pc and pc's offset in it: from its object's
+ * .symtab, else from dladdr (exported symbols only).  *filep: the
+ * object's file, NULL if pc is in none; without a name, *offp is pc's
+ * offset in the object.  The name stays valid.
  */
 const char *
-umem_symbol_name(uintptr_t pc, const char *path, uintptr_t base,
-    uintptr_t *offp)
+umem_symbol(uintptr_t pc, const char **filep, uintptr_t *offp)
 {
 	const char *name = NULL;
 	sym_obj_t *so;
-	uintptr_t rel;
+	Dl_info di;
 
-	if (!umem_trylock(&sym_lock))
+	*offp = 0;
+	if (dladdr((void *)pc, &di) == 0) {
+		*filep = NULL;
 		return (NULL);
-	if ((so = sym_obj(base, path)) != NULL && so->so_syms != NULL) {
-		rel = pc - base + so->so_vaddr0;
-		for (size_t i = 0; i < so->so_nsyms; i++) {
-			const ElfW(Sym) *s = &so->so_syms[i];
-			unsigned type = ELF64_ST_TYPE(s->st_info);
-
-			if ((type != STT_FUNC && type != STT_GNU_IFUNC) ||
-			    s->st_shndx == SHN_UNDEF || s->st_size == 0 ||
-			    rel - s->st_value >= s->st_size ||
-			    s->st_name >= so->so_strsize)
-				continue;
-			/* a name must end inside the table */
-			if (memchr(so->so_strs + s->st_name, '\0',
-			    so->so_strsize - s->st_name) == NULL)
-				continue;
-			name = so->so_strs + s->st_name;
-			*offp = rel - s->st_value;
-			break;
-		}
 	}
-	umem_unlock(&sym_lock);
+	*filep = di.dli_fname != NULL ? di.dli_fname : "?";
+	if (umem_trylock(&sym_lock)) {
+		if ((so = sym_obj((uintptr_t)di.dli_fbase, di.dli_fname)) !=
+		    NULL)
+			name = symtab_name(so, pc, (uintptr_t)di.dli_fbase,
+			    offp);
+		umem_unlock(&sym_lock);
+	}
+	if (name == NULL && (name = di.dli_sname) != NULL)
+		*offp = pc - (uintptr_t)di.dli_saddr;
+	else if (name == NULL)
+		*offp = pc - (uintptr_t)di.dli_fbase;
 	return (name);
 }

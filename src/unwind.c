@@ -90,28 +90,9 @@ uw_check(uintptr_t pc)
 /*
  * ---- reading the tables ----
  */
+/* A LEB128 number (sign: signed); stops at end. */
 static uint64_t
-uw_uleb(const uint8_t **pp, const uint8_t *end)
-{
-	const uint8_t *p = *pp;
-	uint64_t v = 0;
-	unsigned shift = 0;
-
-	while (p < end) {
-		uint8_t b = *p++;
-
-		if (shift < 64)
-			v |= (uint64_t)(b & 0x7f) << shift;
-		shift += 7;
-		if (!(b & 0x80))
-			break;
-	}
-	*pp = p;
-	return (v);
-}
-
-static int64_t
-uw_sleb(const uint8_t **pp, const uint8_t *end)
+uw_leb(const uint8_t **pp, const uint8_t *end, int sign)
 {
 	const uint8_t *p = *pp;
 	uint64_t v = 0;
@@ -126,10 +107,30 @@ uw_sleb(const uint8_t **pp, const uint8_t *end)
 		if (!(b & 0x80))
 			break;
 	}
-	if (shift < 64 && (b & 0x40))
+	if (sign && shift < 64 && (b & 0x40))
 		v |= ~0ULL << shift;
 	*pp = p;
-	return ((int64_t)v);
+	return (v);
+}
+
+#define	uw_uleb(pp, end)	uw_leb((pp), (end), 0)
+#define	uw_sleb(pp, end)	((int64_t)uw_leb((pp), (end), 1))
+
+/* A little-endian number of len bytes (sign: signed); -1 past end. */
+static int
+uw_fixed(const uint8_t **pp, const uint8_t *end, size_t len, int sign,
+    uint64_t *vp)
+{
+	uint64_t v = 0;
+
+	if ((size_t)(end - *pp) < len)
+		return (-1);
+	memcpy(&v, *pp, len);
+	if (sign && len < 8 && ((v >> (8 * len - 1)) & 1))
+		v |= ~0ULL << (8 * len);
+	*pp += len;
+	*vp = v;
+	return (0);
 }
 
 /*
@@ -140,65 +141,25 @@ uw_sleb(const uint8_t **pp, const uint8_t *end)
 static uintptr_t
 uw_ptr(const uint8_t **pp, const uint8_t *end, uint8_t enc, int *ok)
 {
-	const uint8_t *p = *pp;
-	uintptr_t base = 0;
+	static const uint8_t fixed[16] = {
+		[0x00] = 8, [0x02] = 2, [0x03] = 4, [0x04] = 8,
+		[0x0a] = 2, [0x0b] = 4, [0x0c] = 8
+	};
+	uintptr_t base = (enc & 0x70) == DW_EH_PE_pcrel ? (uintptr_t)*pp : 0;
 	uint64_t v = 0;
-	size_t len = 0;
 
 	if (enc == DW_EH_PE_omit)
 		return (0);
-	switch (enc & 0x70) {
-	case 0x00:
-		break;
-	case DW_EH_PE_pcrel:
-		base = (uintptr_t)p;
-		break;
-	default:
+	if ((enc & 0x70) != 0 && (enc & 0x70) != DW_EH_PE_pcrel)
 		*ok = 0;
-		return (0);
-	}
-	switch (enc & 0x0f) {
-	case 0x01:
-		v = uw_uleb(&p, end);
-		break;
-	case 0x09:
-		v = (uint64_t)uw_sleb(&p, end);
-		break;
-	case 0x02: case 0x0a:
-		len = 2;
-		break;
-	case 0x03: case 0x0b:
-		len = 4;
-		break;
-	case 0x00: case 0x04: case 0x0c:
-		len = 8;
-		break;
-	default:
+	else if ((enc & 0x0f) == 0x01)
+		v = uw_uleb(pp, end);
+	else if ((enc & 0x0f) == 0x09)
+		v = (uint64_t)uw_sleb(pp, end);
+	else if (fixed[enc & 0x0f] == 0 ||
+	    uw_fixed(pp, end, fixed[enc & 0x0f], enc & 0x08, &v) != 0)
 		*ok = 0;
-		return (0);
-	}
-	if (len != 0) {
-		if ((size_t)(end - p) < len) {
-			*ok = 0;
-			return (0);
-		}
-		if (len == 2) {
-			uint16_t x;
-
-			memcpy(&x, p, 2);
-			v = (enc & 0x08) ? (uint64_t)(int64_t)(int16_t)x : x;
-		} else if (len == 4) {
-			uint32_t x;
-
-			memcpy(&x, p, 4);
-			v = (enc & 0x08) ? (uint64_t)(int64_t)(int32_t)x : x;
-		} else {
-			memcpy(&v, p, 8);
-		}
-		p += len;
-	}
-	*pp = p;
-	return (base + (uintptr_t)v);
+	return (*ok ? base + (uintptr_t)v : 0);
 }
 
 /*
@@ -285,32 +246,13 @@ uw_run(const uw_cie_t *cie, const uint8_t *p, const uint8_t *end,
 			if (loc > target)
 				return (0);
 			continue;
-		case 0x02:
-			if (p + 1 > end)
+		case 0x02:		/* advance_loc1, 2, 4 */
+		case 0x03:
+		case 0x04:
+			if (uw_fixed(&p, end, (size_t)1 << (op - 0x02), 0,
+			    &delta) != 0)
 				return (-1);
-			delta = p[0];
-			p += 1;
 			goto advance;
-		case 0x03: {
-			uint16_t x;
-
-			if (p + 2 > end)
-				return (-1);
-			memcpy(&x, p, 2);
-			p += 2;
-			delta = x;
-			goto advance;
-		}
-		case 0x04: {
-			uint32_t x;
-
-			if (p + 4 > end)
-				return (-1);
-			memcpy(&x, p, 4);
-			p += 4;
-			delta = x;
-			goto advance;
-		}
 		case 0x05:		/* offset_extended */
 			reg = uw_uleb(&p, end);
 			off = (int64_t)uw_uleb(&p, end) * cie->uc_data_align;
@@ -606,8 +548,7 @@ static int
 uw_find_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	uw_find_t *uf = arg;
-	const ElfW(Phdr) *eh = NULL;
-	int in = 0;
+	const ElfW(Phdr) *eh;
 
 	if (size >= offsetof(struct dl_phdr_info, dlpi_subs) +
 	    sizeof (info->dlpi_subs) &&
@@ -619,19 +560,9 @@ uw_find_cb(struct dl_phdr_info *info, size_t size, void *arg)
 			    __ATOMIC_RELAXED);
 		__atomic_store_n(&uw_subs, info->dlpi_subs, __ATOMIC_RELAXED);
 	}
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-
-		if (ph->p_type == PT_LOAD && uf->uf_pc >= lo &&
-		    uf->uf_pc - lo < ph->p_memsz)
-			in = 1;
-		else if (ph->p_type == PT_GNU_EH_FRAME)
-			eh = ph;
-	}
-	if (!in)
+	if (umem_phdr_find(info, PT_LOAD, uf->uf_pc) == NULL)
 		return (0);
-	if (eh != NULL)
+	if ((eh = umem_phdr_find(info, PT_GNU_EH_FRAME, 0)) != NULL)
 		uf->uf_rule = uw_rule_from_hdr((const uint8_t *)
 		    (info->dlpi_addr + eh->p_vaddr), uf->uf_pc);
 	return (1);

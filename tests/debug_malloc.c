@@ -112,6 +112,16 @@ case_overrun(void)
 	overrun_by_one(40);
 }
 
+/* A double free of p (keep: a block that stays allocated meanwhile). */
+static void
+free_twice(void *p, void *keep)
+{
+	announce(p);
+	dm_free(p);
+	dm_free(p);
+	tu_say("NOT-REACHED %p\n", keep);
+}
+
 /*
  * A double free of a block allocated in a static function: not in the
  * dynamic symbol table even with -rdynamic, so only the program's .symtab
@@ -130,12 +140,9 @@ static_alloc_site(size_t n)
 static void
 case_static_site(void)
 {
-	char *keep = dm_malloc(64), *p = static_alloc_site(64);
+	char *keep = dm_malloc(64);
 
-	announce(p);
-	dm_free(p);
-	dm_free(p);
-	tu_say("NOT-REACHED %p\n", (void *)keep);
+	free_twice(static_alloc_site(64), keep);
 }
 
 /* A block under 8 bytes: its slack starts at its size, not at 8. */
@@ -260,12 +267,9 @@ case_large_tag(void)
 static void
 case_double(void)
 {
-	char *keep = dm_malloc(64), *p = dm_malloc(64);
+	char *keep = dm_malloc(64);
 
-	announce(p);
-	dm_free(p);
-	dm_free(p);
-	tu_say("NOT-REACHED %p\n", (void *)keep);
+	free_twice(dm_malloc(64), keep);
 }
 
 static void
