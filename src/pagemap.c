@@ -2,9 +2,10 @@
  * pagemap.c - the address -> owner map (see pagemap.h).
  *
  * Leaves are mapped on first use and never freed: a leaf covers 1 GiB of
- * address space with 2 MiB of entries, and only the entries of pages that
- * were ever recorded are touched, so its cost in memory is one word per
- * page of heap ever used (0.2%).  Writers serialise on one lock; readers
+ * address space with 2 MiB of owner entries and 2 MiB of slab entries,
+ * and only the entries of pages that were ever recorded are touched, so
+ * its cost in memory is one word per page of heap ever used (0.2%), two
+ * for the first pages of UMF_SLABMAP slabs.  Writers serialise on one lock; readers
  * take none.
  */
 #include "pagemap.h"
@@ -22,7 +23,7 @@ pagemap_leaf(size_t r)
 	uintptr_t *leaf = umem_pagemap_root[r];
 
 	if (leaf == NULL) {
-		leaf = umem_pages_map(PM_LEAF_ENTRIES * sizeof (uintptr_t));
+		leaf = umem_pages_map(2 * PM_LEAF_ENTRIES * sizeof (uintptr_t));
 		if (leaf == NULL)
 			return (NULL);
 		__atomic_store_n(&umem_pagemap_root[r], leaf, __ATOMIC_RELEASE);
@@ -59,3 +60,14 @@ umem_pagemap_set(const void *addr, size_t size, uintptr_t first,
 	return (0);
 }
 
+
+void
+umem_pagemap_set_slab(const void *addr, void *slab)
+{
+	uintptr_t a = (uintptr_t)addr;
+	uintptr_t *leaf = umem_pagemap_root[a >> (UMEM_PM_PAGE_SHIFT +
+	    UMEM_PM_LEAF_SHIFT)];
+
+	__atomic_store_n(&leaf[PM_LEAF_ENTRIES + ((a >> UMEM_PM_PAGE_SHIFT) &
+	    (PM_LEAF_ENTRIES - 1))], (uintptr_t)slab, __ATOMIC_RELEASE);
+}

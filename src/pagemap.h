@@ -7,6 +7,10 @@
  * (a root of 1 GiB regions, then a leaf of pages) and never fault, since
  * a missing leaf reads as 0 ("not ours").
  *
+ * A leaf has a second half, one more word per page, that free() never
+ * reads: the slab record of a slab that starts on that page, for caches
+ * whose slab records live outside their slabs (UMF_SLABMAP, slab.c).
+ *
  * Values: 0 = not ours; a umem_cache_t pointer (128-aligned) = a slab page
  * of that cache; (size | UMEM_PM_LARGE) = the first page of a large block
  * of that many bytes, with UMEM_PM_MOVED also set if realloc moved its
@@ -47,6 +51,31 @@ umem_pagemap_get(const void *p)
 	return (__atomic_load_n(&leaf[(a >> UMEM_PM_PAGE_SHIFT) &
 	    ((1u << UMEM_PM_LEAF_SHIFT) - 1)], __ATOMIC_RELAXED));
 }
+
+/* The slab record of the slab starting on p's page (UMF_SLABMAP); NULL if */
+/* none.  Slow paths only. */
+static inline void *
+umem_pagemap_slab(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	uintptr_t *leaf;
+
+	if (a >> UMEM_PM_VA_BITS)
+		return (NULL);
+	leaf = __atomic_load_n(&umem_pagemap_root[a >> (UMEM_PM_PAGE_SHIFT +
+	    UMEM_PM_LEAF_SHIFT)], __ATOMIC_ACQUIRE);
+	if (leaf == NULL)
+		return (NULL);
+	return ((void *)__atomic_load_n(&leaf[((size_t)1 << UMEM_PM_LEAF_SHIFT) +
+	    ((a >> UMEM_PM_PAGE_SHIFT) & ((1u << UMEM_PM_LEAF_SHIFT) - 1))],
+	    __ATOMIC_ACQUIRE));
+}
+
+/*
+ * Record slab as the slab record of the page at addr, whose owner entry
+ * umem_pagemap_set() has already recorded (so its leaf exists).
+ */
+void umem_pagemap_set_slab(const void *addr, void *slab);
 
 /*
  * Record value for every page of [addr, addr + size) (page-aligned).

@@ -22,6 +22,14 @@
  *	update thread to keep chains near length 1; a free of an address not
  *	in the hash is reported as a bad free.
  *
+ *  slabmap (large malloc classes without debugging, UMF_SLABMAP): the
+ *	large geometry, with the slab record from umem_slab but no bufctls:
+ *	free buffers are linked through their last word as in a small slab,
+ *	and the record is found from the address, in the page map's slab
+ *	word of the slab's first page (slabs are aligned to a power of two).
+ *	No hash to search or rescale, and 24 bytes less per buffer.  Debug
+ *	caches keep the hashed layout: their audit records are bufctls.
+ *
  * Geometry: small slabs waste less than one chunk < slabsize / 8.  Large
  * slabs try 1..8 chunks per slab and keep the slab size with the least
  * waste per chunk, so waste <= 1/8 wherever 8 chunks are possible.
@@ -145,7 +153,13 @@ umem_slab_geometry(umem_cache_t *cp, size_t forced)
 		}
 		if (best == 0)
 			return (ENOMEM);
-		cp->cache_flags |= UMF_HASH;
+		if ((cp->cache_flags & (UMF_PAGEMAP | UMF_NOTOUCH |
+		    UMF_DEBUG)) == UMF_PAGEMAP) {
+			cp->cache_flags |= UMF_SLABMAP;
+			cp->cache_bufctl = chunk - sizeof (void *);
+		} else {
+			cp->cache_flags |= UMF_HASH;
+		}
 		cp->cache_slabsize = best;
 		cp->cache_chunks = (uint32_t)(best / chunk);
 		cp->cache_maxcolor = P2ALIGN(best % chunk, cp->cache_align);
@@ -252,6 +266,33 @@ umem_hash_rescale(umem_cache_t *cp)
 /*
  * ---- slabs ----
  */
+
+/*
+ * The slab of buf in a cache whose buffers are linked in place (not
+ * UMF_HASH): the record at the end of a small slab, or the one the page
+ * map holds for a UMF_SLABMAP slab (NULL if there is none).  buf may be
+ * any address; the caller checks the record.
+ */
+static umem_slab_t *
+slab_of(const umem_cache_t *cp, const void *buf)
+{
+	if (cp->cache_flags & UMF_SLABMAP)
+		return (umem_pagemap_slab((void *)((uintptr_t)buf &
+		    ~cp->cache_slab_mask)));
+	return ((umem_slab_t *)(P2END((uintptr_t)buf, cp->cache_slabsize) -
+	    sizeof (umem_slab_t)));
+}
+
+/* The slab record of a new slab: inside it, or from umem_slab. */
+static umem_slab_t *
+slab_record(umem_cache_t *cp, char *mem)
+{
+	if (cp->cache_flags & (UMF_HASH | UMF_SLABMAP))
+		return (umem_cache_alloc(umem_slab_cache, UMEM_DEFAULT));
+	return ((umem_slab_t *)(mem + cp->cache_slabsize -
+	    sizeof (umem_slab_t)));
+}
+
 static umem_slab_t *
 slab_create(umem_cache_t *cp)
 {
@@ -268,10 +309,10 @@ slab_create(umem_cache_t *cp)
 	    0 : color + cp->cache_align;
 	umem_unlock(&cp->cache_lock);
 
-	if (!(cp->cache_flags & UMF_HASH))
-		xalign = slabsize;	/* buf -> slab by address arithmetic */
-	else if (cp->cache_flags & UMF_PAGEMAP)
+	if (cp->cache_flags & UMF_PAGEMAP)
 		xalign = cp->cache_slab_mask + 1;	/* see above */
+	else if (!(cp->cache_flags & UMF_HASH))
+		xalign = slabsize;	/* buf -> slab by address arithmetic */
 	else
 		xalign = cp->cache_align > cp->cache_arena_quantum ?
 		    cp->cache_align : 0;
@@ -287,9 +328,10 @@ slab_create(umem_cache_t *cp)
 		return (NULL);
 
 	if (!(cp->cache_flags & UMF_HASH)) {
-		sp = (umem_slab_t *)(mem + slabsize - sizeof (umem_slab_t));
-		chunks = (uint32_t)((slabsize - sizeof (umem_slab_t) - color) /
-		    chunk);
+		if ((sp = slab_record(cp, mem)) == NULL)
+			goto fail;
+		chunks = (uint32_t)(((cp->cache_flags & UMF_SLABMAP) ?
+		    slabsize : slabsize - sizeof (umem_slab_t)) - color) / chunk;
 		buf = mem + color;
 		for (i = 0; i < chunks; i++, buf += chunk) {
 			umem_bufctl_t *bcp =
@@ -300,8 +342,7 @@ slab_create(umem_cache_t *cp)
 		}
 		*tailp = NULL;
 	} else {
-		sp = umem_cache_alloc(umem_slab_cache, UMEM_DEFAULT);
-		if (sp == NULL)
+		if ((sp = slab_record(cp, mem)) == NULL)
 			goto fail;
 		chunks = (uint32_t)((slabsize - color) / chunk);
 		buf = mem + color;
@@ -337,9 +378,13 @@ slab_create(umem_cache_t *cp)
 				umem_cache_free(umem_bufctl_cache, bcp);
 			}
 			umem_cache_free(umem_slab_cache, sp);
+		} else if (cp->cache_flags & UMF_SLABMAP) {
+			umem_cache_free(umem_slab_cache, sp);
 		}
 		goto fail;
 	}
+	if (cp->cache_flags & UMF_SLABMAP)
+		umem_pagemap_set_slab(mem, sp);
 	if (cp->cache_flags & UMF_DEBUG)
 		umem_debug_slab_init(cp, mem + color, chunks);
 	sp->slab_cache = cp;
@@ -384,6 +429,9 @@ slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
 			}
 		}
 		umem_slab_free_batch(umem_bufctl_cache, recs, n);
+		umem_slab_free(umem_slab_cache, sp);
+	} else if (cp->cache_flags & UMF_SLABMAP) {
+		umem_pagemap_set_slab(mem, NULL);
 		umem_slab_free(umem_slab_cache, sp);
 	}
 	if (cp->cache_flags & UMF_PAGEMAP)
@@ -589,11 +637,12 @@ slab_free_locked(umem_cache_t *cp, void *buf, umem_slab_t **deadp)
 		*prevp = bcp->bc_next;
 		sp = bcp->bc_slab;
 	} else {
-		sp = (umem_slab_t *)(P2END((uintptr_t)buf, cp->cache_slabsize) -
-		    sizeof (umem_slab_t));
-		if (sp->slab_cache != cp || (char *)buf <
+		sp = slab_of(cp, buf);
+		if (sp == NULL || sp->slab_cache != cp || (char *)buf <
 		    (char *)sp->slab_base || (size_t)((char *)buf -
 		    (char *)sp->slab_base) % cp->cache_chunksize != 0 ||
+		    (size_t)((char *)buf - (char *)sp->slab_base) /
+		    cp->cache_chunksize >= sp->slab_chunks ||
 		    sp->slab_refcnt == 0)
 			goto bad;
 		bcp = (umem_bufctl_t *)((char *)buf + cp->cache_bufctl);
@@ -750,8 +799,7 @@ umem_slab_color(umem_cache_t *cp, void *buf)
 		if (bcp != NULL)
 			sp = bcp->bc_slab;
 	} else {
-		sp = (umem_slab_t *)(P2END((uintptr_t)buf, cp->cache_slabsize) -
-		    sizeof (umem_slab_t));
+		sp = slab_of(cp, buf);
 	}
 	if (sp != NULL)
 		color = (size_t)((char *)sp->slab_base - (char *)sp->slab_mem);
@@ -816,7 +864,8 @@ slab_contains(umem_cache_t *cp, umem_slab_t *sp, const void *buf,
     void **startp)
 {
 	uintptr_t b = (uintptr_t)buf, base = (uintptr_t)sp->slab_base;
-	uint32_t chunks = (cp->cache_flags & UMF_HASH) ? sp->slab_chunks :
+	uint32_t chunks = (cp->cache_flags & (UMF_HASH | UMF_SLABMAP)) ?
+	    sp->slab_chunks :
 	    (uint32_t)(((uintptr_t)sp - base) / cp->cache_chunksize);
 
 	if (b < base || b >= base + (uintptr_t)chunks * cp->cache_chunksize)
@@ -854,9 +903,8 @@ umem_slab_small_find(umem_cache_t *cp, const void *buf, void **startp)
 
 	if (cp->cache_flags & UMF_HASH)
 		return (0);
-	sp = (umem_slab_t *)(P2END((uintptr_t)buf, cp->cache_slabsize) -
-	    sizeof (umem_slab_t));
-	if (sp->slab_cache != cp)
+	sp = slab_of(cp, buf);
+	if (sp == NULL || sp->slab_cache != cp)
 		return (0);
 	return (slab_contains(cp, sp, buf, startp));
 }

@@ -44,6 +44,8 @@
 #define	UMF_NOTOUCH	0x0004	/* never write into buffers */
 #define	UMF_DEAD	0x0008	/* destroyed (catches use after destroy) */
 #define	UMF_PAGEMAP	0x0010	/* slab pages recorded in the page map */
+#define	UMF_SLABMAP	0x0020	/* large slab, buffers linked in place, */
+				/* record found through the page map */
 
 #define	UMEM_NAMELEN		31
 #define	UMEM_ALIGN		8	/* minimum alignment */
@@ -87,8 +89,8 @@ typedef struct umem_maglist {
 
 /*
  * A bufctl: one per buffer of a hashed (large) slab, from umem_bufctl.
- * For small slabs the "bufctl" is the last word of the free buffer itself,
- * so only bc_next exists there.  bc_next links the slab's free list while
+ * For small and UMF_SLABMAP slabs the "bufctl" is the last word of the
+ * free buffer itself, so only bc_next exists there.  bc_next links the slab's free list while
  * the buffer is free and the hash chain while it is allocated.
  */
 typedef struct umem_bufctl {
@@ -176,7 +178,7 @@ struct umem_cache {
 	size_t			cache_align;
 	size_t			cache_chunksize;
 	size_t			cache_slabsize;
-	size_t			cache_bufctl;	/* small: link offset in buf */
+	size_t			cache_bufctl;	/* unhashed: link offset in buf */
 	uint32_t		cache_chunks;	/* per slab at colour 0 */
 	uint32_t		cache_ncpu;	/* CPU cache slots */
 	uint32_t		cache_fast_slots; /* inline fast path's: 0 debug */

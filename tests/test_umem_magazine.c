@@ -1011,8 +1011,8 @@ test_malloc_classes(void)
 	/*
 	 * The cap covers the classes above 2 KiB: a burst of 3 KiB blocks
 	 * freed goes back to its slabs (4 buffers each), which go back to
-	 * the arena, and the freeing thread grows the bufctl hash that the
-	 * burst outgrew (this child has no update thread to do it).
+	 * the arena.  The class has no bufctls or hash: its slab records
+	 * are found through the page map (UMF_SLABMAP).
 	 */
 	umem_free(umem_alloc(MID, UMEM_DEFAULT), MID);
 	cp = umem_cache_lookup("umem_alloc_3072");
@@ -1037,9 +1037,32 @@ test_malloc_classes(void)
 	    "slabs of 3 KiB blocks given back after freeing all %d",
 	    (unsigned long long)st.cs_slab_destroy,
 	    (unsigned long long)st.cs_slab_create, NMID);
+	CHECKF(!st.cs_hashed && st.cs_hash_size == 0, "umem_alloc_3072 "
+	    "has a bufctl hash of %llu buckets", (unsigned long long)
+	    st.cs_hash_size);
+
+	/*
+	 * A hashed cache whose burst of frees reaches its slabs grows the
+	 * hash it outgrew in the freeing thread (this child has no update
+	 * thread to do it).
+	 */
+	cp = umem_cache_create("t_hash_grow", MID, 0, NULL, NULL, NULL, NULL,
+	    NULL, UMC_NOMAGAZINE);
+	CHECK(cp != NULL);
+	if (cp == NULL) {
+		free(v);
+		return;
+	}
+	for (i = 0; i < NMID; i++)
+		v[i] = umem_cache_alloc(cp, UMEM_DEFAULT);
+	for (i = 0; i < NMID; i++)
+		umem_cache_free(cp, v[i]);
+	st = tu_stat(cp);
+	CHECK(st.cs_hashed);
 	CHECKF(st.cs_hash_size * 4 >= st.cs_buf_max, "a hash of %llu "
 	    "buckets for up to %llu buffers", (unsigned long long)
 	    st.cs_hash_size, (unsigned long long)st.cs_buf_max);
+	umem_cache_destroy(cp);
 	free(v);
 }
 
