@@ -123,6 +123,9 @@ t_counts(void)
 	    base, N_LEAKED, g_report);
 	CHECKF(strstr(g_report, "cache 'umem_alloc_48' (bufsize 48): 7 "
 	    "leaked,") != NULL, "report:\n%s", g_report);
+	/* a class with slab records in the page map (UMF_SLABMAP) */
+	CHECKF(strstr(g_report, "cache 'umem_alloc_3072' (bufsize 3072): 2 "
+	    "leaked,") != NULL, "report:\n%s", g_report);
 	CHECKF(strstr(g_report, "large blocks: 2 leaked, 2097152 bytes") !=
 	    NULL, "report:\n%s", g_report);
 
