@@ -272,6 +272,30 @@ malloc_stats(void)
 }
 
 /*
+ * UMEM_OPTIONS=stats: the cache table and the heap's totals on stderr at
+ * exit (as jemalloc's stats_print or MIMALLOC_SHOW_STATS).  A destructor,
+ * not atexit(): registering from inside malloc could allocate.  It runs
+ * after the program's own destructors (the library was initialised
+ * before the program).
+ */
+UMEM_TEXT_COLD static void __attribute__((destructor))
+malloc_stats_at_exit(void)
+{
+	char line[256];
+	size_t arena, inuse, large, n;
+
+	if (!umem_stats_at_exit || !__atomic_load_n(&umem_ready,
+	    __ATOMIC_ACQUIRE))
+		return;
+	umem_mallinfo(&arena, &inuse, &large);
+	n = umem_format(line, sizeof (line), "umem: at exit (UMEM_OPTIONS="
+	    "stats): heap %zu KiB, in use by the program %zu KiB (%zu KiB "
+	    "in large blocks)\n", arena >> 10, inuse >> 10, large >> 10);
+	if (write(STDERR_FILENO, line, n) == (ssize_t)n)
+		(void) umem_cache_stats_print(STDERR_FILENO);
+}
+
+/*
  * glibc's parameters are accepted and have no effect here; the result is
  * glibc's (M_MXFAST rejects values above its 160-byte limit).
  */

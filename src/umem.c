@@ -54,6 +54,7 @@ umem_cache_t *umem_slab_cache;
 umem_cache_t *umem_bufctl_cache;
 int umem_ready;
 int umem_nomagazines;
+int umem_stats_at_exit;
 /*
  * 250 ms (illumos: 15 s): memory comes back within two intervals of
  * idleness, and an idle pass costs ~50 us (0.02% of a CPU).
@@ -145,6 +146,8 @@ umem_options(char *percpu, size_t plen)
 			/* empty item: nothing to do */
 		} else if (opt_match(s, len, "nomagazines", &v) && v == NULL) {
 			umem_nomagazines = 1;
+		} else if (opt_match(s, len, "stats", &v) && v == NULL) {
+			umem_stats_at_exit = 1;
 		} else if (opt_match(s, len, "percpu", &v) && v != NULL) {
 			size_t l = (size_t)(s + len - v);
 

@@ -276,6 +276,7 @@ extern umem_cache_t *umem_slab_cache;
 extern umem_cache_t *umem_bufctl_cache;
 extern int umem_ready;			/* init finished */
 extern int umem_nomagazines;		/* UMEM_OPTIONS=nomagazines */
+extern int umem_stats_at_exit;		/* UMEM_OPTIONS=stats */
 extern uint64_t umem_update_interval_ns; /* 0 = no update thread */
 extern uint64_t umem_reap_interval_ns;
 extern uint64_t umem_depot_contention_max;

@@ -1344,6 +1344,43 @@ t_malloc_stats(void)
 	CHECKF(strlen(out) > 0, "no output on stderr");
 }
 
+/* The child of t_stats_at_exit: a few blocks, then a normal exit. */
+static int
+stats_exit_child(void)
+{
+	void *p = malloc(tu_opaque(100)), *q = malloc(tu_opaque(3000));
+
+	free(p);
+	free(q);
+	return (0);
+}
+
+/*
+ * UMEM_OPTIONS=stats prints the heap's totals and the cache table on
+ * stderr at exit, after the program's output; without it, nothing.
+ */
+static void
+t_stats_at_exit(void)
+{
+	static const char *const with[] = { "UMEM_OPTIONS=stats", NULL };
+	static const char *const without[] = { "UMEM_OPTIONS=", NULL };
+	char out[1 << 16];
+	int st;
+
+	if (!ours("umem_cache_stats_print")) {
+		skip("UMEM_OPTIONS is libumem's");
+		return;
+	}
+	st = tu_run_self("stats_exit", with, 30, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	CHECKF(strstr(out, "umem: at exit (UMEM_OPTIONS=stats): heap ") !=
+	    NULL && strstr(out, "umem caches (per-CPU mode: ") != NULL &&
+	    strstr(out, "\numem_alloc_3072 ") != NULL, "output:\n%s", out);
+	st = tu_run_self("stats_exit", without, 30, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	CHECKF(strstr(out, "umem") == NULL, "output:\n%s", out);
+}
+
 static size_t
 file_text(FILE *f, char *buf, size_t len)
 {
@@ -1771,6 +1808,9 @@ main(int argc, char **argv)
 	Dl_info di;
 	void *m = dlsym(RTLD_DEFAULT, "malloc");
 
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
+	    strcmp(argv[2], "stats_exit") == 0)
+		return (stats_exit_child());
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
 	foreign_ok = getenv("MALLOC_CONFORMANCE_FOREIGN_OK") != NULL &&
 	    strcmp(getenv("MALLOC_CONFORMANCE_FOREIGN_OK"), "0") != 0;
@@ -1810,6 +1850,7 @@ main(int argc, char **argv)
 	RUN(t_mallinfo);
 	RUN(t_malloc_trim);
 	RUN(t_malloc_stats);
+	RUN(t_stats_at_exit);
 	RUN(t_malloc_info);
 	RUN(t_invalid_free);
 	RUN(t_many_blocks);
