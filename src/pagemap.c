@@ -5,8 +5,8 @@
  * address space with 2 MiB of owner entries and 2 MiB of slab entries,
  * and only the entries of pages that were ever recorded are touched, so
  * its cost in memory is one word per page of heap ever used (0.2%), two
- * for the first pages of UMF_SLABMAP slabs.  Writers serialise on one lock; readers
- * take none.
+ * for the first pages of UMF_SLABMAP slabs.  Writers serialise on one
+ * lock; readers take none.
  */
 #include "pagemap.h"
 #include "platform.h"
@@ -60,7 +60,6 @@ umem_pagemap_set(const void *addr, size_t size, uintptr_t first,
 	return (0);
 }
 
-
 void
 umem_pagemap_set_slab(const void *addr, void *slab)
 {
@@ -68,6 +67,6 @@ umem_pagemap_set_slab(const void *addr, void *slab)
 	uintptr_t *leaf = umem_pagemap_root[a >> (UMEM_PM_PAGE_SHIFT +
 	    UMEM_PM_LEAF_SHIFT)];
 
-	__atomic_store_n(&leaf[PM_LEAF_ENTRIES + ((a >> UMEM_PM_PAGE_SHIFT) &
-	    (PM_LEAF_ENTRIES - 1))], (uintptr_t)slab, __ATOMIC_RELEASE);
+	__atomic_store_n(&leaf[UMEM_PM_SLAB_HALF + ((a >> UMEM_PM_PAGE_SHIFT) &
+	    (PM_LEAF_ENTRIES - 1))], (uintptr_t)slab, __ATOMIC_RELAXED);
 }

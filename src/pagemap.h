@@ -36,39 +36,40 @@
 extern uintptr_t *umem_pagemap_root[1 << UMEM_PM_ROOT_SHIFT]
     __attribute__((visibility("hidden")));
 
+/* Word `half + page index' of p's leaf (half: 0 or UMEM_PM_SLAB_HALF). */
+#define	UMEM_PM_SLAB_HALF	((size_t)1 << UMEM_PM_LEAF_SHIFT)
+
+static inline __attribute__((always_inline)) uintptr_t
+umem_pagemap_word(const void *p, size_t half)
+{
+	uintptr_t a = (uintptr_t)p;
+	uintptr_t *leaf;
+
+	if (a >> UMEM_PM_VA_BITS)
+		return (0);
+	leaf = __atomic_load_n(&umem_pagemap_root[a >> (UMEM_PM_PAGE_SHIFT +
+	    UMEM_PM_LEAF_SHIFT)], __ATOMIC_ACQUIRE);
+	if (leaf == NULL)
+		return (0);
+	return (__atomic_load_n(&leaf[half + ((a >> UMEM_PM_PAGE_SHIFT) &
+	    ((1u << UMEM_PM_LEAF_SHIFT) - 1))], __ATOMIC_RELAXED));
+}
+
 static inline uintptr_t
 umem_pagemap_get(const void *p)
 {
-	uintptr_t a = (uintptr_t)p;
-	uintptr_t *leaf;
-
-	if (a >> UMEM_PM_VA_BITS)
-		return (0);
-	leaf = __atomic_load_n(&umem_pagemap_root[a >> (UMEM_PM_PAGE_SHIFT +
-	    UMEM_PM_LEAF_SHIFT)], __ATOMIC_ACQUIRE);
-	if (leaf == NULL)
-		return (0);
-	return (__atomic_load_n(&leaf[(a >> UMEM_PM_PAGE_SHIFT) &
-	    ((1u << UMEM_PM_LEAF_SHIFT) - 1)], __ATOMIC_RELAXED));
+	return (umem_pagemap_word(p, 0));
 }
 
-/* The slab record of the slab starting on p's page (UMF_SLABMAP); NULL if */
-/* none.  Slow paths only. */
+/*
+ * The slab record of the slab starting on p's page (UMF_SLABMAP); NULL if
+ * none.  Slow paths only; the record was published by the slab list's
+ * lock, which the caller holds.
+ */
 static inline void *
 umem_pagemap_slab(const void *p)
 {
-	uintptr_t a = (uintptr_t)p;
-	uintptr_t *leaf;
-
-	if (a >> UMEM_PM_VA_BITS)
-		return (NULL);
-	leaf = __atomic_load_n(&umem_pagemap_root[a >> (UMEM_PM_PAGE_SHIFT +
-	    UMEM_PM_LEAF_SHIFT)], __ATOMIC_ACQUIRE);
-	if (leaf == NULL)
-		return (NULL);
-	return ((void *)__atomic_load_n(&leaf[((size_t)1 << UMEM_PM_LEAF_SHIFT) +
-	    ((a >> UMEM_PM_PAGE_SHIFT) & ((1u << UMEM_PM_LEAF_SHIFT) - 1))],
-	    __ATOMIC_ACQUIRE));
+	return ((void *)umem_pagemap_word(p, UMEM_PM_SLAB_HALF));
 }
 
 /*

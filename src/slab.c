@@ -370,17 +370,14 @@ slab_create(umem_cache_t *cp)
 	/* malloc finds a block's cache from its address: record the pages. */
 	if ((cp->cache_flags & UMF_PAGEMAP) &&
 	    umem_pagemap_set(mem, slabsize, (uintptr_t)cp, (uintptr_t)cp) != 0) {
-		if (cp->cache_flags & UMF_HASH) {
-			while (head != NULL) {
-				umem_bufctl_t *bcp = head;
+		while ((cp->cache_flags & UMF_HASH) && head != NULL) {
+			umem_bufctl_t *bcp = head;
 
-				head = head->bc_next;
-				umem_cache_free(umem_bufctl_cache, bcp);
-			}
-			umem_cache_free(umem_slab_cache, sp);
-		} else if (cp->cache_flags & UMF_SLABMAP) {
-			umem_cache_free(umem_slab_cache, sp);
+			head = head->bc_next;
+			umem_cache_free(umem_bufctl_cache, bcp);
 		}
+		if (cp->cache_flags & (UMF_HASH | UMF_SLABMAP))
+			umem_cache_free(umem_slab_cache, sp);
 		goto fail;
 	}
 	if (cp->cache_flags & UMF_SLABMAP)

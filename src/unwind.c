@@ -276,12 +276,6 @@ uw_run(const uw_cie_t *cie, const uint8_t *p, const uint8_t *end,
 			if ((r = uw_track(row, uw_uleb(&p, end))) != NULL)
 				r->ur_how = UR_SAME;
 			continue;
-		case 0x09:		/* register */
-			r = uw_track(row, uw_uleb(&p, end));
-			(void) uw_uleb(&p, end);
-			if (r != NULL)
-				r->ur_how = UR_OTHER;
-			continue;
 		case 0x0a:		/* remember_state */
 			if (nsaved == UW_STATES)
 				return (-1);
@@ -320,27 +314,21 @@ uw_run(const uw_cie_t *cie, const uint8_t *p, const uint8_t *end,
 				return (-1);
 			p += delta;
 			continue;
+		case 0x09:		/* register */
 		case 0x10:		/* expression */
+		case 0x14:		/* val_offset */
+		case 0x15:		/* val_offset_sf */
 		case 0x16:		/* val_expression */
-			r = uw_track(row, uw_uleb(&p, end));
+			/* Rules a step does not follow: the register is lost. */
+			if ((r = uw_track(row, uw_uleb(&p, end))) != NULL)
+				r->ur_how = UR_OTHER;
+			/* one LEB128 operand (either sign), or a block */
 			delta = uw_uleb(&p, end);
+			if (op != 0x10 && op != 0x16)
+				continue;
 			if (delta > (uint64_t)(end - p))
 				return (-1);
 			p += delta;
-			if (r != NULL)
-				r->ur_how = UR_OTHER;
-			continue;
-		case 0x14:		/* val_offset */
-			r = uw_track(row, uw_uleb(&p, end));
-			(void) uw_uleb(&p, end);
-			if (r != NULL)
-				r->ur_how = UR_OTHER;
-			continue;
-		case 0x15:		/* val_offset_sf */
-			r = uw_track(row, uw_uleb(&p, end));
-			(void) uw_sleb(&p, end);
-			if (r != NULL)
-				r->ur_how = UR_OTHER;
 			continue;
 		case 0x2e:		/* GNU_args_size */
 			(void) uw_uleb(&p, end);
