@@ -176,6 +176,7 @@ typedef struct umem_cache_stat {
 	uint64_t	cs_hash_lookup;	/* hash lookups on free */
 	uint64_t	cs_hash_depth;	/* chain links followed by them */
 	uint64_t	cs_cpu_drain;	/* idle CPU magazines given back */
+	uint64_t	cs_slab_spare;	/* empty slabs kept now (in mem_total) */
 	char		cs_percpu_mode[24]; /* umem_percpu_mode() */
 } umem_cache_stat_t;
 

@@ -975,7 +975,7 @@ lk_cache(lk_state_t *ls, umem_cache_t *cp)
 		if ((cp->cache_flags & (UMF_HASH | UMF_DEBUG)) != UMF_HASH)
 			lk_slab(ls, cp, sp);
 	}
-	if ((sp = cp->cache_spare) != NULL)
+	for (sp = cp->cache_spare; sp != NULL; sp = sp->slab_next)
 		lk_exclude(ls, (uintptr_t)sp->slab_mem, cp->cache_slabsize);
 	if ((cp->cache_flags & (UMF_HASH | UMF_DEBUG)) == UMF_HASH) {
 		/* The hash holds exactly the allocated buffers. */

@@ -41,10 +41,11 @@
  * cache_freelist are full; from cache_freelist on, every slab has a free
  * buffer, partially used slabs first (a full slab that gets a buffer back
  * moves to the cache_freelist position; new slabs go to the tail).  A slab
- * whose last buffer comes back leaves the list: it is kept as the cache's
- * one spare slab (so an alloc/free pair at a slab boundary does not call
- * vmem each time), and the spare goes back to the source arena at the next
- * update pass that finds it unused, on reap, or when a second slab empties.
+ * whose last buffer comes back leaves the list and is kept, empty, as a
+ * spare (slab_spare_put), up to a bound, so that a cache that gives a batch
+ * back and takes it again does not give each slab's pages to the OS and
+ * fault them in again; every update pass gives back the spares that
+ * stayed unused since the previous one.
  *
  * Locking: cache_lock protects the list, the hash and the counters; it is
  * dropped around every vmem call and every nested cache call (slab and
@@ -475,7 +476,64 @@ slab_unlink(umem_cache_t *cp, umem_slab_t *sp)
 	sp->slab_next = sp->slab_prev = NULL;
 }
 
-#define	CACHE_SPARE(cp)	((cp)->cache_spare)
+/*
+ * Spare slabs: empty slabs a cache keeps, newest first, linked through
+ * slab_next.  Before, as in illumos, an emptied slab went back at once
+ * (one spare excepted): a realloc-growth loop whose classes free 16
+ * blocks at a time spent 10% of its time in the kernel, giving slabs'
+ * pages back and faulting them in again.  A cache keeps up to
+ * UMEM_SPARE_BYTES of spares, and at least one slab; all caches together
+ * keep at most UMEM_SPARE_TOTAL beyond their first.  Each update pass gives back the
+ * spares that stayed unused since the previous pass (the list's low-water
+ * mark, as the depot's working set), and all of them when the cache took
+ * no buffer from its slabs meanwhile; reap and malloc_trim give back all.
+ * A firewall slab is never kept: a stale pointer into it must fault.
+ */
+#define	UMEM_SPARE_BYTES	(256ul << 10)
+#define	UMEM_SPARE_TOTAL	(2ul << 20)
+
+static size_t umem_spare_bytes;	/* spares beyond each cache's first */
+
+/* Keep sp (empty, off the list) as a spare; 0 if it must go.  cache_lock. */
+static int
+slab_spare_put(umem_cache_t *cp, umem_slab_t *sp)
+{
+	uint32_t n = cp->cache_spare_count;
+
+	if (cp->cache_flags & UMF_FIREWALL)
+		return (0);
+	if (n > 0) {
+		if ((n + 1) * cp->cache_slabsize > UMEM_SPARE_BYTES)
+			return (0);
+		if (__atomic_add_fetch(&umem_spare_bytes, cp->cache_slabsize,
+		    __ATOMIC_RELAXED) > UMEM_SPARE_TOTAL) {
+			(void) __atomic_fetch_sub(&umem_spare_bytes,
+			    cp->cache_slabsize, __ATOMIC_RELAXED);
+			return (0);
+		}
+	}
+	sp->slab_next = cp->cache_spare;
+	cp->cache_spare = sp;
+	cp->cache_spare_count = n + 1;
+	return (1);
+}
+
+/* The newest spare, off the spare list, or NULL.  cache_lock. */
+static umem_slab_t *
+slab_spare_get(umem_cache_t *cp)
+{
+	umem_slab_t *sp = cp->cache_spare;
+
+	if (sp == NULL)
+		return (NULL);
+	cp->cache_spare = sp->slab_next;
+	if (--cp->cache_spare_count > 0)
+		(void) __atomic_fetch_sub(&umem_spare_bytes,
+		    cp->cache_slabsize, __ATOMIC_RELAXED);
+	if (cp->cache_spare_count < cp->cache_spare_min)
+		cp->cache_spare_min = cp->cache_spare_count;
+	return (sp);
+}
 
 /* umem_slab_alloc() again, entered with cache_lock held (noabort path). */
 static void *
@@ -496,9 +554,7 @@ slab_get_locked(umem_cache_t *cp)
 	umem_slab_t *sp, *nsp;
 
 	while ((sp = cp->cache_freelist) == &cp->cache_nullslab) {
-		if ((nsp = CACHE_SPARE(cp)) != NULL) {
-			CACHE_SPARE(cp) = NULL;
-		} else {
+		if ((nsp = slab_spare_get(cp)) == NULL) {
 			umem_unlock(&cp->cache_lock);
 			nsp = slab_create(cp);
 			if (nsp == NULL)
@@ -510,12 +566,8 @@ slab_get_locked(umem_cache_t *cp)
 				cp->cache_bufmax = cp->cache_buftotal;
 			if (cp->cache_freelist != &cp->cache_nullslab) {
 				/* Another thread made one meanwhile. */
-				if (CACHE_SPARE(cp) == NULL) {
-					CACHE_SPARE(cp) = nsp;
-					cp->cache_spare_pass = UMEM_STAT_READ(
-					    umem_update_passes);
+				if (slab_spare_put(cp, nsp))
 					continue;
-				}
 				cp->cache_buftotal -= nsp->slab_chunks;
 				cp->cache_slab_destroy++;
 				umem_unlock(&cp->cache_lock);
@@ -662,13 +714,7 @@ slab_free_locked(umem_cache_t *cp, void *buf, umem_slab_t **deadp)
 	cp->cache_slab_free++;
 	if (sp->slab_refcnt == 0) {
 		slab_unlink(cp, sp);
-		/* A firewall slab goes at once: stale pointers must fault. */
-		if (CACHE_SPARE(cp) == NULL &&
-		    !(cp->cache_flags & UMF_FIREWALL)) {
-			CACHE_SPARE(cp) = sp;
-			cp->cache_spare_pass =
-			    UMEM_STAT_READ(umem_update_passes);
-		} else {
+		if (!slab_spare_put(cp, sp)) {
 			cp->cache_buftotal -= sp->slab_chunks;
 			cp->cache_slab_destroy++;
 			sp->slab_next = *deadp;
@@ -748,37 +794,43 @@ umem_slab_free_batch(umem_cache_t *cp, void **bufs, size_t n)
 }
 
 /*
- * Give the spare empty slab back to the source arena if it has been unused
- * since before the last update pass (all = 0), or anyway (all = 1).  The
- * update thread also gives it back at once when the cache took no buffer
- * from its slabs since the previous pass (all = 0, idle): the spare is for
- * alloc/free churn at a slab boundary, which an idle cache does not have.
- * Returns 1 if there was one.
+ * Give spare slabs back to the source arena: all of them (all = 1), or,
+ * at an update pass (all = 0), those unused since the previous pass, and
+ * every one if the cache took no buffer from its slabs since then (the
+ * spares are for churn, which an idle cache does not have).  Returns how
+ * many went back.
  */
 int
 umem_slab_release_spare(umem_cache_t *cp, int all)
 {
-	umem_slab_t *sp;
-	int idle;
+	umem_slab_t *dead = NULL, **spp;
+	uint32_t keep, n, gone = 0;
 
 	umem_lock(&cp->cache_lock);
-	idle = (all == 2 && cp->cache_slab_alloc == cp->cache_spare_seen);
-	if (all == 2)
-		cp->cache_spare_seen = cp->cache_slab_alloc;
-	if ((sp = CACHE_SPARE(cp)) != NULL && (all == 1 || idle ||
-	    cp->cache_spare_pass < UMEM_STAT_READ(umem_update_passes))) {
-		CACHE_SPARE(cp) = NULL;
-		cp->cache_buftotal -= sp->slab_chunks;
-		cp->cache_slab_destroy++;
-		sp->slab_next = NULL;
-	} else {
-		sp = NULL;
+	n = cp->cache_spare_count;
+	keep = n - cp->cache_spare_min;
+	if (all || cp->cache_slab_alloc == cp->cache_spare_seen)
+		keep = 0;
+	cp->cache_spare_seen = cp->cache_slab_alloc;
+	cp->cache_spare_min = keep;
+	if (keep < n) {
+		/* The oldest n - keep, at the list's end. */
+		for (spp = &cp->cache_spare; keep-- > 0; )
+			spp = &(*spp)->slab_next;
+		dead = *spp;
+		*spp = NULL;
+		keep = cp->cache_spare_min;
+		cp->cache_spare_count = keep;
+		(void) __atomic_fetch_sub(&umem_spare_bytes, (size_t)(n -
+		    (keep > 0 ? keep : 1)) * cp->cache_slabsize,
+		    __ATOMIC_RELAXED);
+		cp->cache_buftotal -= (uint64_t)(n - keep) * dead->slab_chunks;
+		cp->cache_slab_destroy += n - keep;
+		gone = n - keep;
 	}
 	umem_unlock(&cp->cache_lock);
-	if (sp == NULL)
-		return (0);
-	slab_destroy_list(cp, sp);
-	return (1);
+	slab_destroy_list(cp, dead);
+	return ((int)gone);
 }
 
 size_t
@@ -887,8 +939,8 @@ umem_slab_find(umem_cache_t *cp, const void *buf, void **startp)
 	for (sp = cp->cache_nullslab.slab_next; sp != &cp->cache_nullslab &&
 	    !found; sp = sp->slab_next)
 		found = slab_contains(cp, sp, buf, startp);
-	if (!found && CACHE_SPARE(cp) != NULL)
-		found = slab_contains(cp, CACHE_SPARE(cp), buf, startp);
+	for (sp = cp->cache_spare; sp != NULL && !found; sp = sp->slab_next)
+		found = slab_contains(cp, sp, buf, startp);
 	umem_unlock(&cp->cache_lock);
 	return (found);
 }

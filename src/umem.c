@@ -817,6 +817,7 @@ cache_getstat_locked(umem_cache_t *cp, umem_cache_stat_t *sp)
 	sp->cs_hash_size = (cp->cache_flags & UMF_HASH) ?
 	    cp->cache_hash_mask + 1 : 0;
 	sp->cs_hash_rescale = cp->cache_hash_rescale;
+	sp->cs_slab_spare = cp->cache_spare_count;
 	sp->cs_hash_lookup = cp->cache_hash_lookup;
 	sp->cs_hash_depth = cp->cache_hash_depth;
 	umem_unlock(&cp->cache_lock);

@@ -231,8 +231,9 @@ struct umem_cache {
 	umem_lock_t		cache_lock __attribute__((aligned(64)));
 	umem_slab_t		*cache_freelist;
 	umem_slab_t		cache_nullslab;	/* list head */
-	umem_slab_t		*cache_spare;	/* one empty slab kept */
-	uint64_t		cache_spare_pass; /* update pass when kept */
+	umem_slab_t		*cache_spare;	/* empty slabs kept, newest first */
+	uint32_t		cache_spare_count;
+	uint32_t		cache_spare_min; /* low water since last pass */
 	uint64_t		cache_spare_seen; /* slab_alloc at last pass */
 	size_t			cache_color;	/* next slab's colour */
 	size_t			cache_maxcolor;

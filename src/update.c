@@ -127,7 +127,7 @@ cache_update(umem_cache_t *cp)
 		if (umem_drain_idle)
 			umem_mag_drain_idle(cp);
 	}
-	(void) umem_slab_release_spare(cp, 2);	/* 2: update pass */
+	(void) umem_slab_release_spare(cp, 0);	/* 0: update pass */
 }
 
 void

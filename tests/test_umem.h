@@ -109,6 +109,18 @@ tu_pin_here(void)
 	return (cpu);
 }
 
+/* Allocate n objects of cp into v, then free them all, in order. */
+static TU_UNUSED void
+tu_alloc_free(umem_cache_t *cp, void **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		v[i] = umem_cache_alloc(cp, UMEM_DEFAULT);
+	for (i = 0; i < n; i++)
+		umem_cache_free(cp, v[i]);
+}
+
 static TU_UNUSED umem_cache_stat_t
 tu_stat(umem_cache_t *cp)
 {

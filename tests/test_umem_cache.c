@@ -541,9 +541,13 @@ test_d2_geometry(void)
 	}
 }
 
+/* What a cache keeps of its empty slabs (slab.c: UMEM_SPARE_BYTES). */
+#define	SPARE_BYTES	(256u << 10)
+
 /*
  * Memory goes back to the source: at once for a magazine-less cache (the
- * slab layer destroys an empty slab), and completely on destroy.
+ * slab layer destroys an empty slab, but for its spares), and completely on
+ * destroy.
  */
 static void
 test_d2_mem_baseline(void)
@@ -584,18 +588,23 @@ test_d2_mem_baseline(void)
 		for (j = 1; j < n; j += 2)
 			umem_cache_free(cp[i], v[i * n + j]);
 	}
-	/* At most one empty (spare) slab per cache stays for a while. */
+	/* Only spare slabs stay for a while: 256 KiB a cache, or one slab. */
 	sum = 0;
 	for (i = 0; i < NS; i++) {
 		umem_cache_stat_t st = tu_stat(cp[i]);
+		uint64_t most = SPARE_BYTES / st.cs_slabsize;
 
 		CHECK(st.cs_buf_inuse == 0);
-		CHECK(st.cs_slab_create - st.cs_slab_destroy <= 1);
-		sum += st.cs_slabsize;
+		CHECKF(st.cs_slab_create - st.cs_slab_destroy ==
+		    st.cs_slab_spare && st.cs_slab_spare <= (most > 1 ? most :
+		    1), "size %zu: %llu slabs left, %llu of them spares",
+		    sizes[i], (unsigned long long)(st.cs_slab_create -
+		    st.cs_slab_destroy), (unsigned long long)st.cs_slab_spare);
+		sum += st.cs_slab_spare * st.cs_slabsize;
 	}
-	CHECKF(tu_inuse(src) <= sum, "magazine-less caches, all freed: "
-	    "source has %llu bytes in use, more than one slab per cache",
-	    (unsigned long long)tu_inuse(src));
+	CHECKF(tu_inuse(src) == sum, "magazine-less caches, all freed: "
+	    "source has %llu bytes in use, the spares %llu",
+	    (unsigned long long)tu_inuse(src), (unsigned long long)sum);
 	CHECKF(wait_inuse_zero(src, 3000) == 0, "magazine-less caches, all "
 	    "freed, 3 s of reaps: source still has %llu bytes in use",
 	    (unsigned long long)tu_inuse(src));
@@ -1420,6 +1429,76 @@ test_stats_print(void)
 	umem_cache_destroy(cp);
 }
 
+/*
+ * Spare slabs (child, update pass every 100 ms): a magazine-less cache that
+ * empties bound + 4 slabs keeps bound of them (256 KiB) and gives 4 back,
+ * makes no slab while spares last, and the update thread gives the spares
+ * back once the cache stops taking buffers.
+ */
+static void
+test_spare_slabs(void)
+{
+	vmem_t *src = tu_mem_arena("tc_spare_src");
+	umem_cache_t *cp;
+	umem_cache_stat_t st0, st;
+	uint64_t bound, t0;
+	size_t n, i;
+	void **v;
+
+	if (src == NULL)
+		return;
+	cp = umem_cache_create("tc_spare", 1000, 0, NULL, NULL, NULL, NULL,
+	    src, UMC_NOMAGAZINE);
+	CHECK(cp != NULL);
+	if (cp == NULL)
+		return;
+	st0 = tu_stat(cp);
+	bound = SPARE_BYTES / st0.cs_slabsize;
+	CHECKF(bound >= 2, "slabs of %zu bytes", st0.cs_slabsize);
+	n = (size_t)(bound + 4) * st0.cs_chunks;
+	v = calloc(n, sizeof (void *));
+	tu_alloc_free(cp, v, n);
+	st = tu_stat(cp);
+	CHECKF(st.cs_slab_spare == bound && st.cs_slab_create == bound + 4 &&
+	    st.cs_slab_destroy == 4, "%llu slabs made, %llu destroyed, %llu "
+	    "spares kept (bound %llu)", (unsigned long long)st.cs_slab_create,
+	    (unsigned long long)st.cs_slab_destroy,
+	    (unsigned long long)st.cs_slab_spare, (unsigned long long)bound);
+	CHECK(tu_inuse(src) == bound * st.cs_slabsize);
+
+	/* The spares serve the next allocations: no new slab. */
+	n = (size_t)bound * st0.cs_chunks;
+	for (i = 0; i < n; i++)
+		v[i] = umem_cache_alloc(cp, UMEM_DEFAULT);
+	st = tu_stat(cp);
+	CHECKF(st.cs_slab_create == bound + 4 && st.cs_slab_spare == 0,
+	    "%llu slabs made, %llu spares left", (unsigned long long)
+	    st.cs_slab_create, (unsigned long long)st.cs_slab_spare);
+	for (i = 0; i < n; i++)
+		umem_cache_free(cp, v[i]);
+	CHECK(tu_stat(cp).cs_slab_spare == bound);
+
+	/* Idle: the update thread gives them back (no reap here). */
+	t0 = tu_now_ns();
+	while (tu_inuse(src) != 0 && tu_now_ns() - t0 < 5000000000ull)
+		tu_sleep_ms(20);
+	st = tu_stat(cp);
+	CHECKF(tu_inuse(src) == 0 && st.cs_slab_spare == 0, "idle 5 s: "
+	    "%llu spares left", (unsigned long long)st.cs_slab_spare);
+	free(v);
+	umem_cache_destroy(cp);
+	vmem_destroy(src);
+}
+
+static void
+test_spare_child(void)
+{
+	static const char *const env[] = {
+		"UMEM_OPTIONS=update_interval=100", NULL };
+
+	tu_check_child("spare", env, 60);
+}
+
 static void
 test_d3_hash_child(void)
 {
@@ -1441,6 +1520,8 @@ main(int argc, char **argv)
 		}
 		if (strcmp(argv[2], "hash") == 0)
 			RUN(test_d3_hash);
+		if (strcmp(argv[2], "spare") == 0)
+			RUN(test_spare_slabs);
 		return (tu_child_summary(argv[2]));
 	}
 	tu_watchdog(300);
@@ -1450,6 +1531,7 @@ main(int argc, char **argv)
 	RUN(test_d1_ctor_fail);
 	RUN(test_d2_geometry);
 	RUN(test_d2_mem_baseline);
+	RUN(test_spare_child);
 	RUN(test_d3_layout);
 	RUN(test_d3_hash_child);
 	RUN(test_d4_colour);
