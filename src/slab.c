@@ -489,8 +489,8 @@ slab_unlink(umem_cache_t *cp, umem_slab_t *sp)
  * no buffer from its slabs meanwhile; reap and malloc_trim give back all.
  * A firewall slab is never kept: a stale pointer into it must fault.
  */
-#define	UMEM_SPARE_BYTES	(256ul << 10)
-#define	UMEM_SPARE_TOTAL	(2ul << 20)
+#define	UMEM_SPARE_BYTES	(128ul << 10)
+#define	UMEM_SPARE_TOTAL	(1ul << 20)
 
 static size_t umem_spare_bytes;	/* spares beyond each cache's first */
 

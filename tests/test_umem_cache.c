@@ -542,7 +542,7 @@ test_d2_geometry(void)
 }
 
 /* What a cache keeps of its empty slabs (slab.c: UMEM_SPARE_BYTES). */
-#define	SPARE_BYTES	(256u << 10)
+#define	SPARE_BYTES	(128u << 10)
 
 /*
  * Memory goes back to the source: at once for a magazine-less cache (the
@@ -588,7 +588,7 @@ test_d2_mem_baseline(void)
 		for (j = 1; j < n; j += 2)
 			umem_cache_free(cp[i], v[i * n + j]);
 	}
-	/* Only spare slabs stay for a while: 256 KiB a cache, or one slab. */
+	/* Only spare slabs stay for a while: 128 KiB a cache, or one slab. */
 	sum = 0;
 	for (i = 0; i < NS; i++) {
 		umem_cache_stat_t st = tu_stat(cp[i]);
@@ -1431,7 +1431,7 @@ test_stats_print(void)
 
 /*
  * Spare slabs (child, update pass every 100 ms): a magazine-less cache that
- * empties bound + 4 slabs keeps bound of them (256 KiB) and gives 4 back,
+ * empties bound + 4 slabs keeps bound of them (128 KiB) and gives 4 back,
  * makes no slab while spares last, and the update thread gives the spares
  * back once the cache stops taking buffers.
  */
