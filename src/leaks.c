@@ -854,7 +854,7 @@ lk_setup(lk_state_t *ls, vmem_t *heap)
 			if (sp->slab_chunks > maxchunks)
 				maxchunks = sp->slab_chunks;
 		}
-		nslab++;	/* the spare */
+		nslab += cp->cache_spare_count;
 	}
 	nlarge = lk_vmem_walk(ls, heap, LW_LARGE);
 	nrec = lk_vmem_walk(ls, heap, LW_RECORD);

@@ -661,8 +661,8 @@ umem_slab_alloc_batch(umem_cache_t *cp, void **bufs, size_t n)
 
 /*
  * Return one buffer to its slab, cache_lock held.  A slab that empties
- * becomes the spare, or (if there is one) goes on *deadp for the caller
- * to destroy after dropping the lock.  -1 (lock dropped, error reported)
+ * becomes a spare, or (beyond the bound) goes on *deadp for the caller to
+ * destroy after dropping the lock.  -1 (lock dropped, error reported)
  * if buf is not a buffer of cp.
  */
 static int

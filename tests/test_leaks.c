@@ -327,6 +327,53 @@ test_stale_links(void)
 	umem_cache_destroy(cp);
 }
 
+/*
+ * A cache holding many spare (empty) slabs: each is excluded from the
+ * scan, so the table of excluded ranges must have room for all of them
+ * (it was sized for one spare a cache: the scanner's own memory then fell
+ * off the end, was scanned as a root, and hid every leak).
+ */
+static __attribute__((noinline)) void
+make_spares(umem_cache_t *cp, size_t n)
+{
+	void **v = calloc(n, sizeof (void *));
+
+	for (size_t i = 0; i < n; i++)
+		v[i] = umem_cache_alloc(cp, UMEM_NOFAIL);
+	for (size_t i = 0; i < n; i++)
+		umem_cache_free(cp, v[i]);
+	explicit_bzero(v, n * sizeof (void *));	/* no root in libc's heap */
+	free(v);
+	for (int i = 0; i < 3; i++)
+		hide(umem_cache_alloc(cp, UMEM_NOFAIL), 0);
+}
+
+static void
+test_spares(void)
+{
+	umem_cache_t *cp = umem_cache_create("leak_spares", 1000, 0, NULL,
+	    NULL, NULL, NULL, NULL, UMC_NOMAGAZINE);
+	umem_cache_stat_t st;
+	int n;
+
+	CHECK(cp != NULL);
+	if (cp == NULL)
+		return;
+	g_cache = cp;
+	(void) umem_cache_getstat(cp, &st);
+	make_spares(cp, 64 * (size_t)st.cs_chunks);
+	(void) umem_cache_getstat(cp, &st);
+	CHECKF(st.cs_slab_spare >= 16, "%llu spare slabs",
+	    (unsigned long long)st.cs_slab_spare);
+	tu_clobber_stack();
+	n = findleaks();
+	CHECKF(LEAKS_OK(n, 3) && (!EXACT ||
+	    reported("cache 'leak_spares' (bufsize 1000)", 3)),
+	    "%d leaks, want 3; report:\n%s", n, g_report);
+	free_leaks();
+	umem_cache_destroy(cp);
+}
+
 /* Threads allocating and freeing meanwhile: every live buffer is held. */
 #define	NCHURN	3
 #define	NSLOT	64
@@ -513,6 +560,7 @@ main(int argc, char **argv)
 	RUN(test_nothing_yet);
 	RUN(test_known_leaks);
 	RUN(test_stale_links);
+	RUN(test_spares);
 	RUN(test_no_false_positives_under_load);
 	RUN(test_bad_fd);
 	RUN(test_audit_groups);
