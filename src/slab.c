@@ -487,7 +487,10 @@ slab_unlink(umem_cache_t *cp, umem_slab_t *sp)
  * spares that stayed unused since the previous pass (the list's low-water
  * mark, as the depot's working set), and all of them when the cache took
  * no buffer from its slabs meanwhile; reap and malloc_trim give back all.
- * A firewall slab is never kept: a stale pointer into it must fault.
+ * A firewall slab is never kept: a stale pointer into it must fault.  A
+ * cache that never touches its buffers (integer IDs, quantum caches of an
+ * ID arena) keeps one spare, as before: it has no page faults to save,
+ * and its spares would hold IDs out of the arena.
  */
 #define	UMEM_SPARE_BYTES	(128ul << 10)
 #define	UMEM_SPARE_TOTAL	(1ul << 20)
@@ -503,7 +506,8 @@ slab_spare_put(umem_cache_t *cp, umem_slab_t *sp)
 	if (cp->cache_flags & UMF_FIREWALL)
 		return (0);
 	if (n > 0) {
-		if ((n + 1) * cp->cache_slabsize > UMEM_SPARE_BYTES)
+		if ((n + 1) * cp->cache_slabsize > UMEM_SPARE_BYTES ||
+		    (cp->cache_flags & UMF_NOTOUCH))
 			return (0);
 		if (__atomic_add_fetch(&umem_spare_bytes, cp->cache_slabsize,
 		    __ATOMIC_RELAXED) > UMEM_SPARE_TOTAL) {

@@ -1132,6 +1132,9 @@ d19_child(void *arg)
 		}
 		st = tu_stat(cp);
 		CHECK(st.cs_buf_inuse == st.cs_buf_magazine);
+		/* Spare slabs would hold identifiers: one at most. */
+		CHECKF(st.cs_slab_spare <= 1, "size %zu: %llu spare slabs",
+		    size, (unsigned long long)st.cs_slab_spare);
 		umem_cache_destroy(cp);
 		CHECKF(tu_inuse(ids) == 0, "size %zu: %llu ids still in use "
 		    "after destroy", size, (unsigned long long)tu_inuse(ids));
