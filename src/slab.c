@@ -483,10 +483,11 @@ slab_unlink(umem_cache_t *cp, umem_slab_t *sp)
  * blocks at a time spent 10% of its time in the kernel, giving slabs'
  * pages back and faulting them in again.  A cache keeps up to
  * UMEM_SPARE_BYTES of spares, and at least one slab; all caches together
- * keep at most UMEM_SPARE_TOTAL beyond their first.  Each update pass gives back the
- * spares that stayed unused since the previous pass (the list's low-water
- * mark, as the depot's working set), and all of them when the cache took
- * no buffer from its slabs meanwhile; reap and malloc_trim give back all.
+ * keep at most UMEM_SPARE_TOTAL beyond their first.  Each update pass
+ * gives back the spares that stayed unused since the previous pass (the
+ * list's low-water mark, as the depot's working set), and all of them when
+ * the cache took no buffer from its slabs meanwhile; reap and malloc_trim
+ * give back all.
  * A firewall slab is never kept: a stale pointer into it must fault.  A
  * cache that never touches its buffers (integer IDs, quantum caches of an
  * ID arena) keeps one spare, as before: it has no page faults to save,

@@ -817,9 +817,9 @@ cache_getstat_locked(umem_cache_t *cp, umem_cache_stat_t *sp)
 	sp->cs_hash_size = (cp->cache_flags & UMF_HASH) ?
 	    cp->cache_hash_mask + 1 : 0;
 	sp->cs_hash_rescale = cp->cache_hash_rescale;
-	sp->cs_slab_spare = cp->cache_spare_count;
 	sp->cs_hash_lookup = cp->cache_hash_lookup;
 	sp->cs_hash_depth = cp->cache_hash_depth;
+	sp->cs_slab_spare = cp->cache_spare_count;
 	umem_unlock(&cp->cache_lock);
 
 	sp->cs_alloc = ca + UMEM_STAT_READ(cp->cache_direct_alloc);

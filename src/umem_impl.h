@@ -90,8 +90,9 @@ typedef struct umem_maglist {
 /*
  * A bufctl: one per buffer of a hashed (large) slab, from umem_bufctl.
  * For small and UMF_SLABMAP slabs the "bufctl" is the last word of the
- * free buffer itself, so only bc_next exists there.  bc_next links the slab's free list while
- * the buffer is free and the hash chain while it is allocated.
+ * free buffer itself, so only bc_next exists there.  bc_next links the
+ * slab's free list while the buffer is free and the hash chain while it is
+ * allocated.
  */
 typedef struct umem_bufctl {
 	struct umem_bufctl	*bc_next;

@@ -65,7 +65,10 @@ void vmem_heap_renew(void *addr, size_t size);
 /* Periodic work: rescale hash tables, wake sleepers.  For the update thread. */
 void vmem_update(void);
 
-/* Fork: lock every arena in the documented order / unlock in the parent or child. */
+/*
+ * Fork: lock every arena in the documented order; unlock in the parent or
+ * the child.
+ */
 void vmem_fork_prepare(void);
 void vmem_fork_parent(void);
 void vmem_fork_child(void);
