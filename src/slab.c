@@ -498,6 +498,17 @@ slab_unlink(umem_cache_t *cp, umem_slab_t *sp)
 
 static size_t umem_spare_bytes;	/* spares beyond each cache's first */
 
+/* A cache's spares go from `from' to `to' (fewer): uncount them. */
+static void
+spare_uncharge(umem_cache_t *cp, uint32_t from, uint32_t to)
+{
+	uint32_t gone = (from > 0 ? from - 1 : 0) - (to > 0 ? to - 1 : 0);
+
+	if (gone != 0)
+		(void) __atomic_fetch_sub(&umem_spare_bytes, (size_t)gone *
+		    cp->cache_slabsize, __ATOMIC_RELAXED);
+}
+
 /* Keep sp (empty, off the list) as a spare; 0 if it must go.  cache_lock. */
 static int
 slab_spare_put(umem_cache_t *cp, umem_slab_t *sp)
@@ -532,10 +543,8 @@ slab_spare_get(umem_cache_t *cp)
 	if (sp == NULL)
 		return (NULL);
 	cp->cache_spare = sp->slab_next;
-	if (--cp->cache_spare_count > 0)
-		(void) __atomic_fetch_sub(&umem_spare_bytes,
-		    cp->cache_slabsize, __ATOMIC_RELAXED);
-	if (cp->cache_spare_count < cp->cache_spare_min)
+	spare_uncharge(cp, cp->cache_spare_count, cp->cache_spare_count - 1);
+	if (--cp->cache_spare_count < cp->cache_spare_min)
 		cp->cache_spare_min = cp->cache_spare_count;
 	return (sp);
 }
@@ -808,34 +817,28 @@ umem_slab_free_batch(umem_cache_t *cp, void **bufs, size_t n)
 int
 umem_slab_release_spare(umem_cache_t *cp, int all)
 {
-	umem_slab_t *dead = NULL, **spp;
-	uint32_t keep, n, gone = 0;
+	umem_slab_t *dead, **spp;
+	uint32_t keep, n, i;
 
 	umem_lock(&cp->cache_lock);
 	n = cp->cache_spare_count;
-	keep = n - cp->cache_spare_min;
-	if (all || cp->cache_slab_alloc == cp->cache_spare_seen)
-		keep = 0;
+	keep = (all || cp->cache_slab_alloc == cp->cache_spare_seen) ? 0 :
+	    n - cp->cache_spare_min;
 	cp->cache_spare_seen = cp->cache_slab_alloc;
 	cp->cache_spare_min = keep;
-	if (keep < n) {
-		/* The oldest n - keep, at the list's end. */
-		for (spp = &cp->cache_spare; keep-- > 0; )
-			spp = &(*spp)->slab_next;
-		dead = *spp;
+	/* The newest keep stay; the rest, at the list's end, go. */
+	for (spp = &cp->cache_spare, i = 0; i < keep; i++)
+		spp = &(*spp)->slab_next;
+	if ((dead = *spp) != NULL) {
 		*spp = NULL;
-		keep = cp->cache_spare_min;
+		spare_uncharge(cp, n, keep);
 		cp->cache_spare_count = keep;
-		(void) __atomic_fetch_sub(&umem_spare_bytes, (size_t)(n -
-		    (keep > 0 ? keep : 1)) * cp->cache_slabsize,
-		    __ATOMIC_RELAXED);
 		cp->cache_buftotal -= (uint64_t)(n - keep) * dead->slab_chunks;
 		cp->cache_slab_destroy += n - keep;
-		gone = n - keep;
 	}
 	umem_unlock(&cp->cache_lock);
 	slab_destroy_list(cp, dead);
-	return ((int)gone);
+	return ((int)(n - keep));
 }
 
 size_t

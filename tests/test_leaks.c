@@ -338,10 +338,7 @@ make_spares(umem_cache_t *cp, size_t n)
 {
 	void **v = calloc(n, sizeof (void *));
 
-	for (size_t i = 0; i < n; i++)
-		v[i] = umem_cache_alloc(cp, UMEM_NOFAIL);
-	for (size_t i = 0; i < n; i++)
-		umem_cache_free(cp, v[i]);
+	tu_alloc_free(cp, v, n);
 	explicit_bzero(v, n * sizeof (void *));	/* no root in libc's heap */
 	free(v);
 	for (int i = 0; i < 3; i++)

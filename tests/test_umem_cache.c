@@ -1493,22 +1493,26 @@ test_spare_slabs(void)
 	vmem_destroy(src);
 }
 
+/* Run the child `what' with an update pass every 100 ms. */
 static void
-test_spare_child(void)
+check_child_updating(const char *what, unsigned timeout_s)
 {
 	static const char *const env[] = {
 		"UMEM_OPTIONS=update_interval=100", NULL };
 
-	tu_check_child("spare", env, 60);
+	tu_check_child(what, env, timeout_s);
+}
+
+static void
+test_spare_child(void)
+{
+	check_child_updating("spare", 60);
 }
 
 static void
 test_d3_hash_child(void)
 {
-	static const char *const env[] = {
-		"UMEM_OPTIONS=update_interval=100", NULL };
-
-	tu_check_child("hash", env, 120);
+	check_child_updating("hash", 120);
 }
 
 int
