@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "debug.h"
+#include "percpu.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
@@ -118,18 +119,16 @@ debug_atfork_child(void)
 /*
  * Time stamps of audit and log records: the kernel's coarse monotonic
  * clock, in nanoseconds, with the resolution of the scheduler tick (1-4
- * ms).  It is read from the vDSO's data page without a TSC read: about
- * 5 ns, where RDTSC took 11 ns a call (AMD EPYC) and made up a sixth of
- * UMEM_DEBUG=default's cost on an alloc/free pair.  Ages in reports and
- * logs are therefore rounded to the tick; records keep their order.
+ * ms).  It is read from the vDSO's data page without a TSC read, calling
+ * the vDSO straight (umem_gethrtime_coarse): about 3 ns, where RDTSC took
+ * 11 ns a call (AMD EPYC) and made up a sixth of UMEM_DEBUG=default's
+ * cost on an alloc/free pair.  Ages in reports and logs are therefore
+ * rounded to the tick; records keep their order.
  */
 static inline uint64_t
 debug_now(void)
 {
-	struct timespec ts;
-
-	(void) clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+	return (umem_gethrtime_coarse());
 }
 
 /* Nanoseconds between two stamps. */
@@ -371,6 +370,8 @@ umem_debug_options(void)
 	if (umem_debug_flags != 0 || umem_valgrind)
 		(void) pthread_atfork(NULL, NULL, debug_atfork_child);
 	umem_logs_init();
+	if (umem_debug_flags != 0 || l != NULL)
+		umem_coarse_clock_init();
 	if (umem_debug_flags & UMF_FIREWALL)
 		umem_firewall_init();
 	if (umem_debug_verbose)
@@ -803,7 +804,7 @@ getpcstack_dwarf(uintptr_t *fp, uintptr_t hi, uintptr_t *pcs, int max)
  * own frame, which skips the frames between them and here (fewer
  * dependent loads: the walk is a pointer chase).
  */
-static int
+static inline __attribute__((always_inline)) int
 getpcstack_from(uintptr_t *fp, uintptr_t *pcs, int max)
 {
 	uintptr_t lo = (uintptr_t)fp, hi;
@@ -1321,12 +1322,21 @@ umem_debug_error(umem_errclass_t cls, umem_cache_t *cp, void *buf,
  * Allocation and free
  * ------------------------------------------------------------------------
  */
+/* Logging without audit: the stack goes to the log only. */
+static __attribute__((noinline)) void
+audit_log_only(umem_cache_t *cp, void *buf, int kind, uintptr_t *fp)
+{
+	uintptr_t pcs[UMEM_MAX_FRAMES];
+	int depth = getpcstack_from(fp, pcs, (int)umem_audit_frames);
+
+	log_transaction(cp, buf, kind, NULL, pcs, depth);
+}
+
 /* fp: the debug entry point's frame, where the stack walk starts. */
-static void
+static inline __attribute__((always_inline)) void
 audit_record(umem_cache_t *cp, void *buf, int which, int kind,
     uintptr_t *fp)
 {
-	uintptr_t pcs[UMEM_MAX_FRAMES];
 	umem_audit_t *ap = umem_debug_audit(cp, buf, which);
 	int depth;
 
@@ -1340,8 +1350,7 @@ audit_record(umem_cache_t *cp, void *buf, int which, int kind,
 		if (umem_logs[0].lg_base != NULL)
 			log_transaction(cp, buf, kind, ap, ap->au_stack, depth);
 	} else {
-		depth = getpcstack_from(fp, pcs, (int)umem_audit_frames);
-		log_transaction(cp, buf, kind, ap, pcs, depth);
+		audit_log_only(cp, buf, kind, fp);
 	}
 	if ((cp->cache_flags & UMF_CHECKSIGNAL) && umem_in_sighandler)
 		umem_panic("umem: %s of a buffer of cache %s called from a "
@@ -1351,7 +1360,7 @@ audit_record(umem_cache_t *cp, void *buf, int which, int kind,
 }
 
 /* Most debug modes record nothing: decide that without a call. */
-static inline void
+static inline __attribute__((always_inline)) void
 audit(umem_cache_t *cp, void *buf, int which, int kind, uintptr_t *fp)
 {
 	if (cp->cache_audit != 0 || (cp->cache_flags & UMF_CHECKSIGNAL) ||
@@ -1360,15 +1369,15 @@ audit(umem_cache_t *cp, void *buf, int which, int kind, uintptr_t *fp)
 }
 
 /* Failure injection: roughly one allocation in umem_mtbf fails. */
-static int
+static inline int
 mtbf_fail(int flags)
 {
 	uint32_t m = umem_mtbf;
+	uint64_t x;
 
-	uint64_t x = umem_debug_rand;
-
-	if (m == 0 || (flags & UMEM_NOFAIL))
+	if (UMEM_LIKELY(m == 0) || (flags & UMEM_NOFAIL))
 		return (0);
+	x = umem_debug_rand;
 	/* xorshift64 per thread: failures spread evenly, not in bursts */
 	if (x == 0)
 		x = (uint64_t)umem_gethrtime() | 1;
@@ -1380,7 +1389,7 @@ mtbf_fail(int flags)
 }
 
 /* Check a buffer coming out of its slab; 0 if it is sound. */
-static int
+static inline __attribute__((always_inline)) int
 alloc_verify(umem_cache_t *cp, void *buf)
 {
 	umem_buftag_t *btp = umem_debug_tag(cp, buf);
@@ -1410,7 +1419,7 @@ alloc_verify(umem_cache_t *cp, void *buf)
  * (sized: umem_alloc, malloc) of size bytes, the size kept in the tag's
  * redzone word and the slack starting right after it.
  */
-static void *
+static inline __attribute__((always_inline)) void *
 debug_alloc(umem_cache_t *cp, int flags, size_t size, int sized)
 {
 	umem_buftag_t *btp;

@@ -320,4 +320,40 @@ umem_cache_free_fast(umem_cache_t *cp, void *buf)
 	umem_cache_free_slow(cp, buf);
 }
 
+/*
+ * The magazine layer alone, for the debug layer: its caches' slots are
+ * out of the fast paths' reach (cache_fast_slots = 0), so these are their
+ * fast paths, the same rseq sequences on any slot (cache_ncpu), inline as
+ * above (a call each way was 4% of UMEM_DEBUG=default's alloc/free pair).
+ * NULL / 0: no object / no room, use the slab layer.
+ */
+void *umem_mag_get_slow(umem_cache_t *cp);
+int umem_mag_put_slow(umem_cache_t *cp, void *buf);
+
+static inline __attribute__((always_inline)) void *
+umem_mag_get(umem_cache_t *cp)
+{
+#ifdef UMEM_HAVE_RSEQ
+	void *buf;
+
+	if (UMEM_LIKELY(umem_percpu.pc_rseq) &&
+	    !(cp->cache_flags & UMF_NOMAGAZINE) &&
+	    (buf = umem_rseq_pop(cp, &cp->cache_ncpu)) != NULL)
+		return (buf);
+#endif
+	return (umem_mag_get_slow(cp));
+}
+
+static inline __attribute__((always_inline)) int
+umem_mag_put(umem_cache_t *cp, void *buf)
+{
+#ifdef UMEM_HAVE_RSEQ
+	if (UMEM_LIKELY(umem_percpu.pc_rseq) &&
+	    !(cp->cache_flags & UMF_NOMAGAZINE) &&
+	    umem_rseq_push(cp, &cp->cache_ncpu, buf))
+		return (1);
+#endif
+	return (umem_mag_put_slow(cp, buf));
+}
+
 #endif /* _UMEM_PERCPU_H */

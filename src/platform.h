@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <time.h>
 
 #define	UMEM_EXPORT	__attribute__((visibility("default")))
 #define	UMEM_LIKELY(x)	__builtin_expect(!!(x), 1)
@@ -114,6 +115,27 @@ void umem_cond_timedwait_ns(pthread_cond_t *cv, umem_lock_t *l, uint64_t ns);
 
 /* Monotonic nanoseconds. */
 uint64_t umem_gethrtime(void);
+
+/*
+ * Coarse monotonic nanoseconds (the scheduler tick's resolution, a few
+ * nanoseconds a read): through the vDSO directly once
+ * umem_coarse_clock_init() has found it there, else libc's clock_gettime.
+ */
+typedef int (*umem_clock_fn_t)(clockid_t, struct timespec *);
+extern umem_clock_fn_t umem_coarse_clock;
+void umem_coarse_clock_init(void);
+
+static inline uint64_t
+umem_gethrtime_coarse(void)
+{
+	umem_clock_fn_t fn = __atomic_load_n(&umem_coarse_clock,
+	    __ATOMIC_RELAXED);
+	struct timespec ts;
+
+	if (UMEM_UNLIKELY(fn(CLOCK_MONOTONIC_COARSE, &ts) != 0))
+		(void) clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+}
 
 /* Start-up string helpers that keep libc's pages out (platform.c). */
 size_t umem_strnlen(const char *s, size_t max);

@@ -593,37 +593,24 @@ mag_push_locked(umem_cache_t *cp, void *buf)
 	return (done);
 }
 
-/*
- * The magazine layer alone, for the debug layer: its caches' slots are
- * out of the inline fast paths' reach (cache_fast_slots = 0), so this is
- * their fast path.  NULL / 0: no object / no room, use the slab layer.
- */
+/* umem_mag_get/put (percpu.h) past the rseq pop or push. */
 void *
-umem_mag_get(umem_cache_t *cp)
+umem_mag_get_slow(umem_cache_t *cp)
 {
 	void *buf;
 
 	if (cp->cache_flags & UMF_NOMAGAZINE)
 		return (NULL);
-#ifdef UMEM_HAVE_RSEQ
-	if (umem_percpu.pc_rseq &&
-	    (buf = umem_rseq_pop(cp, &cp->cache_ncpu)) != NULL)
-		return (buf);
-#endif
 	if (!umem_percpu.pc_rseq && (buf = mag_pop_locked(cp)) != NULL)
 		return (buf);
 	return (umem_mag_alloc(cp));
 }
 
 int
-umem_mag_put(umem_cache_t *cp, void *buf)
+umem_mag_put_slow(umem_cache_t *cp, void *buf)
 {
 	if (cp->cache_flags & UMF_NOMAGAZINE)
 		return (0);
-#ifdef UMEM_HAVE_RSEQ
-	if (umem_percpu.pc_rseq && umem_rseq_push(cp, &cp->cache_ncpu, buf))
-		return (1);
-#endif
 	if (!umem_percpu.pc_rseq && mag_push_locked(cp, buf))
 		return (1);
 	return (umem_mag_free(cp, buf));

@@ -242,6 +242,27 @@ dcase_dupfree_cache(void)
 	(void) keep;
 }
 
+/*
+ * 3c. umem_cache_free twice, 300 ms after the allocation and 200 ms after
+ * the first free: the report's ages come from the audit records' clock.
+ */
+void dcase_dupfree_aged(void);
+void
+dcase_dupfree_aged(void)
+{
+	umem_cache_t *cp = mkcache("dbgt_aged", 64);
+	struct timespec ms300 = { 0, 300000000 }, ms200 = { 0, 200000000 };
+	void *p;
+
+	FRAME();
+	p = dbgt_cache_alloc(cp);
+	announce(p);
+	(void) nanosleep(&ms300, NULL);
+	dbgt_cache_free(cp, p);
+	(void) nanosleep(&ms200, NULL);
+	dbgt_cache_free(cp, p);
+}
+
 /* 3b. umem_free twice. */
 void dcase_dupfree_alloc(void);
 void
@@ -993,6 +1014,7 @@ static const struct {
 	{ "redzone_slack", dcase_redzone_slack },
 	{ "dupfree_cache", dcase_dupfree_cache },
 	{ "dupfree_alloc", dcase_dupfree_alloc },
+	{ "dupfree_aged", dcase_dupfree_aged },
 	{ "dupfree_hash", dcase_dupfree_hash },
 	{ "nofp", dcase_nofp },
 	{ "badaddr_cache", dcase_badaddr_cache },
@@ -1377,6 +1399,40 @@ test_badaddr_first(void)
 	show_if_failed(before, "badaddr_first");
 }
 
+/* The seconds of the first "<what> by thread N at T-S.NNNs", or -1. */
+static double
+report_age(const char *what)
+{
+	const char *p = strstr(out, what), *t;
+
+	if (p == NULL || (t = strstr(p, " at T-")) == NULL)
+		return (-1);
+	return (strtod(t + 6, NULL));
+}
+
+/*
+ * The ages in a report are read from the coarse clock that stamps audit
+ * records (through the vDSO when there is one): a double free 300 ms
+ * after the allocation and 200 ms after the first free must say so, to
+ * the clock's tick.  Only lower bounds and a generous upper one: sleeps
+ * can overrun on a loaded machine.
+ */
+static void
+test_report_ages(void)
+{
+	double a, f;
+	int st, before = test_cur_failed;
+
+	st = run("dupfree_aged", "audit", NULL, NULL);
+	CHECKF(CHILD_ABORTED(st), "dupfree_aged: %s", tu_status(st));
+	a = report_age("last allocated by thread ");
+	f = report_age("last freed by thread ");
+	CHECKF(a >= 0.49 && a < 30, "allocated T-%.3f s ago, want >= 0.5", a);
+	CHECKF(f >= 0.19 && f < a - 0.28, "freed T-%.3f s ago, want >= 0.2 "
+	    "and 0.3 after the allocation (T-%.3f)", f, a);
+	show_if_failed(before, "report_ages");
+}
+
 static void
 expect_clean_exit(const char *what)
 {
@@ -1590,6 +1646,7 @@ main(int argc, char **argv)
 	RUN(test_firewall_same);
 	RUN(test_firewall_slack);
 	RUN(test_badaddr_first);
+	RUN(test_report_ages);
 	RUN(test_mtbf);
 	RUN(test_logs);
 	RUN(test_options);
