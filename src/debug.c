@@ -94,9 +94,11 @@ static int umem_debug_verbose;
 /*
  * Thread id and time for audit records, cheaply: gettid() is a system
  * call (it was half the cost of UMEM_DEBUG=audit), so each thread keeps
- * its own, reset in a fork child; the coarse clock is read in the vDSO in
- * a few nanoseconds and its tick is plenty for "T-" ages.
+ * its own, reset in a fork child; the time comes from a word the update
+ * thread refreshes once a tick while records are being made (below).
  */
+enum { CLK_OFF, CLK_IDLE, CLK_IDLE_USED, CLK_FRESH, CLK_USED };
+static int umem_debug_clock_state;		/* CLK_*; atomic */
 static __thread uint32_t umem_debug_tid
     __attribute__((tls_model("initial-exec")));
 static __thread uint64_t umem_debug_rand
@@ -114,21 +116,107 @@ static void
 debug_atfork_child(void)
 {
 	umem_debug_tid = 0;
+	/* no update thread here yet: read the clock until it ticks again */
+	if (__atomic_load_n(&umem_debug_clock_state, __ATOMIC_RELAXED) !=
+	    CLK_OFF)
+		__atomic_store_n(&umem_debug_clock_state, CLK_IDLE_USED,
+		    __ATOMIC_RELAXED);
 }
 
 /*
  * Time stamps of audit and log records: the kernel's coarse monotonic
  * clock, in nanoseconds, with the resolution of the scheduler tick (1-4
- * ms).  It is read from the vDSO's data page without a TSC read, calling
- * the vDSO straight (umem_gethrtime_coarse): about 3 ns, where RDTSC took
- * 11 ns a call (AMD EPYC) and made up a sixth of UMEM_DEBUG=default's
- * cost on an alloc/free pair.  Ages in reports and logs are therefore
- * rounded to the tick; records keep their order.
+ * ms).  Read in the vDSO (umem_gethrtime_coarse) it costs 3 ns, and a
+ * malloc+free pair reads it twice: 14% of UMEM_DEBUG=default's pair.  So
+ * while records are being made, the update thread reads it once a tick
+ * into umem_debug_clock_ns, and records take that word instead:
+ *
+ *   IDLE -> IDLE_USED	a record found no fresh value: it read the clock
+ *			itself, and asks for ticks
+ *   IDLE_USED, USED -> FRESH	the update thread, at a tick (or at its
+ *			next wake-up, at most an update interval later):
+ *			umem_debug_clock_ns = now
+ *   FRESH -> USED	the first record after that tick takes the word
+ *   FRESH -> IDLE	the update thread: no record during a whole tick,
+ *			so it stops ticking and sleeps to its next pass
+ *
+ * Records never wait or call the kernel; a process makes 1/tick wake-ups
+ * only while it is allocating.  A stamp may be one tick older than the
+ * clock read at once, and older still while the update thread is inside
+ * a pass or not scheduled: ages in reports are to the tick, and records
+ * keep their order only to the tick.  With no update thread (interval 0,
+ * a child before its thread restarts) the state stays IDLE_USED: every
+ * record reads the clock itself.
  */
+static uint64_t umem_debug_clock_ns;		/* atomic */
+static uint64_t umem_debug_clock_tick_ns;	/* the clock's resolution */
+
+static __attribute__((noinline)) uint64_t
+debug_now_slow(int st)
+{
+	if (st == CLK_FRESH && __atomic_compare_exchange_n(
+	    &umem_debug_clock_state, &st, CLK_USED, 0, __ATOMIC_RELAXED,
+	    __ATOMIC_RELAXED))
+		return (__atomic_load_n(&umem_debug_clock_ns,
+		    __ATOMIC_RELAXED));
+	if (st == CLK_IDLE)
+		(void) __atomic_compare_exchange_n(&umem_debug_clock_state,
+		    &st, CLK_IDLE_USED, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	return (umem_gethrtime_coarse());
+}
+
 static inline uint64_t
 debug_now(void)
 {
-	return (umem_gethrtime_coarse());
+	int st = __atomic_load_n(&umem_debug_clock_state, __ATOMIC_RELAXED);
+
+	if (UMEM_LIKELY(st == CLK_USED))
+		return (__atomic_load_n(&umem_debug_clock_ns,
+		    __ATOMIC_RELAXED));
+	return (debug_now_slow(st));
+}
+
+/*
+ * The update thread, before each wait: refresh the clock word if records
+ * used it, and say how long it may sleep (0: until its next pass).
+ */
+uint64_t
+umem_debug_clock_tick(void)
+{
+	int st = __atomic_load_n(&umem_debug_clock_state, __ATOMIC_RELAXED);
+
+	switch (st) {
+	case CLK_USED:
+	case CLK_IDLE_USED:
+		__atomic_store_n(&umem_debug_clock_ns, umem_gethrtime_coarse(),
+		    __ATOMIC_RELAXED);
+		(void) __atomic_compare_exchange_n(&umem_debug_clock_state,
+		    &st, CLK_FRESH, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+		return (umem_debug_clock_tick_ns);
+	case CLK_FRESH:
+		(void) __atomic_compare_exchange_n(&umem_debug_clock_state,
+		    &st, CLK_IDLE, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		return (0);
+	default:
+		return (0);
+	}
+}
+
+/* Records will be stamped: start the clock word's state machine. */
+static void
+debug_clock_init(void)
+{
+	struct timespec res;
+	uint64_t tick = 4000000;	/* HZ=250 */
+
+	umem_coarse_clock_init();
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)
+		tick = (uint64_t)res.tv_sec * 1000000000ULL +
+		    (uint64_t)res.tv_nsec;
+	umem_debug_clock_tick_ns = tick < 1000000 ? 1000000 :
+	    tick > 10000000 ? 10000000 : tick;
+	__atomic_store_n(&umem_debug_clock_state, CLK_IDLE, __ATOMIC_RELAXED);
+	umem_update_wanted();		/* the thread that ticks */
 }
 
 /* Nanoseconds between two stamps. */
@@ -370,8 +458,8 @@ umem_debug_options(void)
 	if (umem_debug_flags != 0 || umem_valgrind)
 		(void) pthread_atfork(NULL, NULL, debug_atfork_child);
 	umem_logs_init();
-	if (umem_debug_flags != 0 || l != NULL)
-		umem_coarse_clock_init();
+	if ((umem_debug_flags & UMF_AUDIT) || l != NULL)
+		debug_clock_init();
 	if (umem_debug_flags & UMF_FIREWALL)
 		umem_firewall_init();
 	if (umem_debug_verbose)
@@ -1047,7 +1135,7 @@ static void
 print_ago(int fd, const char *what, uint32_t tid, uint64_t t)
 {
 	uint64_t now = umem_report_now != 0 ? umem_report_now :
-	    debug_now(), d = stamp_ns(t, now);
+	    umem_gethrtime_coarse(), d = stamp_ns(t, now);
 
 	put(fd, "%s by thread %u at T-%lu.%09lus\n", what, tid,
 	    (unsigned long)(d / 1000000000ULL),
@@ -1251,7 +1339,7 @@ umem_debug_verror(umem_errclass_t cls, umem_cache_t *cp, void *buf,
 	void *start = NULL;
 
 	umem_lock(&umem_errlog_lock);
-	umem_report_now = debug_now();
+	umem_report_now = umem_gethrtime_coarse();
 	__atomic_store_n(&umem_logging_off, 1, __ATOMIC_RELAXED);
 	if (umem_errlog_pipe[0] < 0 &&
 	    pipe2(umem_errlog_pipe, O_CLOEXEC | O_NONBLOCK) != 0)

@@ -99,6 +99,8 @@ extern volatile uint32_t umem_mtbf;	/* 0 = no failure injection */
 
 /* Read UMEM_DEBUG and UMEM_LOGGING (and the _umem_*_init hooks). */
 void umem_debug_options(void);
+/* The update thread's tick for the records' clock (ns; 0: none due). */
+uint64_t umem_debug_clock_tick(void);
 /* Debug flags for a new cache; 0 for internal, NOTOUCH, NODEBUG caches. */
 uint32_t umem_debug_cache_flags(int cflags, size_t bufsize);
 /*

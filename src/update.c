@@ -9,7 +9,8 @@
  * (magazine resizing), by the next slow path (again lazily in a fork child
  * whose parent had it).  A small program never pays for the thread (its
  * stack, TLS, and the libc pages that pthread_create touches); what it
- * leaves cached is bounded by that threshold.  Every update interval
+ * leaves cached is bounded by that threshold.  Audit or logging asks
+ * for it from the start (it ticks the records' clock word, debug.c).  Every update interval
  * (UMEM_OPTIONS=update_interval=MS, default 250 ms) it makes one pass over
  * the caches, in illumos order (each step makes the next cheaper):
  *
@@ -25,7 +26,10 @@
  *   5. the cache's spare empty slab, if unused since the last pass, or
  *      at once if the cache took nothing from its slabs since then;
  *
- * then vmem_update().  Reaped magazines, their rounds, and the slab and
+ * then vmem_update().  With debugging on, the thread also keeps the
+ * audit records' clock word (debug.c): before each wait it refreshes the
+ * word if records used it, and waits at most a clock tick while they do.
+ * Reaped magazines, their rounds, and the slab and
  * bufctl records of destroyed slabs go straight to their slabs (not
  * through the magazine layer of the internal caches, where they would
  * wait for more passes).  So memory freed by the program is back in the
@@ -71,6 +75,7 @@
 #include <unistd.h>
 
 #include "umem_impl.h"
+#include "debug.h"
 #include "percpu.h"
 
 static umem_lock_t umem_update_lock = UMEM_LOCK_INITIALIZER;
@@ -325,12 +330,16 @@ update_thread(void *arg)
 		uint64_t deadline = umem_gethrtime() + umem_update_interval_ns;
 		int reap;
 
-		while (!umem_update_reap && umem_gethrtime() < deadline) {
-			uint64_t now = umem_gethrtime();
+		uint64_t now;
+
+		while (!umem_update_reap && (now = umem_gethrtime()) <
+		    deadline) {
+			uint64_t wait = deadline - now;
+			uint64_t tick = umem_debug_clock_tick();
 
 			umem_cond_timedwait_ns(&umem_update_cv,
-			    &umem_update_lock, deadline > now ?
-			    deadline - now : 0);
+			    &umem_update_lock, tick != 0 && tick < wait ?
+			    tick : wait);
 		}
 		reap = umem_update_reap;
 		umem_update_reap = 0;

@@ -30,6 +30,7 @@
  */
 #include "test_umem.h"
 
+#include <dirent.h>
 #include <sys/mman.h>
 
 #include "umem_impl.h"
@@ -261,6 +262,92 @@ dcase_dupfree_aged(void)
 	dbgt_cache_free(cp, p);
 	(void) nanosleep(&ms200, NULL);
 	dbgt_cache_free(cp, p);
+}
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+}
+
+/* Voluntary context switches of this process's other threads so far. */
+static long
+other_thread_wakeups(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	char path[300], text[4096];
+	long total = 0;
+
+	if (d == NULL)
+		return (-1);
+	while ((e = readdir(d)) != NULL) {
+		const char *v;
+		FILE *f;
+		size_t n;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == (int)gettid())
+			continue;
+		(void) snprintf(path, sizeof (path), "/proc/self/task/%s/status",
+		    e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		n = fread(text, 1, sizeof (text) - 1, f);
+		(void) fclose(f);
+		text[n] = '\0';
+		if ((v = strstr(text, "\nvoluntary_ctxt_switches:")) != NULL)
+			total += atol(v + strlen("\nvoluntary_ctxt_switches:"));
+	}
+	(void) closedir(d);
+	return (total);
+}
+
+/* Audit records for secs seconds: umem_alloc/umem_free pairs. */
+static void
+make_records(double secs)
+{
+	double end = mono_s() + secs;
+
+	while (mono_s() < end)
+		for (int i = 0; i < 1000; i++)
+			dbgt_free(dbgt_alloc(64), 64);
+}
+
+/*
+ * 3e. The records' clock word: the update thread refreshes it once a tick
+ * while records are made and stops when they stop.  p is allocated in a
+ * busy phase (stamped from the word), freed after an idle second, and
+ * freed again 0.2 s later; the child prints the true ages.
+ */
+void dcase_clock_ticks(void);
+void
+dcase_clock_ticks(void)
+{
+	struct timespec sec = { 1, 0 };
+	double t_alloc, t_free;
+	long a, b, c;
+	void *p;
+
+	FRAME();
+	make_records(0.4);	/* the update thread starts and ticks */
+	a = other_thread_wakeups();
+	p = dbgt_alloc(200);	/* not a class make_records reuses */
+	t_alloc = mono_s();
+	announce(p);
+	make_records(0.3);
+	b = other_thread_wakeups();
+	(void) nanosleep(&sec, NULL);
+	c = other_thread_wakeups();
+	dbgt_free(p, 200);
+	t_free = mono_s();
+	make_records(0.2);
+	printf("ACTIVE=%ld\nIDLE=%ld\n", b - a, c - b);
+	printf("ALLOC_AGE=%.3f\nFREE_AGE=%.3f\n", mono_s() - t_alloc,
+	    mono_s() - t_free);
+	dbgt_free(p, 200);
 }
 
 /* 3b. umem_free twice. */
@@ -1015,6 +1102,7 @@ static const struct {
 	{ "dupfree_cache", dcase_dupfree_cache },
 	{ "dupfree_alloc", dcase_dupfree_alloc },
 	{ "dupfree_aged", dcase_dupfree_aged },
+	{ "clock_ticks", dcase_clock_ticks },
 	{ "dupfree_hash", dcase_dupfree_hash },
 	{ "nofp", dcase_nofp },
 	{ "badaddr_cache", dcase_badaddr_cache },
@@ -1433,6 +1521,44 @@ test_report_ages(void)
 	show_if_failed(before, "report_ages");
 }
 
+/*
+ * The clock word (debug.c): ticks while records are made, none while
+ * idle (passes only: 4 a second), and stamps as good as the clock.
+ * Bounds are loose (the thread may be delayed on a loaded machine), but
+ * a frozen word, or one refreshed only at passes, fails the ages, and a
+ * ticker that never stops fails IDLE.
+ */
+static void
+test_clock_ticks(void)
+{
+	char v[32];
+	double a = -1, f = -1, ra, rf;
+	long active = -1, idle = -1;
+	int st, before = test_cur_failed;
+
+	st = run("clock_ticks", "audit", NULL, NULL);
+	CHECKF(CHILD_ABORTED(st), "clock_ticks: %s", tu_status(st));
+	if (tu_field(out, "ACTIVE=", v, sizeof (v)) != NULL)
+		active = atol(v);
+	if (tu_field(out, "IDLE=", v, sizeof (v)) != NULL)
+		idle = atol(v);
+	if (tu_field(out, "ALLOC_AGE=", v, sizeof (v)) != NULL)
+		a = atof(v);
+	if (tu_field(out, "FREE_AGE=", v, sizeof (v)) != NULL)
+		f = atof(v);
+	ra = report_age("last allocated by thread ");
+	rf = report_age("last freed by thread ");
+	CHECKF(active >= 10, "%ld wake-ups of the update thread in 0.3 s of "
+	    "records, want >= 10 (a tick is 1-10 ms)", active);
+	CHECKF(idle >= 0 && idle <= 30, "%ld wake-ups in an idle second, "
+	    "want <= 30 (no ticks)", idle);
+	CHECKF(a > 0 && ra >= a - 0.02 && ra <= a + 0.1, "allocated T-%.3f "
+	    "s ago, truly %.3f s", ra, a);
+	CHECKF(f > 0 && rf >= f - 0.02 && rf <= f + 0.1, "freed T-%.3f s "
+	    "ago, truly %.3f s", rf, f);
+	show_if_failed(before, "clock_ticks");
+}
+
 static void
 expect_clean_exit(const char *what)
 {
@@ -1647,6 +1773,7 @@ main(int argc, char **argv)
 	RUN(test_firewall_slack);
 	RUN(test_badaddr_first);
 	RUN(test_report_ages);
+	RUN(test_clock_ticks);
 	RUN(test_mtbf);
 	RUN(test_logs);
 	RUN(test_options);
