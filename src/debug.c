@@ -1585,15 +1585,12 @@ umem_debug_alloc(umem_cache_t *cp, int flags)
  * Hashed caches ask their hash (and, for an error, their slabs); small
  * slabs find the slab header from the address.
  */
-static int
-free_locate(umem_cache_t *cp, void *buf)
+static __attribute__((noinline)) int
+free_search(umem_cache_t *cp, void *buf)
 {
 	void *start = NULL;
 	int where;
 
-	/* malloc's free found it from the page map, exactly */
-	if ((cp->cache_flags & (UMF_PAGEMAP | UMF_FIREWALL)) == UMF_PAGEMAP)
-		return (0);
 	if (cp->cache_flags & UMF_HASH)
 		where = umem_slab_lookup(cp, buf) ? 2 :
 		    umem_slab_find(cp, buf, &start);
@@ -1614,6 +1611,15 @@ free_locate(umem_cache_t *cp, void *buf)
 	else
 		umem_debug_error(UMERR_BADADDR, cp, buf, NULL);
 	return (-1);
+}
+
+static inline int
+free_locate(umem_cache_t *cp, void *buf)
+{
+	/* malloc's free found it from the page map, exactly */
+	if ((cp->cache_flags & (UMF_PAGEMAP | UMF_FIREWALL)) == UMF_PAGEMAP)
+		return (0);
+	return (free_search(cp, buf));
 }
 
 void

@@ -618,21 +618,20 @@ umem_mag_put_slow(umem_cache_t *cp, void *buf)
 
 /*
  * Everything but the rseq hit: kept out of line so that the fast path
- * needs no callee-saved registers and ends in a tail call.  A debug
- * cache skips the thread-mode pop: its checks come first (umem_mag_get).
+ * needs no callee-saved registers and ends in a tail call.  A debug cache
+ * (every call comes here: its slots are out of the fast path's reach)
+ * goes straight to the debug layer, whose checks come before its
+ * magazines (umem_mag_get), with no frame of its own here.
  */
-__attribute__((noinline)) void *
-umem_cache_alloc_slow(umem_cache_t *cp, int flags)
+static __attribute__((noinline)) void *
+cache_alloc_miss(umem_cache_t *cp, int flags)
 {
 	void *buf;
 
-	if (!umem_percpu.pc_rseq &&
-	    !(cp->cache_flags & (UMF_NOMAGAZINE | UMF_DEBUG)) &&
+	if (!umem_percpu.pc_rseq && !(cp->cache_flags & UMF_NOMAGAZINE) &&
 	    (buf = mag_pop_locked(cp)) != NULL)
 		return (buf);
 	umem_update_poll();
-	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG))
-		return (umem_debug_alloc(cp, flags));
 	for (;;) {
 		if (!(cp->cache_flags & UMF_NOMAGAZINE) &&
 		    ((buf = umem_mag_alloc(cp)) != NULL ||
@@ -661,18 +660,23 @@ umem_cache_alloc_slow(umem_cache_t *cp, int flags)
 	}
 }
 
-__attribute__((noinline)) void
-umem_cache_free_slow(umem_cache_t *cp, void *buf)
+__attribute__((noinline)) void *
+umem_cache_alloc_slow(umem_cache_t *cp, int flags)
 {
-	if (!umem_percpu.pc_rseq &&
-	    !(cp->cache_flags & (UMF_NOMAGAZINE | UMF_DEBUG)) &&
+	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG)) {
+		umem_update_poll();
+		return (umem_debug_alloc(cp, flags));
+	}
+	return (cache_alloc_miss(cp, flags));
+}
+
+static __attribute__((noinline)) void
+cache_free_miss(umem_cache_t *cp, void *buf)
+{
+	if (!umem_percpu.pc_rseq && !(cp->cache_flags & UMF_NOMAGAZINE) &&
 	    mag_push_locked(cp, buf))
 		return;
 	umem_update_poll();
-	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG)) {
-		umem_debug_free(cp, buf);
-		return;
-	}
 	if (!(cp->cache_flags & UMF_NOMAGAZINE) && umem_mag_free(cp, buf))
 		return;
 	if (cp->cache_destructor != NULL) {
@@ -681,6 +685,17 @@ umem_cache_free_slow(umem_cache_t *cp, void *buf)
 	}
 	umem_slab_free(cp, buf);
 	UMEM_STAT_ADD(cp->cache_direct_free, 1);
+}
+
+__attribute__((noinline)) void
+umem_cache_free_slow(umem_cache_t *cp, void *buf)
+{
+	if (UMEM_UNLIKELY(cp->cache_flags & UMF_DEBUG)) {
+		umem_update_poll();
+		umem_debug_free(cp, buf);
+		return;
+	}
+	cache_free_miss(cp, buf);
 }
 
 UMEM_EXPORT void *

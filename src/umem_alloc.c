@@ -975,8 +975,8 @@ umem_block_size(void *buf)
 }
 
 /* Before the classes exist: initialise, or serve pages meanwhile. */
-void *
-umem_block_alloc_slow(size_t size, int umflags)
+static __attribute__((noinline)) void *
+block_alloc_first(size_t size, int umflags)
 {
 	umem_cache_t *cp;
 
@@ -986,6 +986,23 @@ umem_block_alloc_slow(size_t size, int umflags)
 		return (umem_block_alloc(size, umflags));
 	/* A debug class (a tail call keeps the audit stack whole). */
 	return (umem_debug_block_alloc(cp, size, umflags));
+}
+
+/*
+ * A class whose fast-path entry is NULL: not created yet, or a debug
+ * class (every allocation from one comes here: that case with no call and
+ * no frame of its own).
+ */
+void *
+umem_block_alloc_slow(size_t size, int umflags)
+{
+	umem_cache_t *cp;
+
+	if (__atomic_load_n(&umem_alloc_ready, __ATOMIC_ACQUIRE) &&
+	    (cp = umem_size_to_class(size)) != NULL &&
+	    (cp->cache_flags & UMF_DEBUG))
+		return (umem_debug_block_alloc(cp, size, umflags));
+	return (block_alloc_first(size, umflags));
 }
 
 /* Bytes in blocks handed out by the class caches (for mallinfo). */
