@@ -974,7 +974,11 @@ umem_block_size(void *buf)
 	return (rsize == SIZE_MAX ? 0 : rsize);
 }
 
-/* Before the classes exist: initialise, or serve pages meanwhile. */
+/*
+ * Before the classes exist: initialise, or serve pages meanwhile; else
+ * create the size's class (a debug class is served from here the first
+ * time only).
+ */
 static __attribute__((noinline)) void *
 block_alloc_first(size_t size, int umflags)
 {

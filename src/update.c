@@ -10,8 +10,9 @@
  * whose parent had it).  A small program never pays for the thread (its
  * stack, TLS, and the libc pages that pthread_create touches); what it
  * leaves cached is bounded by that threshold.  Audit or logging asks
- * for it from the start (it ticks the records' clock word, debug.c).  Every update interval
- * (UMEM_OPTIONS=update_interval=MS, default 250 ms) it makes one pass over
+ * for it from the start (it ticks the records' clock word, debug.c).
+ * Every update interval (UMEM_OPTIONS=update_interval=MS, default
+ * 250 ms) it makes one pass over
  * the caches, in illumos order (each step makes the next cheaper):
  *
  *   1. hash rescale, when a hashed cache's buffer count is more than 2x
@@ -26,11 +27,11 @@
  *   5. the cache's spare empty slab, if unused since the last pass, or
  *      at once if the cache took nothing from its slabs since then;
  *
- * then vmem_update().  With debugging on, the thread also keeps the
- * audit records' clock word (debug.c): before each wait it refreshes the
+ * then vmem_update().  With audit or logging on, the thread also keeps
+ * the records' clock word (debug.c): before each wait it refreshes the
  * word if records used it, and waits at most a clock tick while they do.
- * Reaped magazines, their rounds, and the slab and
- * bufctl records of destroyed slabs go straight to their slabs (not
+ * Reaped magazines, their rounds, and the slab and bufctl records of
+ * destroyed slabs go straight to their slabs (not
  * through the magazine layer of the internal caches, where they would
  * wait for more passes).  So memory freed by the program is back in the
  * arenas (and the OS) between one and two intervals after it goes idle,

@@ -243,113 +243,6 @@ dcase_dupfree_cache(void)
 	(void) keep;
 }
 
-/*
- * 3c. umem_cache_free twice, 300 ms after the allocation and 200 ms after
- * the first free: the report's ages come from the audit records' clock.
- */
-void dcase_dupfree_aged(void);
-void
-dcase_dupfree_aged(void)
-{
-	umem_cache_t *cp = mkcache("dbgt_aged", 64);
-	struct timespec ms300 = { 0, 300000000 }, ms200 = { 0, 200000000 };
-	void *p;
-
-	FRAME();
-	p = dbgt_cache_alloc(cp);
-	announce(p);
-	(void) nanosleep(&ms300, NULL);
-	dbgt_cache_free(cp, p);
-	(void) nanosleep(&ms200, NULL);
-	dbgt_cache_free(cp, p);
-}
-
-static double
-mono_s(void)
-{
-	struct timespec ts;
-
-	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
-}
-
-/* Voluntary context switches of this process's other threads so far. */
-static long
-other_thread_wakeups(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	char path[300], text[4096];
-	long total = 0;
-
-	if (d == NULL)
-		return (-1);
-	while ((e = readdir(d)) != NULL) {
-		const char *v;
-		FILE *f;
-		size_t n;
-
-		if (e->d_name[0] == '.' || atoi(e->d_name) == (int)gettid())
-			continue;
-		(void) snprintf(path, sizeof (path), "/proc/self/task/%s/status",
-		    e->d_name);
-		if ((f = fopen(path, "r")) == NULL)
-			continue;
-		n = fread(text, 1, sizeof (text) - 1, f);
-		(void) fclose(f);
-		text[n] = '\0';
-		if ((v = strstr(text, "\nvoluntary_ctxt_switches:")) != NULL)
-			total += atol(v + strlen("\nvoluntary_ctxt_switches:"));
-	}
-	(void) closedir(d);
-	return (total);
-}
-
-/* Audit records for secs seconds: umem_alloc/umem_free pairs. */
-static void
-make_records(double secs)
-{
-	double end = mono_s() + secs;
-
-	while (mono_s() < end)
-		for (int i = 0; i < 1000; i++)
-			dbgt_free(dbgt_alloc(64), 64);
-}
-
-/*
- * 3e. The records' clock word: the update thread refreshes it once a tick
- * while records are made and stops when they stop.  p is allocated in a
- * busy phase (stamped from the word), freed after an idle second, and
- * freed again 0.2 s later; the child prints the true ages.
- */
-void dcase_clock_ticks(void);
-void
-dcase_clock_ticks(void)
-{
-	struct timespec sec = { 1, 0 };
-	double t_alloc, t_free;
-	long a, b, c;
-	void *p;
-
-	FRAME();
-	make_records(0.4);	/* the update thread starts and ticks */
-	a = other_thread_wakeups();
-	p = dbgt_alloc(200);	/* not a class make_records reuses */
-	t_alloc = mono_s();
-	announce(p);
-	make_records(0.3);
-	b = other_thread_wakeups();
-	(void) nanosleep(&sec, NULL);
-	c = other_thread_wakeups();
-	dbgt_free(p, 200);
-	t_free = mono_s();
-	make_records(0.2);
-	printf("ACTIVE=%ld\nIDLE=%ld\n", b - a, c - b);
-	printf("ALLOC_AGE=%.3f\nFREE_AGE=%.3f\n", mono_s() - t_alloc,
-	    mono_s() - t_free);
-	dbgt_free(p, 200);
-}
-
 /* 3b. umem_free twice. */
 void dcase_dupfree_alloc(void);
 void
@@ -426,6 +319,108 @@ dcase_dupfree_hash(void)
 	dbgt_cache_free(cp, p);
 	dbgt_cache_free(cp, p);
 	(void) keep;
+}
+
+/*
+ * 3e. umem_cache_free twice, 300 ms after the allocation and 200 ms after
+ * the first free: the report's ages come from the audit records' clock.
+ */
+void dcase_dupfree_aged(void);
+void
+dcase_dupfree_aged(void)
+{
+	umem_cache_t *cp = mkcache("dbgt_aged", 64);
+	void *p;
+
+	FRAME();
+	p = dbgt_cache_alloc(cp);
+	announce(p);
+	tu_sleep_ms(300);
+	dbgt_cache_free(cp, p);
+	tu_sleep_ms(200);
+	dbgt_cache_free(cp, p);
+}
+
+static double
+mono_s(void)
+{
+	return ((double)tu_now_ns() * 1e-9);
+}
+
+/* Voluntary context switches of this process's other threads so far. */
+static long
+other_thread_wakeups(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	char path[300], text[4096];
+	long total = 0;
+
+	if (d == NULL)
+		return (-1);
+	while ((e = readdir(d)) != NULL) {
+		const char *v;
+		FILE *f;
+		size_t n;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == (int)gettid())
+			continue;
+		(void) snprintf(path, sizeof (path), "/proc/self/task/%s/status",
+		    e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		n = fread(text, 1, sizeof (text) - 1, f);
+		(void) fclose(f);
+		text[n] = '\0';
+		if ((v = strstr(text, "\nvoluntary_ctxt_switches:")) != NULL)
+			total += atol(v + strlen("\nvoluntary_ctxt_switches:"));
+	}
+	(void) closedir(d);
+	return (total);
+}
+
+/* Audit records for secs seconds: umem_alloc/umem_free pairs. */
+static void
+make_records(double secs)
+{
+	double end = mono_s() + secs;
+
+	while (mono_s() < end)
+		for (int i = 0; i < 1000; i++)
+			dbgt_free(dbgt_alloc(64), 64);
+}
+
+/*
+ * 3f. The records' clock word: the update thread refreshes it once a tick
+ * while records are made and stops when they stop.  p is allocated in a
+ * busy phase (stamped from the word), freed after an idle second, and
+ * freed again 0.2 s later; the child prints the true ages.
+ */
+void dcase_clock_ticks(void);
+void
+dcase_clock_ticks(void)
+{
+	double t_alloc, t_free;
+	long a, b, c;
+	void *p;
+
+	FRAME();
+	make_records(0.4);	/* the update thread starts and ticks */
+	a = other_thread_wakeups();
+	p = dbgt_alloc(200);	/* not a class make_records reuses */
+	t_alloc = mono_s();
+	announce(p);
+	make_records(0.3);
+	b = other_thread_wakeups();
+	tu_sleep_ms(1000);
+	c = other_thread_wakeups();
+	dbgt_free(p, 200);
+	t_free = mono_s();
+	make_records(0.2);
+	printf("ACTIVE=%ld\nIDLE=%ld\n", b - a, c - b);
+	printf("ALLOC_AGE=%.3f\nFREE_AGE=%.3f\n", mono_s() - t_alloc,
+	    mono_s() - t_free);
+	dbgt_free(p, 200);
 }
 
 /*
