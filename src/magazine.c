@@ -439,7 +439,8 @@ cc_store(ccown_t *o)
 
 	cc->cc_loaded = o->co_loaded;
 	cc->cc_ploaded = o->co_ploaded;
-	cc->cc_prounds = o->co_prounds;
+	/* atomic: umem_mag_refill_first() reads it without the lock */
+	__atomic_store_n(&cc->cc_prounds, o->co_prounds, __ATOMIC_RELAXED);
 	cc->cc_magsize = o->co_magsize;
 	cc->cc_base = r;
 	__atomic_store_n(&cc->cc_word, (uint64_t)r, __ATOMIC_RELEASE);
@@ -669,6 +670,26 @@ int
 umem_mag_free(umem_cache_t *cp, void *buf)
 {
 	return (mag_push(cp, &buf, 1, 1) == 1);
+}
+
+/*
+ * Would umem_mag_alloc() come back empty-handed?  True when the depot has
+ * no full magazine and the caller's slot no previous magazine with rounds
+ * (racy reads: a hint).  A miss in a heap-building burst then goes
+ * straight to umem_mag_refill(), which owns the slot once instead of
+ * twice and skips the depot lock.  A wrong hint costs nothing but that:
+ * the refill's rounds still go through mag_push().
+ */
+int
+umem_mag_refill_first(umem_cache_t *cp)
+{
+	uint32_t slot;
+
+	if (__atomic_load_n(&cp->cache_full.ml_total, __ATOMIC_RELAXED) != 0)
+		return (0);
+	slot = umem_percpu_slot();
+	return (slot < cp->cache_ncpu && __atomic_load_n(
+	    &cp->cache_cpu[slot].cc_prounds, __ATOMIC_RELAXED) <= 0);
 }
 
 /*
@@ -976,7 +997,7 @@ umem_cpu_init(umem_cache_t *cp, uint32_t magsize)
 		umem_lock_init(&cc->cc_lock);
 		cc->cc_word = UMEM_CC_NONE;
 		cc->cc_base = (uint32_t)UMEM_CC_NONE;
-		cc->cc_prounds = -1;
+		__atomic_store_n(&cc->cc_prounds, -1, __ATOMIC_RELAXED);
 		cc->cc_magsize = magsize;
 		cc->cc_seen = UMEM_CC_NONE;
 	}

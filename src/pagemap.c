@@ -5,8 +5,8 @@
  * address space with 2 MiB of owner entries and 2 MiB of slab entries,
  * and only the entries of pages that were ever recorded are touched, so
  * its cost in memory is one word per page of heap ever used (0.2%), two
- * for the first pages of UMF_SLABMAP slabs.  Writers serialise on one
- * lock; readers take none.
+ * for the first pages of UMF_SLABMAP slabs.  Making a leaf takes a lock;
+ * writing entries and reading take none.
  */
 #include "pagemap.h"
 #include "platform.h"
@@ -35,28 +35,43 @@ int
 umem_pagemap_set(const void *addr, size_t size, uintptr_t first,
     uintptr_t rest)
 {
-	uintptr_t a = (uintptr_t)addr, end = a + size;
+	uintptr_t a = (uintptr_t)addr, end = a + size, r0, r1, r;
 
 	if (end >> UMEM_PM_VA_BITS || end < a)
 		return (-1);
-	umem_lock(&umem_pagemap_lock);
-	/* Map every leaf first, so that a failure changes nothing. */
-	for (uintptr_t r = a >> (UMEM_PM_PAGE_SHIFT + UMEM_PM_LEAF_SHIFT);
-	    r <= (end - 1) >> (UMEM_PM_PAGE_SHIFT + UMEM_PM_LEAF_SHIFT); r++) {
-		if (pagemap_leaf(r) == NULL) {
-			umem_unlock(&umem_pagemap_lock);
-			return (-1);
+	if (size == 0)
+		return (0);
+	r0 = a >> (UMEM_PM_PAGE_SHIFT + UMEM_PM_LEAF_SHIFT);
+	r1 = (end - 1) >> (UMEM_PM_PAGE_SHIFT + UMEM_PM_LEAF_SHIFT);
+	/*
+	 * The lock is for making leaves only: the entries of a range belong
+	 * to whoever owns the range (vmem gave it to one caller), so no two
+	 * threads write one entry at once.  Map every leaf first, so that a
+	 * failure changes nothing.
+	 */
+	for (r = r0; r <= r1; r++)
+		if (__atomic_load_n(&umem_pagemap_root[r],
+		    __ATOMIC_ACQUIRE) == NULL)
+			break;
+	if (r <= r1) {
+		umem_lock(&umem_pagemap_lock);
+		for (r = r0; r <= r1; r++) {
+			if (pagemap_leaf(r) == NULL) {
+				umem_unlock(&umem_pagemap_lock);
+				return (-1);
+			}
 		}
+		umem_unlock(&umem_pagemap_lock);
 	}
 	for (uintptr_t p = a; p < end; p += (uintptr_t)1 << UMEM_PM_PAGE_SHIFT) {
-		uintptr_t *leaf = umem_pagemap_root[p >> (UMEM_PM_PAGE_SHIFT +
-		    UMEM_PM_LEAF_SHIFT)];
+		uintptr_t *leaf = __atomic_load_n(&umem_pagemap_root[p >>
+		    (UMEM_PM_PAGE_SHIFT + UMEM_PM_LEAF_SHIFT)],
+		    __ATOMIC_ACQUIRE);
 
 		__atomic_store_n(&leaf[(p >> UMEM_PM_PAGE_SHIFT) &
 		    (PM_LEAF_ENTRIES - 1)], p == a ? first : rest,
 		    __ATOMIC_RELAXED);
 	}
-	umem_unlock(&umem_pagemap_lock);
 	return (0);
 }
 

@@ -304,11 +304,14 @@ slab_create(umem_cache_t *cp)
 	char *mem, *buf;
 	uint32_t chunks, i;
 
-	umem_lock(&cp->cache_lock);
-	color = cp->cache_color;
-	cp->cache_color = (color + cp->cache_align > cp->cache_maxcolor) ?
-	    0 : color + cp->cache_align;
-	umem_unlock(&cp->cache_lock);
+	color = 0;
+	if (cp->cache_maxcolor != 0) {	/* malloc's classes have none */
+		umem_lock(&cp->cache_lock);
+		color = cp->cache_color;
+		cp->cache_color = (color + cp->cache_align >
+		    cp->cache_maxcolor) ? 0 : color + cp->cache_align;
+		umem_unlock(&cp->cache_lock);
+	}
 
 	if (cp->cache_flags & UMF_PAGEMAP)
 		xalign = cp->cache_slab_mask + 1;	/* see above */

@@ -345,7 +345,6 @@ umem_cache_create_internal(const char *name, size_t bufsize, size_t align,
     void *priv, vmem_t *source, int cflags, size_t forced_slabsize)
 {
 	umem_cache_t *cp;
-	vmem_stat_t vs;
 	size_t natural, chunk, size, quantum;
 	uint32_t ncpu;
 	int notouch = (cflags & UMC_NOTOUCH) != 0;
@@ -367,11 +366,8 @@ umem_cache_create_internal(const char *name, size_t bufsize, size_t align,
 	}
 	if (source == NULL)
 		source = umem_default_arena;
-	if (vmem_getstat(source, &vs) != 0) {
-		errno = EINVAL;
-		return (NULL);
-	}
-	quantum = vs.vk_quantum;
+	/* Not vmem_getstat(): its statistics walk the arena's hash. */
+	quantum = vmem_quantum(source);
 	if (bufsize > SIZE_MAX / 2) {
 		errno = ENOMEM;
 		return (NULL);
@@ -633,6 +629,10 @@ cache_alloc_miss(umem_cache_t *cp, int flags)
 		return (buf);
 	umem_update_poll();
 	for (;;) {
+		if ((cp->cache_flags & (UMF_NOMAGAZINE | UMF_PAGEMAP)) ==
+		    UMF_PAGEMAP && umem_mag_refill_first(cp) &&
+		    (buf = umem_mag_refill(cp)) != NULL)
+			return (buf);
 		if (!(cp->cache_flags & UMF_NOMAGAZINE) &&
 		    ((buf = umem_mag_alloc(cp)) != NULL ||
 		    ((cp->cache_flags & UMF_PAGEMAP) &&

@@ -1496,6 +1496,12 @@ vmem_size(vmem_t *vmp, int typemask)
 	return ((size_t)size);
 }
 
+size_t
+vmem_quantum(const vmem_t *vmp)
+{
+	return (vmp->vm_quantum);
+}
+
 UMEM_EXPORT int
 vmem_getstat(vmem_t *vmp, vmem_stat_t *sp)
 {

@@ -34,6 +34,9 @@ typedef struct vmem_qcache_ops {
 
 extern const vmem_qcache_ops_t vmem_qcache_ops;
 
+/* The arena's quantum (no lock: fixed at creation). */
+size_t vmem_quantum(const vmem_t *vmp);
+
 /* Quantum-cache slab size for qcache_max: next power of two above 3x. */
 size_t vmem_qcache_slabsize(size_t qcache_max);
 
