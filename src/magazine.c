@@ -198,21 +198,37 @@ depot_unlock(umem_cache_t *cp)
 	(void) __atomic_fetch_sub(&cp->cache_depot_busy, 1, __ATOMIC_RELAXED);
 }
 
+/*
+ * Take a magazine from list take and, if there was one, give up to two
+ * (give0, give1; NULL: none) to list give, under one lock: an exchange
+ * with the depot is one lock round, not two.
+ */
 static umem_magazine_t *
-depot_alloc(umem_cache_t *cp, umem_maglist_t *mlp)
+depot_exchange(umem_cache_t *cp, umem_maglist_t *take, umem_maglist_t *give,
+    umem_magazine_t *give0, umem_magazine_t *give1)
 {
 	umem_magazine_t *mp;
 	size_t off, size;
 
 	depot_lock(cp);
-	if ((mp = mlp->ml_list) != NULL) {
-		mlp->ml_list = mp->mag_next;
+	if ((mp = take->ml_list) != NULL) {
+		take->ml_list = mp->mag_next;
 		/* The next pop's load of mag_next, under the lock. */
-		__builtin_prefetch(mlp->ml_list, 1, 3);
-		ml_add(mlp, -1);
-		if (mlp->ml_total < mlp->ml_min)
-			mlp->ml_min = mlp->ml_total;
-		mlp->ml_alloc++;
+		__builtin_prefetch(take->ml_list, 1, 3);
+		ml_add(take, -1);
+		if (take->ml_total < take->ml_min)
+			take->ml_min = take->ml_total;
+		take->ml_alloc++;
+		for (int i = 0; i < 2; i++) {
+			umem_magazine_t *g = i == 0 ? give0 : give1;
+
+			if (g != NULL) {
+				g->mag_next = give->ml_list;
+				give->ml_list = g;
+				ml_add(give, 1);
+				give->ml_free++;
+			}
+		}
 	}
 	depot_unlock(cp);
 	/*
@@ -227,17 +243,6 @@ depot_alloc(umem_cache_t *cp, umem_maglist_t *mlp)
 			__builtin_prefetch((char *)mp + off, 1, 3);
 	}
 	return (mp);
-}
-
-static void
-depot_free(umem_cache_t *cp, umem_maglist_t *mlp, umem_magazine_t *mp)
-{
-	depot_lock(cp);
-	mp->mag_next = mlp->ml_list;
-	mlp->ml_list = mp;
-	ml_add(mlp, 1);
-	mlp->ml_free++;
-	depot_unlock(cp);
 }
 
 void
@@ -486,9 +491,8 @@ umem_mag_alloc(umem_cache_t *cp)
 		}
 		if (o.co_magsize == 0)
 			break;
-		if ((fmp = depot_alloc(cp, &cp->cache_full)) != NULL) {
-			if (o.co_ploaded != NULL)
-				depot_free(cp, &cp->cache_empty, o.co_ploaded);
+		if ((fmp = depot_exchange(cp, &cp->cache_full,
+		    &cp->cache_empty, o.co_ploaded, NULL)) != NULL) {
 			o.co_ploaded = o.co_loaded;
 			o.co_prounds = o.co_rounds;
 			o.co_loaded = fmp;
@@ -553,7 +557,7 @@ mag_trim(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp,
 static size_t
 mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 {
-	umem_magazine_t *emp, *t0, *t1;
+	umem_magazine_t *emp, *t0, *t1, *g0, *g1;
 	umem_magtype_t *mtp;
 	umem_cache_t *mcp;
 	size_t done = 0;
@@ -619,30 +623,33 @@ mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 				trimmed = 1;	/* and retry */
 				break;
 			}
-			if ((emp = depot_alloc(cp, &cp->cache_empty)) != NULL) {
+			/*
+			 * For an empty magazine the depot gets the previous
+			 * (full or none) and, free-only, the loaded one too
+			 * (free-only keeps no full magazine).
+			 */
+			g0 = g1 = NULL;
+			if (o.co_loaded != NULL) {
+				g0 = o.co_prounds > 0 ? o.co_ploaded : NULL;
+				g1 = fo ? o.co_loaded : NULL;
+			}
+			if ((emp = depot_exchange(cp, &cp->cache_empty,
+			    &cp->cache_full, g0, g1)) != NULL) {
 				if (o.co_loaded == NULL) {
 					o.co_loaded = emp;
 					o.co_rounds = 0;
 					continue;
 				}
 				o.co_cc->cc_xalloc = o.co_cc->cc_alloc;
+				if (g0 != NULL) {
+					o.co_ploaded = NULL;
+					o.co_prounds = -1;
+				}
 				if (fo) {
-					/* Free-only: keep no full magazine. */
-					if (o.co_prounds > 0) {
-						depot_free(cp, &cp->cache_full,
-						    o.co_ploaded);
-						o.co_ploaded = NULL;
-						o.co_prounds = -1;
-					}
-					depot_free(cp, &cp->cache_full,
-					    o.co_loaded);
 					o.co_loaded = emp;
 					o.co_rounds = 0;
 					continue;
 				}
-				if (o.co_ploaded != NULL)
-					depot_free(cp, &cp->cache_full,
-					    o.co_ploaded);
 				o.co_ploaded = o.co_loaded;
 				o.co_prounds = o.co_rounds;
 				o.co_loaded = emp;
