@@ -134,7 +134,7 @@ umem_magtype_initial(size_t chunksize)
  * burst and frees it (or frees across threads) pays a depot exchange
  * every M objects: M = 15 for 64 bytes, 3 for 1 KiB.
  */
-#define	UMEM_MAG_MALLOC_BYTES	(16 * 1024)
+#define	UMEM_MAG_MALLOC_BYTES	(32 * 1024)
 
 #define	UMEM_DEPOT_CAP_ABOVE	2048
 #define	UMEM_DEPOT_CAP_BYTES	(64 * 1024)
