@@ -198,6 +198,18 @@ depot_unlock(umem_cache_t *cp)
 	(void) __atomic_fetch_sub(&cp->cache_depot_busy, 1, __ATOMIC_RELAXED);
 }
 
+/* Push mp (if any) on list mlp; cache_depot_lock held. */
+static inline void
+ml_push(umem_maglist_t *mlp, umem_magazine_t *mp)
+{
+	if (mp != NULL) {
+		mp->mag_next = mlp->ml_list;
+		mlp->ml_list = mp;
+		ml_add(mlp, 1);
+		mlp->ml_free++;
+	}
+}
+
 /*
  * Take a magazine from list take and, if there was one, give up to two
  * (give0, give1; NULL: none) to list give, under one lock: an exchange
@@ -219,16 +231,8 @@ depot_exchange(umem_cache_t *cp, umem_maglist_t *take, umem_maglist_t *give,
 		if (take->ml_total < take->ml_min)
 			take->ml_min = take->ml_total;
 		take->ml_alloc++;
-		for (int i = 0; i < 2; i++) {
-			umem_magazine_t *g = i == 0 ? give0 : give1;
-
-			if (g != NULL) {
-				g->mag_next = give->ml_list;
-				give->ml_list = g;
-				ml_add(give, 1);
-				give->ml_free++;
-			}
-		}
+		ml_push(give, give0);
+		ml_push(give, give1);
 	}
 	depot_unlock(cp);
 	/*
@@ -444,8 +448,7 @@ cc_store(ccown_t *o)
 
 	cc->cc_loaded = o->co_loaded;
 	cc->cc_ploaded = o->co_ploaded;
-	/* atomic: umem_mag_refill_first() reads it without the lock */
-	__atomic_store_n(&cc->cc_prounds, o->co_prounds, __ATOMIC_RELAXED);
+	cc->cc_prounds = o->co_prounds;
 	cc->cc_magsize = o->co_magsize;
 	cc->cc_base = r;
 	__atomic_store_n(&cc->cc_word, (uint64_t)r, __ATOMIC_RELEASE);
@@ -677,26 +680,6 @@ int
 umem_mag_free(umem_cache_t *cp, void *buf)
 {
 	return (mag_push(cp, &buf, 1, 1) == 1);
-}
-
-/*
- * Would umem_mag_alloc() come back empty-handed?  True when the depot has
- * no full magazine and the caller's slot no previous magazine with rounds
- * (racy reads: a hint).  A miss in a heap-building burst then goes
- * straight to umem_mag_refill(), which owns the slot once instead of
- * twice and skips the depot lock.  A wrong hint costs nothing but that:
- * the refill's rounds still go through mag_push().
- */
-int
-umem_mag_refill_first(umem_cache_t *cp)
-{
-	uint32_t slot;
-
-	if (__atomic_load_n(&cp->cache_full.ml_total, __ATOMIC_RELAXED) != 0)
-		return (0);
-	slot = umem_percpu_slot();
-	return (slot < cp->cache_ncpu && __atomic_load_n(
-	    &cp->cache_cpu[slot].cc_prounds, __ATOMIC_RELAXED) <= 0);
 }
 
 /*
@@ -1004,7 +987,7 @@ umem_cpu_init(umem_cache_t *cp, uint32_t magsize)
 		umem_lock_init(&cc->cc_lock);
 		cc->cc_word = UMEM_CC_NONE;
 		cc->cc_base = (uint32_t)UMEM_CC_NONE;
-		__atomic_store_n(&cc->cc_prounds, -1, __ATOMIC_RELAXED);
+		cc->cc_prounds = -1;
 		cc->cc_magsize = magsize;
 		cc->cc_seen = UMEM_CC_NONE;
 	}

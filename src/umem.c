@@ -629,10 +629,6 @@ cache_alloc_miss(umem_cache_t *cp, int flags)
 		return (buf);
 	umem_update_poll();
 	for (;;) {
-		if ((cp->cache_flags & (UMF_NOMAGAZINE | UMF_PAGEMAP)) ==
-		    UMF_PAGEMAP && umem_mag_refill_first(cp) &&
-		    (buf = umem_mag_refill(cp)) != NULL)
-			return (buf);
 		if (!(cp->cache_flags & UMF_NOMAGAZINE) &&
 		    ((buf = umem_mag_alloc(cp)) != NULL ||
 		    ((cp->cache_flags & UMF_PAGEMAP) &&

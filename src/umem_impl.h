@@ -330,7 +330,6 @@ void *umem_mag_alloc(umem_cache_t *cp);
 /* 1 if the magazine layer took buf, 0 if the caller must destroy it. */
 int umem_mag_free(umem_cache_t *cp, void *buf);
 void *umem_mag_refill(umem_cache_t *cp);	/* malloc classes: batch */
-int umem_mag_refill_first(umem_cache_t *cp);
 /* Destruct the first nrounds rounds of a magazine of type mtp, free it. */
 void umem_mag_destroy(umem_cache_t *cp, umem_magtype_t *mtp,
     umem_magazine_t *mp, uint32_t nrounds);
