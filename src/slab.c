@@ -4,7 +4,7 @@
  *
  * Big theory statement
  * --------------------
- * A slab is slabsize bytes from vmem_xalloc(source), cut into `chunks'
+ * A slab is slabsize bytes from vmem_xalloc_tag(source), cut into `chunks'
  * buffers of chunksize bytes starting at a colour offset, with a count of
  * allocated buffers (slab_refcnt).  Two layouts (Bonwick 1994 §3.2):
  *
@@ -302,6 +302,7 @@ slab_create(umem_cache_t *cp)
 	umem_slab_t *sp;
 	umem_bufctl_t *head = NULL, **tailp = &head;
 	char *mem, *buf;
+	void *vtag = NULL;
 	uint32_t chunks, i;
 
 	color = 0;
@@ -325,8 +326,8 @@ slab_create(umem_cache_t *cp)
 		mem = umem_firewall_slab_alloc(slabsize);
 		color = slabsize - chunk;
 	} else {
-		mem = vmem_xalloc(cp->cache_arena, slabsize, xalign, 0, 0,
-		    NULL, NULL, VM_NOSLEEP);
+		mem = vmem_xalloc_tag(cp->cache_arena, slabsize, xalign,
+		    VM_NOSLEEP, &vtag);
 	}
 	if (mem == NULL)
 		return (NULL);
@@ -394,13 +395,14 @@ slab_create(umem_cache_t *cp)
 	sp->slab_head = head;
 	sp->slab_refcnt = 0;
 	sp->slab_chunks = chunks;
+	sp->slab_vtag = vtag;
 	sp->slab_next = sp->slab_prev = NULL;
 	return (sp);
 fail:
 	if (cp->cache_flags & UMF_FIREWALL)
 		umem_firewall_slab_free(mem, slabsize);
 	else
-		vmem_xfree(cp->cache_arena, mem, slabsize);
+		vmem_xfree_tag(cp->cache_arena, mem, slabsize, vtag);
 	return (NULL);
 }
 
@@ -408,7 +410,7 @@ fail:
 static void
 slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
 {
-	void *mem = sp->slab_mem;
+	void *mem = sp->slab_mem, *vtag = sp->slab_vtag;
 
 	if (cp->cache_flags & UMF_HASH) {
 		umem_bufctl_t *bcp = sp->slab_head, *next;
@@ -451,7 +453,7 @@ slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
 		if (cp->cache_depot_cap != 0 &&
 		    cp->cache_chunksize >= UMEM_RELEASE_CHUNK_MIN)
 			umem_pages_release(mem, cp->cache_slabsize);
-		vmem_xfree(cp->cache_arena, mem, cp->cache_slabsize);
+		vmem_xfree_tag(cp->cache_arena, mem, cp->cache_slabsize, vtag);
 	}
 }
 

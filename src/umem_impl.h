@@ -108,13 +108,14 @@ typedef struct umem_bufctl {
  */
 typedef struct umem_slab {
 	struct umem_cache	*slab_cache;
-	void			*slab_mem;	/* vmem_xalloc()ed address */
+	void			*slab_mem;	/* from vmem_xalloc_tag() */
 	void			*slab_base;	/* first buffer: mem + colour */
 	umem_bufctl_t		*slab_head;	/* free buffers */
 	struct umem_slab	*slab_next;
 	struct umem_slab	*slab_prev;
 	uint32_t		slab_refcnt;	/* buffers allocated */
 	uint32_t		slab_chunks;	/* buffers in the slab */
+	void			*slab_vtag;	/* slab_mem's vmem tag */
 } umem_slab_t;
 
 /*

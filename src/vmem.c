@@ -21,14 +21,16 @@
  *   - the kin list (vs_knext/vs_kprev), whose meaning depends on the type:
  *     for an allocated segment it is its hash chain (singly linked), for a
  *     free segment its power-of-two freelist, for a span marker the list of
- *     spans (headed by vm_seg0).
+ *     spans (headed by vm_seg0).  A tagged segment (vs_tagged: allocated by
+ *     vmem_xalloc_tag(), whose caller keeps the tag) is on no kin list.
  *
  * Invariants (checked by vmem_verify()):
  *   - segments of a span tile it exactly, in address order;
  *   - no two free segments are adjacent unless a marker separates them;
  *   - a free segment of size s is on freelist highbit(s) - 1, and bit n of
  *     vm_freemap is set iff freelist n is non-empty;
- *   - every allocated segment is in the hash table, under its start;
+ *   - every allocated segment but the tagged ones is in the hash table,
+ *     under its start;
  *   - vm_mem_inuse / vm_mem_total equal the sums over segments / spans.
  *
  * Allocation policies.  Instant fit (the default) takes the first segment
@@ -47,7 +49,12 @@
  * Free looks the address up in the hash (a miss is a bad or double free, a
  * size mismatch a wrong-size free: both reported, see vmem_set_abort()),
  * coalesces with free neighbours, and gives a completely free imported
- * span back to its source.  All in constant time.
+ * span back to its source.  All in constant time.  The slab layer, which
+ * frees every slab it makes and can keep a pointer, allocates with
+ * vmem_xalloc_tag() and frees with the tag (vmem_xfree_tag()): no hash
+ * insert, lookup or resize, whose buckets and chains were cold misses on
+ * every slab made or destroyed.  The tag is checked (allocated, tagged,
+ * same start and size) before anything changes.
  *
  * Boundary tags come from a record pool that maps its own pages (platform),
  * so vmem needs no heap.  Each arena keeps a small reserve of tags, topped
@@ -93,6 +100,8 @@ struct vmem_seg {
 	vmem_seg_t	*vs_aprev;
 	uint8_t		vs_type;	/* VMEM_ALLOC, _FREE, _SPAN, ... */
 	uint8_t		vs_import;	/* span was imported */
+	uint8_t		vs_tagged;	/* allocated, not hashed: the owner */
+					/* holds the tag (vmem_xalloc_tag) */
 };
 
 #define	VS_SIZE(vsp)	((vsp)->vs_end - (vsp)->vs_start)
@@ -133,7 +142,8 @@ struct vmem {
 	uint64_t	vm_mem_inuse;
 	uint64_t	vm_mem_import;
 	uint64_t	vm_mem_total;
-	uint64_t	vm_nsegs_alloc;
+	uint64_t	vm_nsegs_alloc;	/* hashed */
+	uint64_t	vm_nsegs_tagged; /* allocated, not hashed */
 	uint64_t	vm_nsegs_free;
 	uint64_t	vm_nspans;
 	uint64_t	vm_alloc;	/* includes quantum-cache allocations */
@@ -673,7 +683,8 @@ vmem_marker_unlink(vmem_t *vmp, vmem_seg_t *marker)
  * and return the allocated segment.
  */
 static vmem_seg_t *
-vmem_seg_alloc(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t addr, size_t size)
+vmem_seg_alloc(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t addr, size_t size,
+    int hashed)
 {
 	uintptr_t vs_start = vsp->vs_start, vs_end = vsp->vs_end;
 	uintptr_t addr_end = addr + size;
@@ -721,7 +732,15 @@ vmem_seg_alloc(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t addr, size_t size)
 		}
 	}
 	new->vs_import = 0;
-	vmem_hash_insert(vmp, new);
+	new->vs_tagged = !hashed;
+	if (hashed) {
+		vmem_hash_insert(vmp, new);
+	} else {
+		new->vs_type = VMEM_ALLOC;
+		new->vs_knext = NULL;
+		vmp->vm_nsegs_tagged++;
+		vmp->vm_mem_inuse += VS_SIZE(new);
+	}
 	vmp->vm_seg_alloc++;
 	return (new);
 }
@@ -734,6 +753,7 @@ typedef struct vmem_req {
 	uintptr_t	vr_min;		/* lowest allowed address */
 	uintptr_t	vr_max;		/* one past the highest; 0 = none */
 	int		vr_flags;
+	vmem_seg_t	**vr_tagp;	/* vmem_xalloc_tag: the tag, unhashed */
 } vmem_req_t;
 
 /*
@@ -968,7 +988,9 @@ vmem_xalloc_locked(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
 		}
 		vmem_wait(vmp);
 	}
-	vsp = vmem_seg_alloc(vmp, vsp, addr, rq->vr_size);
+	vsp = vmem_seg_alloc(vmp, vsp, addr, rq->vr_size, rq->vr_tagp == NULL);
+	if (rq->vr_tagp != NULL)
+		*rq->vr_tagp = vsp;
 	if (vmflag & VM_NEXTFIT) {
 		/* A next-fit request that had to import or wait. */
 		vmp->vm_rotor_seg = vsp;
@@ -996,9 +1018,11 @@ vmem_roundsize(vmem_t *vmp, size_t size)
 	return (r);
 }
 
-UMEM_EXPORT void *
-vmem_xalloc(vmem_t *vmp, size_t size, size_t align, size_t phase,
-    size_t nocross, void *minaddr, void *maxaddr, int vmflag)
+/* vmem_xalloc(), and vmem_xalloc_tag() with tagp != NULL. */
+static void *
+vmem_xalloc_common(vmem_t *vmp, size_t size, size_t align, size_t phase,
+    size_t nocross, void *minaddr, void *maxaddr, int vmflag,
+    vmem_seg_t **tagp)
 {
 	size_t q = vmp->vm_quantum;
 	vmem_req_t rq;
@@ -1026,6 +1050,7 @@ vmem_xalloc(vmem_t *vmp, size_t size, size_t align, size_t phase,
 	rq.vr_min = P2ROUNDUP((uintptr_t)minaddr, q);
 	rq.vr_max = P2ALIGN((uintptr_t)maxaddr, q);
 	rq.vr_flags = vmflag;
+	rq.vr_tagp = tagp;
 	if (maxaddr != NULL && (rq.vr_max <= rq.vr_min ||
 	    rq.vr_max - rq.vr_min < size)) {
 		/* The window cannot hold the request at all. */
@@ -1034,6 +1059,14 @@ vmem_xalloc(vmem_t *vmp, size_t size, size_t align, size_t phase,
 		return (NULL);
 	}
 	return (vmem_xalloc_locked(vmp, &rq, vmflag));
+}
+
+UMEM_EXPORT void *
+vmem_xalloc(vmem_t *vmp, size_t size, size_t align, size_t phase,
+    size_t nocross, void *minaddr, void *maxaddr, int vmflag)
+{
+	return (vmem_xalloc_common(vmp, size, align, phase, nocross, minaddr,
+	    maxaddr, vmflag, NULL));
 }
 
 /*
@@ -1073,14 +1106,14 @@ vmem_nextfit_alloc(vmem_t *vmp, size_t size, int vmflag)
 		    VS_SIZE(start) >= size)) {
 			/* A whole circle: let the general path import/wait. */
 			vmem_req_t rq = { size, vmp->vm_quantum, 0, 0, 0, 0,
-			    vmflag };
+			    vmflag, NULL };
 
 			umem_unlock(&vmp->vm_lock);
 			return (vmem_xalloc_locked(vmp, &rq, vmflag));
 		}
 		addr = vsp->vs_start;
 	}
-	vsp = vmem_seg_alloc(vmp, vsp, addr, size);
+	vsp = vmem_seg_alloc(vmp, vsp, addr, size, 1);
 	vmp->vm_rotor_seg = vsp;
 	vmp->vm_rotor_addr = addr + size;
 	VMEM_COUNT(vmp, vm_alloc);
@@ -1117,6 +1150,7 @@ vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
 	rq.vr_min = 0;
 	rq.vr_max = 0;
 	rq.vr_flags = vmflag;
+	rq.vr_tagp = NULL;
 	return (vmem_xalloc_locked(vmp, &rq, vmflag));
 }
 
@@ -1125,12 +1159,14 @@ vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
  * Free
  * ------------------------------------------------------------------------
  */
+static void vmem_seg_free_locked(vmem_t *vmp, vmem_seg_t *vsp);
+
 UMEM_EXPORT void
 vmem_xfree(vmem_t *vmp, void *vaddr, size_t size)
 {
-	uintptr_t addr = (uintptr_t)vaddr, raddr;
-	vmem_seg_t *vsp, *next, *prev;
-	size_t rsize, rounded = P2ROUNDUP(size, vmp->vm_quantum);
+	uintptr_t addr = (uintptr_t)vaddr;
+	vmem_seg_t *vsp;
+	size_t rounded = P2ROUNDUP(size, vmp->vm_quantum);
 
 	umem_lock(&vmp->vm_lock);
 	if (size == 0 || rounded < size) {
@@ -1145,6 +1181,20 @@ vmem_xfree(vmem_t *vmp, void *vaddr, size_t size)
 		umem_unlock(&vmp->vm_lock);
 		return;
 	}
+	vmem_seg_free_locked(vmp, vsp);
+}
+
+/*
+ * Free the allocated segment vsp, out of the hash (or never in it):
+ * coalesce, release an empty imported span, wake waiters, drop vm_lock.
+ */
+static void
+vmem_seg_free_locked(vmem_t *vmp, vmem_seg_t *vsp)
+{
+	uintptr_t raddr;
+	vmem_seg_t *next, *prev;
+	size_t rsize;
+
 	VMEM_COUNT(vmp, vm_free);
 	vmp->vm_seg_free++;
 
@@ -1184,6 +1234,42 @@ vmem_free(vmem_t *vmp, void *addr, size_t size)
 		return;
 	}
 	vmem_xfree(vmp, addr, size);
+}
+
+/*
+ * The slab layer's pair: an aligned allocation whose boundary tag the
+ * caller keeps instead of vmem's hash, so that the free needs no lookup
+ * (the bucket and chain were cold misses on every slab destruction, and
+ * the hash's growth migrated every slab's tag).  Quantum caches are
+ * bypassed, as by vmem_xalloc.
+ */
+void *
+vmem_xalloc_tag(vmem_t *vmp, size_t size, size_t align, int vmflag,
+    void **tagp)
+{
+	return (vmem_xalloc_common(vmp, size, align, 0, 0, NULL, NULL, vmflag,
+	    (vmem_seg_t **)tagp));
+}
+
+void
+vmem_xfree_tag(vmem_t *vmp, void *vaddr, size_t size, void *tag)
+{
+	vmem_seg_t *vsp = tag;
+	size_t rounded = P2ROUNDUP(size, vmp->vm_quantum);
+
+	umem_lock(&vmp->vm_lock);
+	if (vsp == NULL || vsp->vs_type != VMEM_ALLOC || !vsp->vs_tagged ||
+	    vsp->vs_start != (uintptr_t)vaddr || VS_SIZE(vsp) != rounded) {
+		vmp->vm_bad_free++;
+		umem_unlock(&vmp->vm_lock);
+		umem_error("vmem: arena '%s': bad free of %p (size %zu): "
+		    "not the allocation of its tag", vmp->vm_name, vaddr, size);
+		return;
+	}
+	vsp->vs_tagged = 0;
+	vmp->vm_nsegs_tagged--;
+	vmp->vm_mem_inuse -= rounded;
+	vmem_seg_free_locked(vmp, vsp);
 }
 
 /*
@@ -1533,7 +1619,7 @@ vmem_getstat(vmem_t *vmp, vmem_stat_t *sp)
 	sp->vk_bad_free = vmp->vm_bad_free;
 	sp->vk_wrong_size = vmp->vm_wrong_size;
 	sp->vk_hash_rescale = vmp->vm_hash_rescale;
-	sp->vk_nsegs_alloc = vmp->vm_nsegs_alloc;
+	sp->vk_nsegs_alloc = vmp->vm_nsegs_alloc + vmp->vm_nsegs_tagged;
 	sp->vk_nsegs_free = vmp->vm_nsegs_free;
 	sp->vk_nspans = vmp->vm_nspans;
 	sp->vk_hash_size = vmp->vm_hash_mask + 1;
@@ -1801,7 +1887,7 @@ UMEM_TEXT_COLD int
 vmem_verify(vmem_t *vmp)
 {
 	uint64_t inuse = 0, total = 0, nalloc = 0, nfree = 0, nspans = 0;
-	uint64_t nhash = 0, nflist = 0;
+	uint64_t nhash = 0, nflist = 0, ntagged = 0;
 	vmem_seg_t *vsp, *span = NULL;
 	uintptr_t pos = 0;
 	size_t q;
@@ -1833,7 +1919,10 @@ vmem_verify(vmem_t *vmp)
 		VERIFY(P2PHASE(vsp->vs_start, q) == 0 &&
 		    P2PHASE(vsp->vs_end, q) == 0, "unaligned segment");
 		pos = vsp->vs_end;
-		if (vsp->vs_type == VMEM_ALLOC) {
+		if (vsp->vs_type == VMEM_ALLOC && vsp->vs_tagged) {
+			inuse += VS_SIZE(vsp);
+			ntagged++;
+		} else if (vsp->vs_type == VMEM_ALLOC) {
 			vmem_seg_t *h;
 
 			inuse += VS_SIZE(vsp);
@@ -1907,7 +1996,8 @@ vmem_verify(vmem_t *vmp)
 	VERIFY(total == vmp->vm_mem_total, "mem_total %lu, spans %lu",
 	    (unsigned long)vmp->vm_mem_total, (unsigned long)total);
 	VERIFY(nspans == vmp->vm_nspans && nalloc == vmp->vm_nsegs_alloc &&
-	    nfree == vmp->vm_nsegs_free, "segment counts disagree");
+	    ntagged == vmp->vm_nsegs_tagged && nfree == vmp->vm_nsegs_free,
+	    "segment counts disagree");
 	umem_unlock(&vmp->vm_lock);
 	return (0);
 }

@@ -47,6 +47,17 @@ size_t vmem_qcache_slabsize(size_t qcache_max);
  */
 int vmem_verify(vmem_t *vmp);
 
+/*
+ * For the slab layer: vmem_xalloc(vmp, size, align, 0, 0, NULL, NULL,
+ * vmflag) whose boundary tag goes to *tagp instead of the arena's hash;
+ * the only way to free it is vmem_xfree_tag() with that tag, which needs
+ * no lookup.  A free whose address, size or tag do not match is reported
+ * as a bad free, and nothing changes.
+ */
+void *vmem_xalloc_tag(vmem_t *vmp, size_t size, size_t align, int vmflag,
+    void **tagp);
+void vmem_xfree_tag(vmem_t *vmp, void *addr, size_t size, void *tag);
+
 /* Grow or shrink an allocated segment in place: 0, or -1 with errno. */
 int vmem_resize(vmem_t *vmp, void *addr, size_t oldsize, size_t newsize);
 /*

@@ -19,6 +19,18 @@ mk(const char *name)
 	    0, VM_SLEEP));
 }
 
+/* An arena of 4 KiB quanta importing from *srcp, a 1 MiB arena. */
+static vmem_t *
+mk_importer(const char *name, const char *srcname, vmem_t **srcp)
+{
+	*srcp = vmem_create(srcname, A(0x100000), 0x100000, 4096, NULL, NULL,
+	    NULL, 0, VM_SLEEP);
+	if (*srcp == NULL)
+		return (NULL);
+	return (vmem_create(name, NULL, 0, 4096, vmem_alloc, vmem_free, *srcp,
+	    0, VM_SLEEP));
+}
+
 static vmem_stat_t
 stat_of(vmem_t *vmp)
 {
@@ -108,6 +120,26 @@ bad_wrong_arena(void *arg)
 }
 
 static void
+bad_tag_untagged_free(void *arg)
+{
+	vmem_t *vmp = mk("neg_arena_i");
+	void *tag = NULL;
+	void *p = vmem_xalloc_tag(vmp, 64, 64, VM_NOSLEEP, &tag);
+
+	vmem_xfree(vmp, p, 64);		/* not in the hash */
+}
+
+static void
+bad_tag_wrong_size(void *arg)
+{
+	vmem_t *vmp = mk("neg_arena_j");
+	void *tag = NULL;
+	void *p = vmem_xalloc_tag(vmp, 64, 64, VM_NOSLEEP, &tag);
+
+	vmem_xfree_tag(vmp, p, 128, tag);
+}
+
+static void
 bad_panic(void *arg)
 {
 	vmem_t *vmp = mk("neg_arena_h");
@@ -137,6 +169,10 @@ test_aborts(void)
 		    "neg_arena_f" },
 		{ "wrong arena", bad_wrong_arena, "bad free", "neg_other" },
 		{ "VM_PANIC", bad_panic, "neg_arena_h", "neg_arena_h" },
+		{ "tagged, freed untagged", bad_tag_untagged_free, "bad free",
+		    "neg_arena_i" },
+		{ "tagged, wrong size", bad_tag_wrong_size, "bad free",
+		    "neg_arena_j" },
 	};
 	char out[4096];
 	size_t i;
@@ -209,10 +245,7 @@ test_nonfatal(void)
 static void
 test_nonfatal_import(void)
 {
-	vmem_t *src = vmem_create("neg_src", A(0x100000), 0x100000, 4096,
-	    NULL, NULL, NULL, 0, VM_SLEEP);
-	vmem_t *vmp = vmem_create("neg_imp", NULL, 0, 4096, vmem_alloc,
-	    vmem_free, src, 0, VM_SLEEP);
+	vmem_t *src, *vmp = mk_importer("neg_imp", "neg_src", &src);
 	int prev;
 	void *p;
 
@@ -230,6 +263,63 @@ test_nonfatal_import(void)
 	vmem_destroy(src);
 }
 
+/*
+ * Tagged segments (the slab layer's): aligned, counted and walked like any
+ * allocation, in no hash; freed only with their tag, and every mismatch
+ * (address, size, a stale tag, a plain vmem_xfree) is a bad free that
+ * changes nothing.  An imported span goes back when its last tagged
+ * segment does.
+ */
+static void
+test_tagged(void)
+{
+	vmem_t *src, *vmp = mk_importer("tag_imp", "tag_src", &src);
+	void *t1 = NULL, *t2 = NULL, *t3 = NULL, *h;
+	char *p1, *p2;
+	vmem_stat_t st;
+	int prev;
+
+	if (src == NULL || vmp == NULL)
+		return;
+	prev = vmem_set_abort(0);
+	p1 = vmem_xalloc_tag(vmp, 3 * 4096, 4 * 4096, VM_NOSLEEP, &t1);
+	p2 = vmem_xalloc_tag(vmp, 4096, 0, VM_NOSLEEP, &t2);
+	h = vmem_alloc(vmp, 4096, VM_NOSLEEP);		/* hashed, beside */
+	CHECK(p1 != NULL && p2 != NULL && h != NULL && t1 != NULL &&
+	    t2 != NULL && t1 != t2);
+	CHECK(((uintptr_t)p1 & (4 * 4096 - 1)) == 0);
+	CHECK(vmem_xalloc_tag(vmp, 4096, 3 * 4096, VM_NOSLEEP, &t3) == NULL &&
+	    errno == EINVAL);			/* align not a power of two */
+	st = stat_of(vmp);
+	CHECK(st.vk_nsegs_alloc == 3 && st.vk_mem_inuse == 5 * 4096);
+	CHECK(vmem_size(vmp, VMEM_ALLOC) == 5 * 4096);
+	CHECK(vmem_verify(vmp) == 0);
+
+	vmem_xfree(vmp, p1, 3 * 4096);			/* no tag: bad */
+	vmem_xfree_tag(vmp, p1, 2 * 4096, t1);		/* wrong size */
+	vmem_xfree_tag(vmp, p1 + 4096, 3 * 4096, t1);	/* wrong address */
+	vmem_xfree_tag(vmp, p1, 3 * 4096, t2);		/* another's tag */
+	st = stat_of(vmp);
+	CHECK(st.vk_bad_free == 4 && st.vk_free == 0 &&
+	    st.vk_nsegs_alloc == 3 && st.vk_mem_inuse == 5 * 4096);
+	CHECK(vmem_verify(vmp) == 0);
+
+	vmem_xfree_tag(vmp, p1, 3 * 4096, t1);
+	vmem_xfree_tag(vmp, p1, 3 * 4096, t1);		/* double: stale tag */
+	st = stat_of(vmp);
+	CHECK(st.vk_bad_free == 5 && st.vk_free == 1 &&
+	    st.vk_nsegs_alloc == 2 && st.vk_mem_inuse == 2 * 4096);
+	CHECK(vmem_verify(vmp) == 0);
+	vmem_free(vmp, h, 4096);
+	vmem_xfree_tag(vmp, p2, 4096, t2);
+	CHECK(vmem_size(vmp, VMEM_ALLOC) == 0);
+	CHECK(vmem_size(src, VMEM_ALLOC) == 0);	/* spans went back */
+	CHECK(vmem_verify(vmp) == 0 && vmem_verify(src) == 0);
+	vmem_set_abort(prev);
+	vmem_destroy(vmp);
+	vmem_destroy(src);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -237,5 +327,6 @@ main(int argc, char **argv)
 	RUN(test_aborts);
 	RUN(test_nonfatal);
 	RUN(test_nonfatal_import);
+	RUN(test_tagged);
 	return (test_summary(argv[0]));
 }

@@ -78,7 +78,9 @@ typedef struct vmm_seg {
 	uintptr_t	s_start;
 	uintptr_t	s_size;		/* rounded to the quantum */
 	size_t		s_req;		/* size as requested */
-	int		s_kind;		/* allocs: 1 = xalloc; spans: imported */
+	int		s_kind;		/* allocs: 1 = xalloc, 2 = xalloc_tag; */
+					/* spans: imported */
+	void		*s_tag;		/* kind 2: the tag */
 } vmm_seg_t;
 
 typedef struct vmm_arena {
@@ -873,6 +875,9 @@ vmm_do_alloc(vmm_t *m, vmm_arena_t *a, int x, size_t req, size_t align,
 	vmm_seg_t *mfs = m->m_tmp;
 	int i, si, nfit = 0, nmfit = 0, nmfs, called, imported;
 	int rotor_room = 0;
+	int tagged = x && !invalid && phase == 0 && nocross == 0 &&
+	    minaddr == 0 && maxaddr == 0 && vmm_below(m, 2);
+	void *tag = NULL;
 	const vmm_seg_t *seg;
 	vmm_seg_t impseg;
 	void *p;
@@ -907,11 +912,14 @@ vmm_do_alloc(vmm_t *m, vmm_arena_t *a, int x, size_t req, size_t align,
 		return;
 	snprintf(what, sizeof (what), "%s(%#llx, align %#llx, phase %#llx, "
 	    "nocross %#llx, min %#llx, max %#llx, flags %#x)",
-	    x ? "xalloc" : "alloc", U(req), U(align), U(phase), U(nocross),
+	    tagged ? "xalloc_tag" : x ? "xalloc" : "alloc", U(req), U(align),
+	    U(phase), U(nocross),
 	    U(minaddr), U(maxaddr), flag);
 
 	errno = 0;
-	if (x)
+	if (tagged)
+		p = vmem_xalloc_tag(a->a_vmp, req, align, flag, &tag);
+	else if (x)
 		p = vmem_xalloc(a->a_vmp, req, align, phase, nocross,
 		    (void *)minaddr, (void *)maxaddr, flag);
 	else
@@ -1044,7 +1052,8 @@ vmm_do_alloc(vmm_t *m, vmm_arena_t *a, int x, size_t req, size_t align,
 	}
 	if (si >= 0 && pol != VMM_POL_NEXT)
 		vmm_check_policy(m, a, pol, !x, size, seg, fit);
-	vmm_record(m, a, addr, req, size, x);
+	vmm_record(m, a, addr, req, size, tagged ? 2 : x);
+	a->a_allocs[a->a_nallocs - 1].s_tag = tag;
 }
 
 VMM_FN int
@@ -1180,7 +1189,9 @@ vmm_free_index(vmm_t *m, vmm_arena_t *a, int i)
 	    U(s.s_start), U(size));
 	a->a_allocs[i] = a->a_allocs[--a->a_nallocs];
 	a->a_n_free++;
-	if (s.s_kind)
+	if (s.s_kind == 2)
+		vmem_xfree_tag(a->a_vmp, (void *)s.s_start, size, s.s_tag);
+	else if (s.s_kind)
 		vmem_xfree(a->a_vmp, (void *)s.s_start, size);
 	else
 		vmem_free(a->a_vmp, (void *)s.s_start, size);
@@ -1253,6 +1264,14 @@ vmm_op_badfree(vmm_t *m, vmm_arena_t *a)
 		if (a->a_nallocs == 0)
 			return;
 		s = &a->a_allocs[vmm_below(m, (uint64_t)a->a_nallocs)];
+		if (s->s_kind == 2) {
+			/* A tagged free checks the size with the tag. */
+			vmem_xfree_tag(a->a_vmp, (void *)s->s_start,
+			    s->s_size + q, s->s_tag);
+			a->a_n_bad++;
+			vmm_expect_report(m, a, "bad free");
+			break;
+		}
 		vmem_free(a->a_vmp, (void *)s->s_start, vmm_below(m, 2) ||
 		    s->s_size == q ? s->s_size + q : s->s_size - q);
 		a->a_n_wrong++;
