@@ -683,8 +683,9 @@ umem_mag_free(umem_cache_t *cp, void *buf)
 }
 
 /*
- * malloc's classes (UMF_PAGEMAP: no constructors, no debugging), on a
- * miss that found no full magazine in the depot: take a magazine's worth
+ * malloc's classes (UMF_PAGEMAP: no constructors, no debugging) and the
+ * slab-record caches (UMF_REFILL), on a miss that found no full magazine
+ * in the depot: take a magazine's worth
  * of buffers from the slab layer under one cache_lock acquisition, keep
  * one for the caller and load the rest into the slot.  Without it, a
  * program that allocates a heap's worth of new blocks paid the slot,

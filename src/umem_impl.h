@@ -46,6 +46,8 @@
 #define	UMF_PAGEMAP	0x0010	/* slab pages recorded in the page map */
 #define	UMF_SLABMAP	0x0020	/* large slab, buffers linked in place, */
 				/* record found through the page map */
+#define	UMF_REFILL	0x0040	/* a miss refills a magazine from the */
+				/* slabs at once (no constructor) */
 
 #define	UMEM_NAMELEN		31
 #define	UMEM_ALIGN		8	/* minimum alignment */

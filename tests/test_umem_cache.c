@@ -1515,6 +1515,44 @@ test_d3_hash_child(void)
 	check_child_updating("hash", 120);
 }
 
+/*
+ * Slab records (umem_slab_cache) go back to their slabs, never to
+ * magazines, when a slab is destroyed, so that cache's magazines are
+ * refilled from its slabs a magazine at a time (UMF_REFILL): making many
+ * external slabs is served mostly by magazines, not by one trip through
+ * the slot, depot and slab locks per record.
+ */
+static void
+test_record_refill(void)
+{
+	umem_cache_t *rec = umem_cache_lookup("umem_slab_cache");
+	umem_cache_t *cp = umem_cache_create("tc_refill", 2000, 0, NULL, NULL,
+	    NULL, NULL, NULL, 0);
+	umem_cache_stat_t r0, r1, st;
+	uint64_t recs, mag;
+	size_t n = 2000, i;
+	void **v = calloc(n, sizeof (void *));
+
+	CHECK(rec != NULL && cp != NULL && v != NULL);
+	if (rec == NULL || cp == NULL || v == NULL)
+		return;
+	r0 = tu_stat(rec);
+	for (i = 0; i < n; i++)
+		v[i] = umem_cache_alloc(cp, UMEM_DEFAULT);
+	r1 = tu_stat(rec);
+	st = tu_stat(cp);
+	recs = r1.cs_alloc - r0.cs_alloc;
+	mag = r1.cs_mag_alloc - r0.cs_mag_alloc;
+	CHECKF(st.cs_slab_create >= 200 && recs >= st.cs_slab_create &&
+	    mag >= recs / 2, "%llu slabs, %llu records taken, %llu of them "
+	    "from magazines", (unsigned long long)st.cs_slab_create,
+	    (unsigned long long)recs, (unsigned long long)mag);
+	for (i = 0; i < n; i++)
+		umem_cache_free(cp, v[i]);
+	free(v);
+	umem_cache_destroy(cp);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1548,5 +1586,6 @@ main(int argc, char **argv)
 	RUN(test_nofail);
 	RUN(test_reclaim_on_reap);
 	RUN(test_stats_print);
+	RUN(test_record_refill);
 	return (test_summary(argv[0]));
 }
