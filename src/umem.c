@@ -238,6 +238,17 @@ umem_heap_import(vmem_t *src, size_t size, int vmflag)
 	return (p);
 }
 
+/* umem_default's imports: tagged (no heap hash), counted. */
+static void *
+umem_default_import(vmem_t *src, size_t size, int vmflag, void **tagp)
+{
+	void *p = vmem_heap_talloc(src, size, vmflag, tagp);
+
+	if (p != NULL)
+		umem_update_heap_grew(size);
+	return (p);
+}
+
 static int
 umem_init_locked(void)
 {
@@ -273,6 +284,8 @@ umem_init_locked(void)
 	    af, ff, heap, 0, VM_NOSLEEP);
 	if (umem_cache_arena == NULL || umem_default_arena == NULL)
 		return (-1);
+	vmem_set_tagged_import(umem_default_arena, umem_default_import,
+	    vmem_heap_tfree);
 
 	/* (magazine caches: on first use, umem_magtype_cache) */
 	umem_slab_cache = internal_cache("umem_slab_cache",

@@ -54,7 +54,9 @@
  * vmem_xalloc_tag() and frees with the tag (vmem_xfree_tag()): no hash
  * insert, lookup or resize, whose buckets and chains were cold misses on
  * every slab made or destroyed.  The tag is checked (allocated, tagged,
- * same start and size) before anything changes.
+ * same start and size) before anything changes.  An importing arena can
+ * do the same with its source (vmem_set_tagged_import): the span marker
+ * keeps the source's tag (vs_srctag) for the span's release.
  *
  * Boundary tags come from a record pool that maps its own pages (platform),
  * so vmem needs no heap.  Each arena keeps a small reserve of tags, topped
@@ -102,6 +104,8 @@ struct vmem_seg {
 	uint8_t		vs_import;	/* span was imported */
 	uint8_t		vs_tagged;	/* allocated, not hashed: the owner */
 					/* holds the tag (vmem_xalloc_tag) */
+	void		*vs_srctag;	/* imported span: the source's tag */
+					/* (vmem_set_tagged_import) */
 };
 
 #define	VS_SIZE(vsp)	((vsp)->vs_end - (vsp)->vs_start)
@@ -119,6 +123,8 @@ struct vmem {
 	vmem_alloc_t	*vm_source_alloc;
 	vmem_ximport_t	*vm_source_ximport;
 	vmem_free_t	*vm_source_free;
+	vmem_talloc_t	*vm_source_talloc;	/* tagged import, if set */
+	vmem_tfree_t	*vm_source_tfree;
 	vmem_t		*vm_source;
 	vmem_t		*vm_next;	/* all arenas (vmem_list) */
 	vmem_seg_t	vm_seg0;	/* arena list sentinel; span list head */
@@ -546,7 +552,8 @@ vmem_hash_maxchain(vmem_t *vmp)
 
 /* Add the span [addr, addr + size) with one free segment. Tags reserved. */
 static vmem_seg_t *
-vmem_span_create(vmem_t *vmp, uintptr_t addr, size_t size, int import)
+vmem_span_create(vmem_t *vmp, uintptr_t addr, size_t size, int import,
+    void *srctag)
 {
 	vmem_seg_t *span = vmem_seg_get(vmp), *vsp = vmem_seg_get(vmp);
 	vmem_seg_t *before = &vmp->vm_seg0;	/* span list position */
@@ -570,6 +577,7 @@ vmem_span_create(vmem_t *vmp, uintptr_t addr, size_t size, int import)
 	span->vs_end = addr + size;
 	span->vs_type = VMEM_SPAN;
 	span->vs_import = (uint8_t)import;
+	span->vs_srctag = srctag;
 	span->vs_knext = before;
 	span->vs_kprev = before->vs_kprev;
 	before->vs_kprev->vs_knext = span;
@@ -618,7 +626,7 @@ vmem_next_nonmarker(vmem_seg_t *vsp)
  */
 static int
 vmem_span_release_check(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t *addrp,
-    size_t *sizep)
+    size_t *sizep, void **tagp)
 {
 	vmem_seg_t *span;
 
@@ -640,6 +648,7 @@ vmem_span_release_check(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t *addrp,
 	span->vs_knext->vs_kprev = span->vs_kprev;
 	*addrp = span->vs_start;
 	*sizep = VS_SIZE(span);
+	*tagp = span->vs_srctag;
 	vmp->vm_nspans--;
 	vmp->vm_mem_total -= *sizep;
 	vmp->vm_mem_import -= *sizep;
@@ -861,12 +870,22 @@ vmem_fit(vmem_t *vmp, const vmem_req_t *rq, uintptr_t *addrp)
 	return (NULL);
 }
 
-/* Give an imported range back to the source, lock dropped. */
+/* Give an imported range back to the source (no lock held). */
 static void
-vmem_source_release(vmem_t *vmp, uintptr_t addr, size_t size)
+vmem_source_give(vmem_t *vmp, uintptr_t addr, size_t size, void *tag)
+{
+	if (vmp->vm_source_tfree != NULL)
+		vmp->vm_source_tfree(vmp->vm_source, (void *)addr, size, tag);
+	else
+		vmp->vm_source_free(vmp->vm_source, (void *)addr, size);
+}
+
+/* The same, from under vm_lock. */
+static void
+vmem_source_release(vmem_t *vmp, uintptr_t addr, size_t size, void *tag)
 {
 	umem_unlock(&vmp->vm_lock);
-	vmp->vm_source_free(vmp->vm_source, (void *)addr, size);
+	vmem_source_give(vmp, addr, size, tag);
 	umem_lock(&vmp->vm_lock);
 }
 
@@ -878,7 +897,7 @@ static int
 vmem_import(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
 {
 	size_t q = vmp->vm_quantum, srcq = q, slack, asize;
-	void *addr;
+	void *addr, *tag = NULL;
 
 	if (vmp->vm_source != NULL && vmp->vm_source->vm_quantum > srcq)
 		srcq = vmp->vm_source->vm_quantum;
@@ -900,6 +919,9 @@ vmem_import(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
 			umem_panic("vmem: arena '%s': importer returned size "
 			    "%zu for a request of %zu", vmp->vm_name, asize,
 			    want);
+	} else if (vmp->vm_source_talloc != NULL) {
+		addr = vmp->vm_source_talloc(vmp->vm_source, asize,
+		    vmflag & VM_KMFLAGS, &tag);
 	} else {
 		addr = vmp->vm_source_alloc(vmp->vm_source, asize,
 		    vmflag & VM_KMFLAGS);
@@ -917,11 +939,11 @@ vmem_import(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
 	if (!vmem_populate(vmp)) {
 		/* No tags to describe it: give it straight back. */
 		if (vmp->vm_source_free != NULL)
-			vmem_source_release(vmp, (uintptr_t)addr, asize);
+			vmem_source_release(vmp, (uintptr_t)addr, asize, tag);
 		vmp->vm_import_fail++;
 		return (0);
 	}
-	(void) vmem_span_create(vmp, (uintptr_t)addr, asize, 1);
+	(void) vmem_span_create(vmp, (uintptr_t)addr, asize, 1, tag);
 	vmp->vm_import++;
 	return (1);
 }
@@ -1194,6 +1216,7 @@ vmem_seg_free_locked(vmem_t *vmp, vmem_seg_t *vsp)
 	uintptr_t raddr;
 	vmem_seg_t *next, *prev;
 	size_t rsize;
+	void *rtag;
 
 	VMEM_COUNT(vmp, vm_free);
 	vmp->vm_seg_free++;
@@ -1216,8 +1239,8 @@ vmem_seg_free_locked(vmem_t *vmp, vmem_seg_t *vsp)
 		vsp = prev;
 	}
 	vmem_freelist_insert(vmp, vsp);
-	if (vmem_span_release_check(vmp, vsp, &raddr, &rsize))
-		vmem_source_release(vmp, raddr, rsize);
+	if (vmem_span_release_check(vmp, vsp, &raddr, &rsize, &rtag))
+		vmem_source_release(vmp, raddr, rsize, rtag);
 	if (vmp->vm_nwaiters != 0)
 		(void) pthread_cond_broadcast(&vmp->vm_cv);
 	umem_unlock(&vmp->vm_lock);
@@ -1492,7 +1515,7 @@ vmem_add(vmem_t *vmp, void *vaddr, size_t size, int vmflag)
 		errno = ENOMEM;
 		return (NULL);
 	}
-	(void) vmem_span_create(vmp, addr, size, 0);
+	(void) vmem_span_create(vmp, addr, size, 0, NULL);
 	if (vmp->vm_nwaiters != 0)
 		(void) pthread_cond_broadcast(&vmp->vm_cv);
 	umem_unlock(&vmp->vm_lock);
@@ -1528,6 +1551,7 @@ vmem_walk(vmem_t *vmp, int typemask,
 	vmem_seg_t walker, *vsp, *merged;
 	uintptr_t raddr, start;
 	size_t rsize, size;
+	void *rtag;
 
 	(void) memset(&walker, 0, sizeof (walker));
 	walker.vs_type = VMEM_WALKER;
@@ -1559,10 +1583,10 @@ vmem_walk(vmem_t *vmp, int typemask,
 			vsp = merged;
 			before = vmem_prev_nonmarker(merged)->vs_aprev;
 			if (!vmem_span_release_check(vmp, merged, &raddr,
-			    &rsize))
+			    &rsize, &rtag))
 				break;
 			vmem_arena_insert_after(before, &walker);
-			vmem_source_release(vmp, raddr, rsize);
+			vmem_source_release(vmp, raddr, rsize, rtag);
 		}
 	}
 	umem_unlock(&vmp->vm_lock);
@@ -1698,7 +1722,7 @@ vmem_create_common(const char *name, void *base, size_t size, size_t quantum,
 			errno = ENOMEM;
 			return (NULL);
 		}
-		(void) vmem_span_create(vmp, addr, size, 0);
+		(void) vmem_span_create(vmp, addr, size, 0, NULL);
 		umem_unlock(&vmp->vm_lock);
 	}
 
@@ -1760,6 +1784,18 @@ vmem_xcreate(const char *name, void *base, size_t size, size_t quantum,
 	    ffunc, source, qcache_max, vmflag));
 }
 
+void
+vmem_set_tagged_import(vmem_t *vmp, vmem_talloc_t *afunc, vmem_tfree_t *ffunc)
+{
+	umem_lock(&vmp->vm_lock);
+	if (vmp->vm_nspans != 0 || vmp->vm_source == NULL)
+		umem_panic("vmem: arena '%s': tagged import set too late, or "
+		    "without a source", vmp->vm_name);
+	vmp->vm_source_talloc = afunc;
+	vmp->vm_source_tfree = ffunc;
+	umem_unlock(&vmp->vm_lock);
+}
+
 UMEM_EXPORT void
 vmem_destroy(vmem_t *vmp)
 {
@@ -1797,8 +1833,8 @@ vmem_destroy(vmem_t *vmp)
 	for (vsp = vmp->vm_seg0.vs_knext; vsp != &vmp->vm_seg0;
 	    vsp = vsp->vs_knext) {
 		if (vsp->vs_import && vmp->vm_source_free != NULL)
-			vmp->vm_source_free(vmp->vm_source,
-			    (void *)vsp->vs_start, VS_SIZE(vsp));
+			vmem_source_give(vmp, vsp->vs_start, VS_SIZE(vsp),
+			    vsp->vs_srctag);
 	}
 	for (vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0; vsp = next) {
 		next = vsp->vs_anext;

@@ -13,6 +13,10 @@
  *   vmem_heap_free   gives the physical pages to the OS (MADV_DONTNEED)
  *                    and the address range back to the heap.
  *
+ * vmem_heap_talloc and vmem_heap_tfree are the same with tags
+ * (vmem_xalloc_tag): umem_default imports through them, so its spans
+ * never touch the heap's hash.
+ *
  * Because the protection of a reservation never changes, the kernel never
  * splits it: the number of mappings is the number of reservations (and
  * neighbouring reservations usually merge), whatever the fragmentation.
@@ -97,6 +101,19 @@ vmem_heap_free(vmem_t *heap, void *addr, size_t size)
 {
 	umem_pages_release(addr, size);
 	vmem_free(heap, addr, size);
+}
+
+void *
+vmem_heap_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp)
+{
+	return (vmem_xalloc_tag(heap, size, 0, vmflag, tagp));
+}
+
+void
+vmem_heap_tfree(vmem_t *heap, void *addr, size_t size, void *tag)
+{
+	umem_pages_release(addr, size);
+	vmem_xfree_tag(heap, addr, size, tag);
 }
 
 /*

@@ -58,6 +58,19 @@ void *vmem_xalloc_tag(vmem_t *vmp, size_t size, size_t align, int vmflag,
     void **tagp);
 void vmem_xfree_tag(vmem_t *vmp, void *addr, size_t size, void *tag);
 
+/*
+ * Import with tags: an arena whose source is a vmem arena can import
+ * through a pair that keeps the source's tag (vmem_xalloc_tag) in the
+ * span marker and gives it back on release, so neither side of an import
+ * touches the source's hash.  Set before the arena's first import; the
+ * arena's free function stays set (it says that spans go back).
+ */
+typedef void *vmem_talloc_t(vmem_t *src, size_t size, int vmflag,
+    void **tagp);
+typedef void vmem_tfree_t(vmem_t *src, void *addr, size_t size, void *tag);
+void vmem_set_tagged_import(vmem_t *vmp, vmem_talloc_t *afunc,
+    vmem_tfree_t *ffunc);
+
 /* Grow or shrink an allocated segment in place: 0, or -1 with errno. */
 int vmem_resize(vmem_t *vmp, void *addr, size_t oldsize, size_t newsize);
 /*
@@ -75,6 +88,9 @@ int vmem_join(vmem_t *vmp, void *addr, size_t first, size_t size);
  */
 int vmem_heap_move(void *from, void *to, size_t size);
 void vmem_heap_renew(void *addr, size_t size);
+/* The heap's tagged import pair (vmem_set_tagged_import). */
+void *vmem_heap_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp);
+void vmem_heap_tfree(vmem_t *heap, void *addr, size_t size, void *tag);
 
 /* Periodic work: rescale hash tables, wake sleepers.  For the update thread. */
 void vmem_update(void);

@@ -56,6 +56,23 @@ count_ff(vmem_t *src, void *addr, size_t size)
 	vmem_free(src, addr, size);
 }
 
+/* The tagged import pair, counted (vmem_set_tagged_import). */
+static void *
+count_taf(vmem_t *src, size_t size, int flag, void **tagp)
+{
+	n_af++;
+	af_last_size = size;
+	return (vmem_xalloc_tag(src, size, 0, flag, tagp));
+}
+
+static void
+count_tff(vmem_t *src, void *addr, size_t size, void *tag)
+{
+	n_ff++;
+	ff_bytes += size;
+	vmem_xfree_tag(src, addr, size, tag);
+}
+
 static void
 reset_counts(void)
 {
@@ -458,6 +475,65 @@ test_nextfit_rotor_after_import(void)
 	vmem_destroy(parent);
 }
 
+static void
+free_walked(void *arg, void *addr, size_t size)
+{
+	vmem_free(arg, addr, size);
+}
+
+/*
+ * Tagged imports (umem_default's from the heap): spans come from the
+ * source with vmem_xalloc_tag and go back with their tags, whichever way
+ * a span empties (a free, a reentrant walk's free, vmem_destroy of an
+ * arena still holding some); the source's hash is never used, and every
+ * tag given back matches (a wrong one aborts: bad free).
+ */
+static void
+tagged_child(void *arg)
+{
+	vmem_t *par = mk_parent("tparent", 0x100000, 4096);
+	vmem_t *vmp = vmem_create("tchild", NULL, 0, 4096, count_af,
+	    count_ff, par, 0, VM_SLEEP);
+	void *p, *q, *r;
+
+	if (par == NULL || vmp == NULL)
+		_exit(10);
+	reset_counts();
+	vmem_set_tagged_import(vmp, count_taf, count_tff);
+	p = vmem_alloc(vmp, 3 * 4096, VM_SLEEP);
+	q = vmem_xalloc(vmp, 4096, 8 * 4096, 0, 0, NULL, NULL, VM_SLEEP);
+	r = vmem_alloc(vmp, 2 * 4096, VM_SLEEP);
+	/* (r may fit beside q in q's aligned import) */
+	if (p == NULL || q == NULL || r == NULL || n_af < 2 ||
+	    vmem_size(par, VMEM_ALLOC) != vmem_size(vmp, VMEM_ALLOC |
+	    VMEM_FREE) || stat_of(par).vk_nsegs_alloc != (uint64_t)n_af ||
+	    vmem_verify(par) != 0)
+		_exit(11);
+	vmem_free(vmp, p, 3 * 4096);		/* its span goes back */
+	if (n_ff != 1 || ff_bytes != 3 * 4096 || vmem_verify(par) != 0)
+		_exit(12);
+	vmem_walk(vmp, VMEM_ALLOC | VMEM_REENTRANT, free_walked, vmp);
+	if (n_ff != n_af || vmem_size(par, VMEM_ALLOC) != 0)
+		_exit(13);
+	q = vmem_alloc(vmp, 4096, VM_SLEEP);	/* leaked into destroy */
+	vmem_destroy(vmp);
+	if (n_ff != n_af || vmem_size(par, VMEM_ALLOC) != 0 ||
+	    vmem_verify(par) != 0)
+		_exit(14);
+	(void) q;
+	_exit(0);
+}
+
+static void
+test_tagged_import(void)
+{
+	char out[2048];
+	int st = test_in_child(tagged_child, NULL, out, sizeof (out));
+
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x (exit "
+	    "codes: see tagged_child), stderr: %s", st, out);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -471,5 +547,6 @@ main(int argc, char **argv)
 	RUN(test_destroy_returns_spans);
 	RUN(test_nextfit_span_release);
 	RUN(test_nextfit_rotor_after_import);
+	RUN(test_tagged_import);
 	return (test_summary(argv[0]));
 }
