@@ -148,6 +148,8 @@ umem_options(char *percpu, size_t plen)
 			umem_nomagazines = 1;
 		} else if (opt_match(s, len, "stats", &v) && v == NULL) {
 			umem_stats_at_exit = 1;
+		} else if (opt_match(s, len, "hugepages", &v) && v == NULL) {
+			vmem_heap_hugepages(1);
 		} else if (opt_match(s, len, "percpu", &v) && v != NULL) {
 			size_t l = (size_t)(s + len - v);
 

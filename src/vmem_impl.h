@@ -88,6 +88,8 @@ int vmem_join(vmem_t *vmp, void *addr, size_t first, size_t size);
  */
 int vmem_heap_move(void *from, void *to, size_t size);
 void vmem_heap_renew(void *addr, size_t size);
+/* Advise the heap's future reservations MADV_HUGEPAGE (or stop). */
+void vmem_heap_hugepages(int on);
 /* The heap's tagged import pair (vmem_set_tagged_import). */
 void *vmem_heap_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp);
 void vmem_heap_tfree(vmem_t *heap, void *addr, size_t size, void *tag);

@@ -1381,6 +1381,58 @@ t_stats_at_exit(void)
 	CHECKF(strstr(out, "umem") == NULL, "output:\n%s", out);
 }
 
+/*
+ * The child of t_hugepages: is the mapping that holds a small block
+ * advised MADV_HUGEPAGE ("hg" in its VmFlags)?  Prints hg=0 or hg=1.
+ */
+static int
+hugepages_child(void)
+{
+	uintptr_t p = (uintptr_t)malloc(tu_opaque(64)), lo, hi;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	int in = 0, hg = -1;
+
+	if (f == NULL)
+		return (2);
+	while (fgets(line, sizeof (line), f) != NULL) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			in = (p >= lo && p < hi);
+		} else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			hg = strstr(line, " hg") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	printf("hg=%d\n", hg);
+	free((void *)p);
+	return (0);
+}
+
+/*
+ * UMEM_OPTIONS=hugepages advises the heap MADV_HUGEPAGE (whether the
+ * kernel then uses huge pages is its policy); without it, it does not.
+ */
+static void
+t_hugepages(void)
+{
+	static const char *const with[] = { "UMEM_OPTIONS=hugepages", NULL };
+	static const char *const without[] = { "UMEM_OPTIONS=", NULL };
+	char out[4096];
+	int st;
+
+	if (!ours("umem_cache_stats_print")) {
+		skip("UMEM_OPTIONS is libumem's");
+		return;
+	}
+	st = tu_run_self("hugepages", with, 30, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	    strstr(out, "hg=1") != NULL, "status %#x, output:\n%s", st, out);
+	st = tu_run_self("hugepages", without, 30, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	    strstr(out, "hg=0") != NULL, "status %#x, output:\n%s", st, out);
+}
+
 static size_t
 file_text(FILE *f, char *buf, size_t len)
 {
@@ -1811,6 +1863,9 @@ main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
 	    strcmp(argv[2], "stats_exit") == 0)
 		return (stats_exit_child());
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
+	    strcmp(argv[2], "hugepages") == 0)
+		return (hugepages_child());
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
 	foreign_ok = getenv("MALLOC_CONFORMANCE_FOREIGN_OK") != NULL &&
 	    strcmp(getenv("MALLOC_CONFORMANCE_FOREIGN_OK"), "0") != 0;
@@ -1851,6 +1906,7 @@ main(int argc, char **argv)
 	RUN(t_malloc_trim);
 	RUN(t_malloc_stats);
 	RUN(t_stats_at_exit);
+	RUN(t_hugepages);
 	RUN(t_malloc_info);
 	RUN(t_invalid_free);
 	RUN(t_many_blocks);
