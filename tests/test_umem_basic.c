@@ -17,6 +17,7 @@
 #include "umem_impl.h"
 #include "percpu.h"
 #include "umem_alloc.h"
+#include "test_umem.h"
 
 static int nctor, ndtor;
 static int in_child;
@@ -533,6 +534,7 @@ thread_mode_child(void *arg)
 {
 	(void) arg;
 	in_child = 1;
+	tu_watchdog(150);	/* a hang names its test (timers do not fork) */
 	run_all();
 	fprintf(stderr, "mode %s\n", umem_percpu_mode());
 	_exit(test_failed != 0);
@@ -554,6 +556,7 @@ test_thread_mode(void)
 int
 main(int argc, char **argv)
 {
+	tu_watchdog(300);
 	/* The thread-mode child must initialise after setenv: fork first. */
 	if (argc < 2 || strcmp(argv[1], "--direct") != 0)
 		RUN(test_thread_mode);
