@@ -168,6 +168,8 @@ vmem_heap_renew(void *addr, size_t size)
 	if (mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE |
 	    MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
 		umem_pages_release(addr, size);
+	else if (__atomic_load_n(&vmem_heap_thp, __ATOMIC_RELAXED))
+		(void) madvise(addr, size, MADV_HUGEPAGE);  /* flags as around */
 	errno = saved;
 }
 
