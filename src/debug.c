@@ -180,7 +180,7 @@ debug_now(void)
  * The update thread, before each wait: refresh the clock word if records
  * used it, and say how long it may sleep (0: until its next pass).
  */
-uint64_t
+UMEM_TEXT_EARLY uint64_t
 umem_debug_clock_tick(void)
 {
 	int st = __atomic_load_n(&umem_debug_clock_state, __ATOMIC_RELAXED);
@@ -409,7 +409,7 @@ parse_logging_item(const char *s, size_t n)
 }
 
 /* Split a comma-separated list; blanks around items are ignored. */
-static UMEM_TEXT_EARLY void
+static void
 parse_list(const char *s, void (*item)(const char *, size_t))
 {
 	while (s != NULL && *s != '\0') {
@@ -435,20 +435,10 @@ parse_list(const char *s, void (*item)(const char *, size_t))
 static void umem_logs_init(void);
 static void umem_firewall_init(void);
 
-/*
- * The environment wins over the program's hooks.  Called by umem_init()
- * before any cache exists.  getenv() does not allocate.
- */
-UMEM_TEXT_EARLY void
-umem_debug_options(void)
+/* Debugging asked for (or valgrind): parse and set it up. */
+static void __attribute__((noinline))
+debug_options_apply(const char *d, const char *l)
 {
-	const char *d = umem_getenv("UMEM_DEBUG");
-	const char *l = umem_getenv("UMEM_LOGGING");
-
-	if (d == NULL && _umem_debug_init != NULL)
-		d = _umem_debug_init();
-	if (l == NULL && _umem_logging_init != NULL)
-		l = _umem_logging_init();
 	parse_list(d, parse_debug_item);
 	parse_list(l, parse_logging_item);
 	if (RUNNING_ON_VALGRIND)
@@ -468,6 +458,25 @@ umem_debug_options(void)
 		    umem_debug_flags, umem_audit_frames,
 		    umem_unwind_dwarf ? "dwarf" : "fp", umem_debug_minfirewall,
 		    (unsigned)umem_mtbf, umem_valgrind ? ", valgrind" : "");
+}
+
+/*
+ * The environment wins over the program's hooks.  Called by umem_init()
+ * before any cache exists.  getenv() does not allocate.  Every process
+ * runs this part; the parsing is with the debugging layers' code.
+ */
+UMEM_TEXT_EARLY void
+umem_debug_options(void)
+{
+	const char *d = umem_getenv("UMEM_DEBUG");
+	const char *l = umem_getenv("UMEM_LOGGING");
+
+	if (d == NULL && _umem_debug_init != NULL)
+		d = _umem_debug_init();
+	if (l == NULL && _umem_logging_init != NULL)
+		l = _umem_logging_init();
+	if (d != NULL || l != NULL || RUNNING_ON_VALGRIND)
+		debug_options_apply(d, l);
 }
 
 /* The hook for UMEM_OPTIONS, read by umem.c's option parser. */

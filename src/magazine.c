@@ -994,7 +994,7 @@ umem_cpu_init(umem_cache_t *cp, uint32_t magsize)
 	}
 }
 
-void
+UMEM_TEXT_COLD void
 umem_mag_cpu_totals(umem_cache_t *cp, uint64_t *allocp, uint64_t *freep,
     uint64_t *roundsp)
 {
@@ -1029,7 +1029,7 @@ umem_mag_cpu_totals(umem_cache_t *cp, uint64_t *allocp, uint64_t *freep,
 	*roundsp = r;
 }
 
-int
+UMEM_TEXT_COLD int
 umem_cc_state(umem_cache_t *cp, uint32_t slot, umem_cc_state_t *sp)
 {
 	umem_cpu_cache_t *cc;

@@ -273,7 +273,7 @@ umem_percpu_init(const char *want)
 #endif
 }
 
-const char *
+UMEM_TEXT_COLD const char *
 umem_percpu_mode_name(void)
 {
 	switch (umem_percpu.pc_mode) {
@@ -383,7 +383,7 @@ umem_percpu_fence(void)
 }
 #endif
 
-void
+UMEM_TEXT_COLD void
 umem_percpu_fork_child(void)
 {
 	/*

@@ -234,7 +234,7 @@ vdso_lookup(const char *name)
 	return (NULL);
 }
 
-void
+UMEM_TEXT_COLD void
 umem_coarse_clock_init(void)
 {
 	static const char *const names[] = {

@@ -191,7 +191,7 @@ umem_hash_init(umem_cache_t *cp)
 	return (0);
 }
 
-void
+UMEM_TEXT_COLD void
 umem_hash_fini(umem_cache_t *cp)
 {
 	if (cp->cache_hash_table != NULL)
@@ -874,7 +874,7 @@ umem_slab_color(umem_cache_t *cp, void *buf)
  * (the caller broke the contract) are counted and left alone.  Returns the
  * number of buffers still allocated.
  */
-uint64_t
+UMEM_TEXT_COLD uint64_t
 umem_slab_destroy_all(umem_cache_t *cp)
 {
 	umem_slab_t *sp, *next, *dead = NULL;

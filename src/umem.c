@@ -514,7 +514,7 @@ umem_cache_create(char *name, size_t bufsize, size_t align,
 	return (cp);
 }
 
-UMEM_EXPORT void
+UMEM_TEXT_COLD UMEM_EXPORT void
 umem_cache_destroy(umem_cache_t *cp)
 {
 	umem_lock(&umem_cache_lock);
@@ -538,7 +538,7 @@ umem_cache_destroy(umem_cache_t *cp)
 /*
  * ---- allocation ----
  */
-void
+UMEM_TEXT_COLD void
 umem_nofail(void)
 {
 	umem_nofail_callback_t *cb;
@@ -786,7 +786,7 @@ umem_percpu_mode(void)
 }
 
 /* umem_cache_lock held: no update pass or reap moves objects meanwhile. */
-static void
+UMEM_TEXT_COLD static void
 cache_getstat_locked(umem_cache_t *cp, umem_cache_stat_t *sp)
 {
 	uint64_t ca, cf, cr;
@@ -854,7 +854,7 @@ cache_getstat_locked(umem_cache_t *cp, umem_cache_stat_t *sp)
 	sp->cs_cpu_drain = UMEM_STAT_READ(cp->cache_cpu_drain);
 }
 
-UMEM_EXPORT int
+UMEM_TEXT_COLD UMEM_EXPORT int
 umem_cache_getstat(umem_cache_t *cp, umem_cache_stat_t *sp)
 {
 	if (cp == NULL || sp == NULL || (cp->cache_flags & UMF_DEAD)) {
@@ -867,7 +867,7 @@ umem_cache_getstat(umem_cache_t *cp, umem_cache_stat_t *sp)
 	return (0);
 }
 
-UMEM_EXPORT umem_cache_t *
+UMEM_TEXT_COLD UMEM_EXPORT umem_cache_t *
 umem_cache_lookup(const char *name)
 {
 	umem_cache_t *cp, *found = NULL;

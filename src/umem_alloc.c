@@ -128,19 +128,19 @@ int umem_alloc_ready;
  * object caches' handlers, so this prepare runs first: the class lock
  * comes before every lock that creating a cache takes.
  */
-static void
+UMEM_TEXT_COLD static void
 class_fork_prepare(void)
 {
 	umem_lock(&umem_class_lock);
 }
 
-static void
+UMEM_TEXT_COLD static void
 class_fork_parent(void)
 {
 	umem_unlock(&umem_class_lock);
 }
 
-static void
+UMEM_TEXT_COLD static void
 class_fork_child(void)
 {
 	umem_lock_init(&umem_class_lock);
@@ -831,11 +831,9 @@ umem_alloc_aligned_any(size_t size, size_t align, int umflags)
  * Free of a bare pointer
  * ------------------------------------------------------------------------
  */
-UMEM_TEXT_COLD void
-umem_block_bad_free(void *buf, uintptr_t pm, const char *who)
+UMEM_TEXT_COLD static void
+umem_block_bad_report(void *buf, uintptr_t pm, const char *who)
 {
-	if (buf == NULL)	/* free(NULL) comes here: page 0 is never ours */
-		return;
 	if (pm == 0)
 		umem_debug_error(UMERR_BADADDR, NULL, buf, "%s(%p): not "
 		    "allocated by libumem", who, buf);
@@ -846,6 +844,18 @@ umem_block_bad_free(void *buf, uintptr_t pm, const char *who)
 		umem_debug_error(UMERR_BADBASE, (umem_cache_t *)pm, buf,
 		    "%s(%p): pointer into the middle of a block of %zu bytes",
 		    who, buf, ((umem_cache_t *)pm)->cache_bufsize);
+}
+
+/*
+ * Not cold itself: free(NULL) comes here (page 0 is never ours), and most
+ * programs make that call, so a cold home would map the debugging layers'
+ * text pages into every process.
+ */
+void
+umem_block_bad_free(void *buf, uintptr_t pm, const char *who)
+{
+	if (buf != NULL)
+		umem_block_bad_report(buf, pm, who);
 }
 
 UMEM_TEXT_COLD void

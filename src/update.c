@@ -197,7 +197,7 @@ umem_reap_now(void)
 	reap_all(0);
 }
 
-void
+UMEM_TEXT_COLD void
 umem_reap_failing(void)
 {
 	if (umem_ready && reap_due())
@@ -434,7 +434,7 @@ slot_used(const uint64_t *map, uint32_t i)
 	    (map[i / 64] & (1ULL << (i % 64))) != 0);
 }
 
-static void
+UMEM_TEXT_COLD static void
 umem_fork_prepare(void)
 {
 	umem_cache_t *cp;
@@ -467,7 +467,7 @@ umem_fork_prepare(void)
 	 */
 }
 
-static void
+UMEM_TEXT_COLD static void
 umem_fork_parent(void)
 {
 	umem_cache_t *cp;
@@ -487,7 +487,7 @@ umem_fork_parent(void)
 	umem_unlock(&umem_init_lock);
 }
 
-static void
+UMEM_TEXT_COLD static void
 umem_fork_child(void)
 {
 	umem_cache_t *cp;

@@ -1493,7 +1493,7 @@ vmem_span_args(size_t q, uintptr_t *addrp, size_t *sizep)
 	return (1);
 }
 
-UMEM_EXPORT void *
+UMEM_TEXT_COLD UMEM_EXPORT void *
 vmem_add(vmem_t *vmp, void *vaddr, size_t size, int vmflag)
 {
 	uintptr_t addr = (uintptr_t)vaddr;
@@ -1612,7 +1612,7 @@ vmem_quantum(const vmem_t *vmp)
 	return (vmp->vm_quantum);
 }
 
-UMEM_EXPORT int
+UMEM_TEXT_COLD UMEM_EXPORT int
 vmem_getstat(vmem_t *vmp, vmem_stat_t *sp)
 {
 	if (vmp == NULL || sp == NULL) {
@@ -1796,7 +1796,7 @@ vmem_set_tagged_import(vmem_t *vmp, vmem_talloc_t *afunc, vmem_tfree_t *ffunc)
 	umem_unlock(&vmp->vm_lock);
 }
 
-UMEM_EXPORT void
+UMEM_TEXT_COLD UMEM_EXPORT void
 vmem_destroy(vmem_t *vmp)
 {
 	vmem_seg_t *vsp, *next;
@@ -1876,7 +1876,7 @@ vmem_update(void)
 	umem_unlock(&vmem_list_lock);
 }
 
-void
+UMEM_TEXT_COLD void
 vmem_fork_prepare(void)
 {
 	umem_lock(&vmem_list_lock);
@@ -1886,7 +1886,7 @@ vmem_fork_prepare(void)
 	umem_lock(&vmem_seg_pool.pool_lock);
 }
 
-void
+UMEM_TEXT_COLD void
 vmem_fork_parent(void)
 {
 	umem_unlock(&vmem_seg_pool.pool_lock);
@@ -1897,7 +1897,7 @@ vmem_fork_parent(void)
 }
 
 /* The child has one thread: make every lock and condvar new. */
-void
+UMEM_TEXT_COLD void
 vmem_fork_child(void)
 {
 	umem_lock_init(&vmem_seg_pool.pool_lock);
@@ -2044,7 +2044,7 @@ vmem_verify(vmem_t *vmp)
  * (vmem_fork_prepare), so that they see the state other threads froze in.
  * ------------------------------------------------------------------------
  */
-void
+UMEM_TEXT_COLD void
 vmem_walk_locked(vmem_t *vmp, int typemask,
     void (*func)(void *, void *, size_t), void *arg)
 {
@@ -2061,7 +2061,7 @@ vmem_walk_locked(vmem_t *vmp, int typemask,
  * unused tails.  Tags hold segment bounds, i.e. the addresses of blocks and
  * of their neighbours, so a conservative scan must leave them out.
  */
-void
+UMEM_TEXT_COLD void
 vmem_walk_records(void (*func)(void *, void *, size_t), void *arg)
 {
 	umem_pool_t *pools[2] = { &vmem_seg_pool, &vmem_arena_pool };

@@ -1433,6 +1433,112 @@ t_hugepages(void)
 	    strstr(out, "hg=0") != NULL, "status %#x, output:\n%s", st, out);
 }
 
+/* Is the page holding addr resident (/proc/self/pagemap)?  -1: unknown. */
+static int
+page_resident(const void *addr)
+{
+	uint64_t e;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return (-1);
+	n = pread(fd, &e, sizeof (e),
+	    (off_t)((uintptr_t)addr / pagesize * sizeof (e)));
+	close(fd);
+	return (n == (ssize_t)sizeof (e) ? (int)(e >> 63) : -1);
+}
+
+static void *
+cold_pages_thread(void *arg)
+{
+	free(malloc(tu_opaque(100)));
+	return (arg);
+}
+
+/*
+ * The child of t_cold_pages: a small program's usual calls, then which
+ * text pages of the statistics and debugging code are resident.  Prints
+ * "hot=1 cold=N resident=M", N the cold entry points outside malloc's
+ * 64 KiB window (the kernel maps page-cache pages up to 64 KiB around a
+ * fault), M those resident.
+ */
+static int
+cold_pages_child(void)
+{
+	static const char *const cold[] = { "malloc_stats", "malloc_info",
+	    "umem_cache_getstat", "vmem_getstat", "umem_findleaks",
+	    "umem_log_print", "vmem_walk" };
+	uintptr_t win = (uintptr_t)dlsym(RTLD_DEFAULT, "malloc") >> 16;
+	void *p, *q, *r;
+	pthread_t t;
+	int ncold = 0, nres = 0;
+
+	pagesize = (size_t)sysconf(_SC_PAGESIZE);
+	p = calloc(tu_opaque(10), 30);
+	q = realloc(malloc(tu_opaque(20)), 5000);
+	r = realloc(malloc(tu_opaque(200000)), 900000);
+	free(NULL);
+	if (posix_memalign(&p, 4096, tu_opaque(100)) != 0 ||
+	    pthread_create(&t, NULL, cold_pages_thread, NULL) != 0 ||
+	    pthread_join(t, NULL) != 0)
+		return (2);
+	free(p);
+	free(q);
+	free(r);
+	for (size_t i = 0; i < sizeof (cold) / sizeof (cold[0]); i++) {
+		void *f = dlsym(RTLD_DEFAULT, cold[i]);
+
+		/* (The first page past the window is exempt: a freshly */
+		/* written library's page-cache folios straddle the window */
+		/* boundary, and the kernel maps that page with the hot ones.) */
+		if (f == NULL || (uintptr_t)f >> 16 == win ||
+		    (uintptr_t)f / pagesize == ((win + 1) << 16) / pagesize)
+			continue;
+		ncold++;
+		if (page_resident(f) == 1) {
+			nres++;
+			printf("resident: %s\n", cold[i]);
+		}
+	}
+	printf("hot=%d cold=%d resident=%d\n",
+	    page_resident(dlsym(RTLD_DEFAULT, "malloc")), ncold, nres);
+	return (0);
+}
+
+/*
+ * A program that never asks for statistics or debugging keeps none of
+ * that code's text pages: the hot layers' code, .init and .plt share one
+ * 64 KiB window, the rest lies beyond it (Makefile, src/libumem.ld).
+ * Fails if the hot code outgrows its window or a common call runs cold
+ * code.
+ */
+static void
+t_cold_pages(void)
+{
+	static const char *const noenv[] = { NULL };
+	char out[4096], *p;
+	int st, hot = -1, ncold = -1, nres = -1;
+
+	if (!ours("umem_cache_stats_print")) {
+		skip("the layout is libumem's");
+		return;
+	}
+	st = tu_run_self("cold_pages", noenv, 30, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	    (p = strstr(out, "hot=")) != NULL &&
+	    sscanf(p, "hot=%d cold=%d resident=%d", &hot, &ncold,
+	    &nres) == 3, "status %#x, output:\n%s", st, out);
+	if (hot != 1) {
+		skip("/proc/self/pagemap does not show resident pages");
+		return;
+	}
+	CHECKF(ncold >= 3, "only %d cold entry points outside malloc's "
+	    "64 KiB window", ncold);
+	CHECKF(nres == 0, "%d of %d cold entry points' pages resident:\n%s",
+	    nres, ncold, out);
+}
+
 static size_t
 file_text(FILE *f, char *buf, size_t len)
 {
@@ -1866,6 +1972,9 @@ main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
 	    strcmp(argv[2], "hugepages") == 0)
 		return (hugepages_child());
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
+	    strcmp(argv[2], "cold_pages") == 0)
+		return (cold_pages_child());
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
 	foreign_ok = getenv("MALLOC_CONFORMANCE_FOREIGN_OK") != NULL &&
 	    strcmp(getenv("MALLOC_CONFORMANCE_FOREIGN_OK"), "0") != 0;
@@ -1907,6 +2016,7 @@ main(int argc, char **argv)
 	RUN(t_malloc_stats);
 	RUN(t_stats_at_exit);
 	RUN(t_hugepages);
+	RUN(t_cold_pages);
 	RUN(t_malloc_info);
 	RUN(t_invalid_free);
 	RUN(t_many_blocks);
