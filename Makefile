@@ -59,9 +59,9 @@ CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 COLD_SRCS := src/debug.c src/leaks.c src/unwind.c src/symbols.c
 HOT_SRCS  := $(filter-out src/pagemap.c src/update.c $(COLD_SRCS),$(CORE_SRCS))
 ifeq ($(SAN),)
-  LIB_SRCS := $(HOT_SRCS) src/malloc.c src/pagemap.c src/update.c $(COLD_SRCS)
+  LIB_SRCS := $(HOT_SRCS) src/malloc.c src/update.c src/pagemap.c $(COLD_SRCS)
 else
-  LIB_SRCS := $(HOT_SRCS) src/pagemap.c src/update.c $(COLD_SRCS)
+  LIB_SRCS := $(HOT_SRCS) src/update.c src/pagemap.c $(COLD_SRCS)
 endif
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB_HDRS := $(wildcard src/*.h include/*.h)

@@ -1245,7 +1245,7 @@ umem_log_print(int fd, const char *name)
  * ------------------------------------------------------------------------
  */
 #define	UMEM_ERRLOG_SIZE	8192
-static char umem_errlog[UMEM_ERRLOG_SIZE];
+static UMEM_BSS_LARGE char umem_errlog[UMEM_ERRLOG_SIZE];
 static size_t umem_errlog_len;		/* bytes ever written */
 static umem_lock_t umem_errlog_lock = UMEM_LOCK_INITIALIZER;
 static int umem_errlog_pipe[2] = { -1, -1 };

@@ -392,8 +392,8 @@ static uint32_t lk_arrived;		/* futex: handlers counted in */
 static uint32_t lk_departed;		/* futex: handlers on their way out */
 static uint32_t lk_slot_next;
 /* Static: a late handler may write after our work memory is gone. */
-static pid_t lk_arrivals[LK_MAXTHREADS];	/* their tids */
-static uintptr_t lk_sps[LK_MAXTHREADS];	/* and their stack pointers */
+static UMEM_BSS_LARGE pid_t lk_arrivals[LK_MAXTHREADS];	/* their tids */
+static UMEM_BSS_LARGE uintptr_t lk_sps[LK_MAXTHREADS];	/* and their stack pointers */
 static pid_t lk_pid;
 static int lk_sig;			/* our handler is on lk_sig */
 static struct sigaction lk_sig_old;	/* what it replaced */

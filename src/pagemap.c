@@ -11,7 +11,8 @@
 #include "pagemap.h"
 #include "platform.h"
 
-uintptr_t *umem_pagemap_root[1 << UMEM_PM_ROOT_SHIFT];
+/* 2 MiB, of which a process touches a page or two. */
+UMEM_BSS_LARGE uintptr_t *umem_pagemap_root[1 << UMEM_PM_ROOT_SHIFT];
 /* A leaf lock; the fork handlers (update.c) hold it across fork. */
 umem_lock_t umem_pagemap_lock = UMEM_LOCK_INITIALIZER;
 

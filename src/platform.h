@@ -28,6 +28,13 @@
 #define	UMEM_TEXT_EARLY	__attribute__((section(".text.startup.umem")))
 /* Reports, statistics and checks: linked with the debugging layers. */
 #define	UMEM_TEXT_COLD	__attribute__((cold, section(".text.umem_cold")))
+/*
+ * Large zeroed arrays of which a process touches a page or none (the page
+ * map's root, the debugging layers' tables): src/libumem.ld puts them
+ * after all other .bss, so that they do not spread the small variables
+ * every process uses over more pages.
+ */
+#define	UMEM_BSS_LARGE	__attribute__((section(".bss.umem_large")))
 
 /* Power-of-two arithmetic (illumos sysmacros names). */
 #define	IS_P2(x)		(((x) & ((x) - 1)) == 0)

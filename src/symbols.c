@@ -46,7 +46,7 @@ typedef struct sym_obj {
 	size_t		so_strsize;
 } sym_obj_t;
 
-static sym_obj_t sym_objs[SYM_OBJECTS];
+static UMEM_BSS_LARGE sym_obj_t sym_objs[SYM_OBJECTS];
 static int sym_nobjs;
 static umem_lock_t sym_lock = UMEM_LOCK_INITIALIZER;
 

@@ -72,7 +72,7 @@ typedef struct uw_slot {
 	uint64_t	us_val;		/* check << 32 | rule */
 } uw_slot_t;
 
-static uw_slot_t uw_cache[1 << UW_CACHE_BITS];
+static UMEM_BSS_LARGE uw_slot_t uw_cache[1 << UW_CACHE_BITS];
 static unsigned long long uw_subs = ~0ULL;	/* loader's unload count */
 
 static inline size_t
