@@ -50,12 +50,12 @@ CORE_SRCS := src/platform.c src/vmem.c src/vmem_heap.c \
             src/unwind.c src/symbols.c
 CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 # The library's link order is its layout: the layers every process runs
-# first, the update thread's code (run only by a long-lived process) after
-# them, the debugging layers (debug.c, leaks.c, unwind.c, symbols.c) last,
-# so that a program without UMEM_DEBUG has none of their code or data
-# pages resident (the kernel maps file pages 64 KiB around each fault;
-# src/libumem.ld has the rest).  pagemap.c's 2 MiB root goes after the
-# hot .bss.
+# first, the update thread's code (run only by a long-lived process) at
+# their end, the debugging layers (debug.c, leaks.c, unwind.c, symbols.c)
+# last, so that a program without UMEM_DEBUG has none of their code or
+# data pages resident (the kernel maps file pages 64 KiB around each
+# fault; src/libumem.ld has the rest, and puts the large arrays, such as
+# pagemap.c's 2 MiB root, after all other .bss).
 COLD_SRCS := src/debug.c src/leaks.c src/unwind.c src/symbols.c
 HOT_SRCS  := $(filter-out src/pagemap.c src/update.c $(COLD_SRCS),$(CORE_SRCS))
 ifeq ($(SAN),)
