@@ -1449,6 +1449,31 @@ page_resident(const void *addr)
 	return (n == (ssize_t)sizeof (e) ? (int)(e >> 63) : -1);
 }
 
+/*
+ * Does the executable mapping holding addr start at a 64 KiB boundary?
+ * (The layout puts the code there; a kernel that loads the library off
+ * such a boundary shifts the windows.)  1, 0, or -1 if not found.
+ */
+static int
+code_aligned(uintptr_t addr)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	uintptr_t lo, hi;
+	int r = -1;
+
+	if (f == NULL)
+		return (-1);
+	while (fgets(line, sizeof (line), f) != NULL)
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && addr >= lo &&
+		    addr < hi) {
+			r = (lo & 0xffff) == 0;
+			break;
+		}
+	fclose(f);
+	return (r);
+}
+
 static void *
 cold_pages_thread(void *arg)
 {
@@ -1459,9 +1484,10 @@ cold_pages_thread(void *arg)
 /*
  * The child of t_cold_pages: a small program's usual calls, then which
  * text pages of the statistics and debugging code are resident.  Prints
- * "hot=1 cold=N resident=M", N the cold entry points outside malloc's
- * 64 KiB window (the kernel maps page-cache pages up to 64 KiB around a
- * fault), M those resident.
+ * "hot=1 cold=N resident=M base=B code=C", N the cold entry points
+ * outside malloc's 64 KiB window (the kernel maps page-cache pages up to
+ * 64 KiB around a fault), M those resident, B and C whether the library
+ * and its code start a window.
  */
 static int
 cold_pages_child(void)
@@ -1472,6 +1498,7 @@ cold_pages_child(void)
 	uintptr_t win = (uintptr_t)dlsym(RTLD_DEFAULT, "malloc") >> 16;
 	void *p, *q, *r;
 	pthread_t t;
+	Dl_info di;
 	int ncold = 0, nres = 0;
 
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
@@ -1501,8 +1528,12 @@ cold_pages_child(void)
 			printf("resident: %s\n", cold[i]);
 		}
 	}
-	printf("hot=%d cold=%d resident=%d\n",
-	    page_resident(dlsym(RTLD_DEFAULT, "malloc")), ncold, nres);
+	if (dladdr(dlsym(RTLD_DEFAULT, "malloc"), &di) == 0)
+		return (2);
+	printf("hot=%d cold=%d resident=%d base=%d code=%d\n",
+	    page_resident(dlsym(RTLD_DEFAULT, "malloc")), ncold, nres,
+	    ((uintptr_t)di.dli_fbase & 0xffff) == 0,
+	    code_aligned((uintptr_t)dlsym(RTLD_DEFAULT, "malloc")));
 	return (0);
 }
 
@@ -1518,7 +1549,7 @@ t_cold_pages(void)
 {
 	static const char *const noenv[] = { NULL };
 	char out[4096], *p;
-	int st, hot = -1, ncold = -1, nres = -1;
+	int st, hot = -1, ncold = -1, nres = -1, base = -1, code = -1;
 
 	if (!ours("umem_cache_stats_print")) {
 		skip("the layout is libumem's");
@@ -1527,12 +1558,19 @@ t_cold_pages(void)
 	st = tu_run_self("cold_pages", noenv, 30, out, sizeof (out));
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
 	    (p = strstr(out, "hot=")) != NULL &&
-	    sscanf(p, "hot=%d cold=%d resident=%d", &hot, &ncold,
-	    &nres) == 3, "status %#x, output:\n%s", st, out);
+	    sscanf(p, "hot=%d cold=%d resident=%d base=%d code=%d", &hot,
+	    &ncold, &nres, &base, &code) == 5, "status %#x, output:\n%s", st,
+	    out);
 	if (hot != 1) {
 		skip("/proc/self/pagemap does not show resident pages");
 		return;
 	}
+	if (base != 1) {
+		skip("the kernel loaded the library off a 64 KiB boundary");
+		return;
+	}
+	CHECKF(code == 1, "the code does not start a 64 KiB window:\n%s",
+	    out);
 	CHECKF(ncold >= 3, "only %d cold entry points outside malloc's "
 	    "64 KiB window", ncold);
 	CHECKF(nres == 0, "%d of %d cold entry points' pages resident:\n%s",
