@@ -441,8 +441,6 @@ debug_options_apply(const char *d, const char *l)
 {
 	parse_list(d, parse_debug_item);
 	parse_list(l, parse_logging_item);
-	if (RUNNING_ON_VALGRIND)
-		umem_valgrind = 1;
 	/* At once, not umem_atfork_add(): a single-threaded fork's child */
 	/* must not keep the parent's thread ID in its records. */
 	if (umem_debug_flags != 0 || umem_valgrind)
@@ -475,7 +473,9 @@ umem_debug_options(void)
 		d = _umem_debug_init();
 	if (l == NULL && _umem_logging_init != NULL)
 		l = _umem_logging_init();
-	if (d != NULL || l != NULL || RUNNING_ON_VALGRIND)
+	if (RUNNING_ON_VALGRIND)
+		umem_valgrind = 1;
+	if (d != NULL || l != NULL || umem_valgrind)
 		debug_options_apply(d, l);
 }
 

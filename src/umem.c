@@ -282,8 +282,9 @@ umem_init_locked(void)
 	umem_cache_arena = vmem_create("umem_cache", NULL, 0,
 	    UMEM_CPU_CACHE_SIZE, vmem_alloc, vmem_free, umem_internal_arena,
 	    0, VM_NOSLEEP);
+	/* (imports through the tagged pair, set below) */
 	umem_default_arena = vmem_create("umem_default", NULL, 0, pg,
-	    af, ff, heap, 0, VM_NOSLEEP);
+	    NULL, NULL, heap, 0, VM_NOSLEEP);
 	if (umem_cache_arena == NULL || umem_default_arena == NULL)
 		return (-1);
 	vmem_set_tagged_import(umem_default_arena, umem_default_import,

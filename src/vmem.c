@@ -618,6 +618,20 @@ vmem_next_nonmarker(vmem_seg_t *vsp)
 	return (n);
 }
 
+/* Does the arena import from its source, and give back (any pair)? */
+static inline int
+vmem_source_imports(const vmem_t *vmp)
+{
+	return (vmp->vm_source_alloc != NULL ||
+	    vmp->vm_source_ximport != NULL || vmp->vm_source_talloc != NULL);
+}
+
+static inline int
+vmem_source_gives(const vmem_t *vmp)
+{
+	return (vmp->vm_source_free != NULL || vmp->vm_source_tfree != NULL);
+}
+
 /*
  * If the free segment vsp is a whole imported span and the arena can give
  * spans back, destroy the span and return 1 with its range in *addrp,
@@ -630,7 +644,7 @@ vmem_span_release_check(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t *addrp,
 {
 	vmem_seg_t *span;
 
-	if (vmp->vm_source_free == NULL)
+	if (!vmem_source_gives(vmp))
 		return (0);
 	span = vmem_prev_nonmarker(vsp);
 	if (span->vs_type != VMEM_SPAN ||
@@ -938,7 +952,7 @@ vmem_import(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
 		    "aligned to the quantum", vmp->vm_name, asize, addr);
 	if (!vmem_populate(vmp)) {
 		/* No tags to describe it: give it straight back. */
-		if (vmp->vm_source_free != NULL)
+		if (vmem_source_gives(vmp))
 			vmem_source_release(vmp, (uintptr_t)addr, asize, tag);
 		vmp->vm_import_fail++;
 		return (0);
@@ -976,8 +990,7 @@ vmem_wait(vmem_t *vmp)
 static void *
 vmem_xalloc_locked(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
 {
-	int can_import = (vmp->vm_source_alloc != NULL ||
-	    vmp->vm_source_ximport != NULL) && rq->vr_nocross == 0 &&
+	int can_import = vmem_source_imports(vmp) && rq->vr_nocross == 0 &&
 	    rq->vr_min == 0 && rq->vr_max == 0;
 	int reaped = 0;
 	vmem_seg_t *vsp;
@@ -1832,7 +1845,7 @@ vmem_destroy(vmem_t *vmp)
 	/* Give imported spans back, then every tag to the pool. */
 	for (vsp = vmp->vm_seg0.vs_knext; vsp != &vmp->vm_seg0;
 	    vsp = vsp->vs_knext) {
-		if (vsp->vs_import && vmp->vm_source_free != NULL)
+		if (vsp->vs_import && vmem_source_gives(vmp))
 			vmem_source_give(vmp, vsp->vs_start, VS_SIZE(vsp),
 			    vsp->vs_srctag);
 	}

@@ -62,8 +62,9 @@ void vmem_xfree_tag(vmem_t *vmp, void *addr, size_t size, void *tag);
  * Import with tags: an arena whose source is a vmem arena can import
  * through a pair that keeps the source's tag (vmem_xalloc_tag) in the
  * span marker and gives it back on release, so neither side of an import
- * touches the source's hash.  Set before the arena's first import; the
- * arena's free function stays set (it says that spans go back).
+ * touches the source's hash.  Set before the arena's first import; it
+ * replaces the arena's plain pair (which may be NULL, NULL): with it the
+ * arena imports, and gives spans back when tfree is not NULL.
  */
 typedef void *vmem_talloc_t(vmem_t *src, size_t size, int vmflag,
     void **tagp);
