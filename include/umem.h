@@ -218,8 +218,11 @@ extern const char *umem_percpu_mode(void);
  * UMEM_OPTIONS=opt[,opt...]
  *   nomagazines          process-wide UMC_NOMAGAZINE
  *   stats                print the heap and the cache table at exit
- *   hugepages            advise the heap MADV_HUGEPAGE (transparent huge
- *                        pages: fewer TLB misses, memory in 2 MiB steps)
+ *   hugepages[=auto|always|never]
+ *                        back slabs with transparent huge pages (fewer TLB
+ *                        misses, memory in 2 MiB steps) once the heap is
+ *                        past 64 MiB (auto), from the start, or never
+ *                        (the default)
  *   percpu=auto|mmcid|cpu|thread
  *                        choose the CPU-identity mode ("auto": mm_cid if
  *                        the kernel provides it, else cpu_id, else thread)

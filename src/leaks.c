@@ -782,12 +782,14 @@ lk_walk_cb(void *arg, void *start, size_t size)
 }
 
 /* The arenas whose heap segments are ours (the others' are roots). */
+#define	LK_LIB_ARENAS	4
 static vmem_t **
 lk_lib_arenas(vmem_t **v)
 {
 	v[0] = umem_internal_arena;
 	v[1] = umem_default_arena;
 	v[2] = umem_oversize_arena;
+	v[3] = vmem_heap_huge_made();	/* umem_default's big-heap source */
 	return (v);
 }
 
@@ -795,7 +797,7 @@ static size_t
 lk_vmem_walk(lk_state_t *ls, vmem_t *heap, int what)
 {
 	lk_walk_t w = { ls, what, 0 };
-	vmem_t *lib[3];
+	vmem_t *lib[LK_LIB_ARENAS];
 
 	switch (what) {
 	case LW_LARGE:
@@ -811,7 +813,7 @@ lk_vmem_walk(lk_state_t *ls, vmem_t *heap, int what)
 		break;
 	case LW_LIBSPAN:
 		(void) lk_lib_arenas(lib);
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < LK_LIB_ARENAS; i++)
 			if (lib[i] != NULL)
 				vmem_walk_locked(lib[i], VMEM_SPAN,
 				    lk_walk_cb, &w);

@@ -328,6 +328,9 @@ slab_create(umem_cache_t *cp)
 	} else {
 		mem = vmem_xalloc_tag(cp->cache_arena, slabsize, xalign,
 		    VM_NOSLEEP, &vtag);
+		/* Buffers over a page are often used in part. */
+		if (mem != NULL && chunk > umem_pagesize)
+			vmem_heap_sparse(mem, slabsize);
 	}
 	if (mem == NULL)
 		return (NULL);

@@ -148,8 +148,19 @@ umem_options(char *percpu, size_t plen)
 			umem_nomagazines = 1;
 		} else if (opt_match(s, len, "stats", &v) && v == NULL) {
 			umem_stats_at_exit = 1;
-		} else if (opt_match(s, len, "hugepages", &v) && v == NULL) {
-			vmem_heap_hugepages(1);
+		} else if (opt_match(s, len, "hugepages", &v)) {
+			size_t l = v == NULL ? 0 : (size_t)(s + len - v);
+
+			if (v == NULL || (l == 4 && strncmp(v, "auto", 4) == 0))
+				vmem_heap_hugepages(VMEM_THP_AUTO);
+			else if (l == 6 && strncmp(v, "always", 6) == 0)
+				vmem_heap_hugepages(VMEM_THP_ALWAYS);
+			else if (l == 5 && strncmp(v, "never", 5) == 0)
+				vmem_heap_hugepages(VMEM_THP_NEVER);
+			else
+				umem_report("UMEM_OPTIONS: hugepages must be "
+				    "auto, always or never, got '%.*s'; option "
+				    "ignored", (int)l, v);
 		} else if (opt_match(s, len, "percpu", &v) && v != NULL) {
 			size_t l = (size_t)(s + len - v);
 
@@ -240,11 +251,14 @@ umem_heap_import(vmem_t *src, size_t size, int vmflag)
 	return (p);
 }
 
-/* umem_default's imports: tagged (no heap hash), counted. */
+/*
+ * umem_default's imports: tagged (no heap hash), counted, through the
+ * dense pair (huge pages for a big heap; vmem_heap.c).
+ */
 static void *
 umem_default_import(vmem_t *src, size_t size, int vmflag, void **tagp)
 {
-	void *p = vmem_heap_talloc(src, size, vmflag, tagp);
+	void *p = vmem_heap_dense_talloc(src, size, vmflag, tagp);
 
 	if (p != NULL)
 		umem_update_heap_grew(size);
@@ -288,7 +302,7 @@ umem_init_locked(void)
 	if (umem_cache_arena == NULL || umem_default_arena == NULL)
 		return (-1);
 	vmem_set_tagged_import(umem_default_arena, umem_default_import,
-	    vmem_heap_tfree);
+	    vmem_heap_dense_tfree);
 
 	/* (magazine caches: on first use, umem_magtype_cache) */
 	umem_slab_cache = internal_cache("umem_slab_cache",

@@ -89,8 +89,25 @@ int vmem_join(vmem_t *vmp, void *addr, size_t first, size_t size);
  */
 int vmem_heap_move(void *from, void *to, size_t size);
 void vmem_heap_renew(void *addr, size_t size);
-/* Advise the heap's future reservations MADV_HUGEPAGE (or stop). */
-void vmem_heap_hugepages(int on);
+/*
+ * When the dense pair (below) takes huge pages: never (the default), once
+ * the heap has outgrown its first reservation, from the start.
+ */
+#define	VMEM_THP_NEVER		0
+#define	VMEM_THP_AUTO		1
+#define	VMEM_THP_ALWAYS		2
+void vmem_heap_hugepages(int mode);
+/*
+ * The dense pair: the tagged pair for slabs, backed by huge pages as the
+ * mode says.  vmem_heap_sparse(): a range of it will be used in part (a
+ * slab of buffers bigger than a page): no huge pages there.
+ */
+void *vmem_heap_dense_talloc(vmem_t *heap, size_t size, int vmflag,
+    void **tagp);
+void vmem_heap_dense_tfree(vmem_t *heap, void *addr, size_t size, void *tag);
+void vmem_heap_sparse(void *addr, size_t size);
+/* heap_huge, the dense pair's source for big heaps, if it was made. */
+vmem_t *vmem_heap_huge_made(void);
 /* The heap's tagged import pair (vmem_set_tagged_import). */
 void *vmem_heap_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp);
 void vmem_heap_tfree(vmem_t *heap, void *addr, size_t size, void *tag);

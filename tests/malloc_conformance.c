@@ -1382,42 +1382,97 @@ t_stats_at_exit(void)
 }
 
 /*
- * The child of t_hugepages: is the mapping that holds a small block
- * advised MADV_HUGEPAGE ("hg" in its VmFlags)?  Prints hg=0 or hg=1.
+ * The VmFlags advice of the mapping holding addr: 'h' (MADV_HUGEPAGE,
+ * "hg"), 'n' (MADV_NOHUGEPAGE, "nh"), '-' (neither), '?' (not found).
  */
-static int
-hugepages_child(void)
+static char
+thp_advice(const void *addr)
 {
-	uintptr_t p = (uintptr_t)malloc(tu_opaque(64)), lo, hi;
+	uintptr_t p = (uintptr_t)addr, lo, hi;
 	FILE *f = fopen("/proc/self/smaps", "r");
-	char line[512];
-	int in = 0, hg = -1;
+	char line[512], c = '?';
+	int in = 0;
 
 	if (f == NULL)
-		return (2);
+		return ('?');
 	while (fgets(line, sizeof (line), f) != NULL) {
 		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
 			in = (p >= lo && p < hi);
 		} else if (in && strncmp(line, "VmFlags:", 8) == 0) {
-			hg = strstr(line, " hg") != NULL;
+			c = strstr(line, " hg") != NULL ? 'h' :
+			    strstr(line, " nh") != NULL ? 'n' : '-';
 			break;
 		}
 	}
 	fclose(f);
-	printf("hg=%d\n", hg);
-	free((void *)p);
+	return (c);
+}
+
+/*
+ * The child of t_hugepages.  Prints the advice (thp_advice) of the
+ * mappings holding: a first small block; a large block, once 80 MiB of
+ * them have grown the heap past its first reservation; small blocks
+ * allocated then; buffers over a page allocated then; the small blocks
+ * once freed and trimmed (their memory given back).  4 MiB of each, and
+ * the block in the middle: its 2 MiB block holds no other kind.
+ */
+static int
+hugepages_child(void)
+{
+	enum { HP_LARGE = 40, HP_SMALL = 16384, HP_BIG = 256 };
+	static void *large[HP_LARGE], *small[HP_SMALL], *big[HP_BIG];
+	void *first = malloc(tu_opaque(64));
+	char a_first, a_large, a_small, a_big, a_freed;
+	int i;
+
+	a_first = thp_advice(first);
+	for (i = 0; i < HP_LARGE; i++)
+		large[i] = malloc(tu_opaque(2 << 20));
+	a_large = thp_advice(large[HP_LARGE - 1]);
+	for (i = 0; i < HP_SMALL; i++)
+		memset(small[i] = malloc(tu_opaque(256)), 1, 256);
+	a_small = thp_advice(small[HP_SMALL / 2]);
+	for (i = 0; i < HP_BIG; i++)
+		memset(big[i] = malloc(tu_opaque(16384)), 1, 64);
+	a_big = thp_advice(big[HP_BIG / 2]);
+	for (i = 0; i < HP_SMALL; i++)
+		free(small[i]);
+	(void) malloc_trim(0);
+	a_freed = thp_advice(small[HP_SMALL / 2]);
+	printf("first=%c large=%c small=%c big=%c freed=%c\n", a_first,
+	    a_large, a_small, a_big, a_freed);
+	for (i = 0; i < HP_BIG; i++)
+		free(big[i]);
+	for (i = 0; i < HP_LARGE; i++)
+		free(large[i]);
+	free(first);
 	return (0);
 }
 
 /*
- * UMEM_OPTIONS=hugepages advises the heap MADV_HUGEPAGE (whether the
- * kernel then uses huge pages is its policy); without it, it does not.
+ * UMEM_OPTIONS=hugepages=...: the slabs' memory is advised MADV_HUGEPAGE
+ * from the start (always), once the heap outgrew its first reservation
+ * (auto, or the bare option), or never (the default); large blocks never
+ * are, nor a 2 MiB block that got a slab of buffers over a page or gave
+ * memory back (MADV_NOHUGEPAGE: khugepaged must not fill it in again).
+ * Whether the kernel then uses huge pages is its policy.
  */
 static void
 t_hugepages(void)
 {
-	static const char *const with[] = { "UMEM_OPTIONS=hugepages", NULL };
-	static const char *const without[] = { "UMEM_OPTIONS=", NULL };
+	static const struct {
+		const char *env, *want;
+	} modes[] = {
+		{ "UMEM_OPTIONS=hugepages=always",
+		    "first=h large=- small=h big=n freed=n" },
+		{ "UMEM_OPTIONS=hugepages",
+		    "first=- large=- small=h big=n freed=n" },
+		{ "UMEM_OPTIONS=hugepages=auto",
+		    "first=- large=- small=h big=n freed=n" },
+		{ "UMEM_OPTIONS=hugepages=never",
+		    "first=- large=- small=- big=- freed=-" },
+		{ "UMEM_OPTIONS=", "first=- large=- small=- big=- freed=-" },
+	};
 	char out[4096];
 	int st;
 
@@ -1425,12 +1480,15 @@ t_hugepages(void)
 		skip("UMEM_OPTIONS is libumem's");
 		return;
 	}
-	st = tu_run_self("hugepages", with, 30, out, sizeof (out));
-	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
-	    strstr(out, "hg=1") != NULL, "status %#x, output:\n%s", st, out);
-	st = tu_run_self("hugepages", without, 30, out, sizeof (out));
-	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
-	    strstr(out, "hg=0") != NULL, "status %#x, output:\n%s", st, out);
+	for (size_t i = 0; i < sizeof (modes) / sizeof (modes[0]); i++) {
+		const char *env[] = { modes[i].env, NULL };
+
+		st = tu_run_self("hugepages", env, 30, out, sizeof (out));
+		CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+		    strstr(out, modes[i].want) != NULL, "%s: status %#x, "
+		    "want %s, output:\n%s", modes[i].env, st, modes[i].want,
+		    out);
+	}
 }
 
 /* Is the page holding addr resident (/proc/self/pagemap)?  -1: unknown. */

@@ -519,10 +519,10 @@ leak_one(void)
 }
 
 static void
-test_atexit(void)
+atexit_leaks(const char *options)
 {
 	static char out[1 << 16];
-	const char *env[] = { "UMEM_DEBUG=findleaks", NULL };
+	const char *env[] = { "UMEM_DEBUG=findleaks", options, NULL };
 	char sbuf[96];
 	int st = tu_run_self("atexit", env, 60, out, sizeof (out));
 
@@ -530,8 +530,25 @@ test_atexit(void)
 	    (!EXACT || (strstr(out, "cache 'umem_alloc_768' (bufsize 768): 1 "
 	    "leaked,") != NULL && strstr(out, "umem_findleaks: 1 leaked "
 	    "buffers, ") != NULL)) && strstr(out, "umem_findleaks: ") != NULL,
-	    "child: %s; output:\n%s",
+	    "%s: child: %s; output:\n%s", options,
 	    tu_status_str(st, sbuf, sizeof (sbuf)), out);
+}
+
+static void
+test_atexit(void)
+{
+	atexit_leaks("UMEM_OPTIONS=");
+}
+
+/*
+ * The same with slabs in huge pages from the start: the leak is the first
+ * buffer of heap_huge's first chunk, whose start the chunk table must not
+ * hold as an address (it did: "no leaks").
+ */
+static void
+test_atexit_hugepages(void)
+{
+	atexit_leaks("UMEM_OPTIONS=hugepages=always");
 }
 
 int
@@ -562,5 +579,6 @@ main(int argc, char **argv)
 	RUN(test_bad_fd);
 	RUN(test_audit_groups);
 	RUN(test_atexit);
+	RUN(test_atexit_hugepages);
 	return (test_summary(argv[0]));
 }

@@ -226,6 +226,59 @@ test_heap_map_count(void)
 	CHECK(vmem_verify(heap) == 0);
 }
 
+/*
+ * Huge pages for slabs (the dense pair, umem_default's): a 2 MiB block of
+ * heap_huge that gives memory back is advised MADV_NOHUGEPAGE, which can
+ * split heap_huge's mapping, but only 256 times: past that a whole chunk
+ * gives up huge pages (one mapping again).  2 GiB of untouched 64 KiB
+ * spans, then the first span of every other 2 MiB block freed: 512
+ * blocks, which would cost about 1000 mappings unbounded.
+ */
+static void
+test_heap_thp_mappings(void)
+{
+	enum { N = 32768 };
+	size_t span = 64 << 10, blk = 2 << 20;
+	static void *p[N];
+	vmem_t *heap = vmem_heap_arena(NULL, NULL);
+	vmem_t *vmp = vmem_create("dense", NULL, 0, pagesize, NULL, NULL,
+	    heap, 0, VM_SLEEP);
+	long m0, m1, m2, i, n = 0, freed = 0;
+
+	CHECK(vmp != NULL);
+	if (vmp == NULL)
+		return;
+	vmem_set_tagged_import(vmp, vmem_heap_dense_talloc,
+	    vmem_heap_dense_tfree);
+	vmem_heap_hugepages(VMEM_THP_ALWAYS);
+	m0 = tu_count_maps();
+	for (i = 0; i < N; i++, n++)
+		if ((p[i] = vmem_alloc(vmp, span, VM_NOSLEEP)) == NULL)
+			break;
+	CHECKF(n == N, "only %ld spans", n);
+	m1 = tu_count_maps();
+	for (i = 0; i < n; i++) {
+		if (X(p[i]) % blk == 0 && X(p[i]) / blk % 2 == 1) {
+			vmem_free(vmp, p[i], span);
+			p[i] = NULL;
+			freed++;
+		}
+	}
+	m2 = tu_count_maps();
+	CHECKF(freed >= 400, "only %ld blocks freed in", freed);
+	CHECKF(m2 - m0 < 600, "%ld blocks given back: %ld more mappings "
+	    "(%ld -> %ld -> %ld)", freed, m2 - m0, m0, m1, m2);
+	if (getenv("TEST_VERBOSE") != NULL)
+		fprintf(stderr, "  %ld blocks given back: mappings %ld, %ld, "
+		    "%ld\n", freed, m0, m1, m2);
+	for (i = 0; i < n; i++)
+		if (p[i] != NULL)
+			vmem_free(vmp, p[i], span);
+	vmem_heap_hugepages(VMEM_THP_AUTO);
+	vmem_destroy(vmp);
+	CHECK(vmem_verify(heap) == 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -234,5 +287,6 @@ main(int argc, char **argv)
 	RUN(test_heap_alloc_free);
 	RUN(test_heap_release);
 	RUN(test_heap_map_count);
+	RUN(test_heap_thp_mappings);
 	return (test_summary(argv[0]));
 }
