@@ -1798,6 +1798,44 @@ t_invalid_free(void)
 	}
 }
 
+/*
+ * libumem's double-free test reads a block's first byte before its first
+ * word (a narrow load is forwarded from a program's narrow store; a wide
+ * one waits): a live block whose first byte matches the freed block's
+ * key, and the other bytes not, is no double free.
+ */
+static void
+key_byte_child(void *arg)
+{
+	unsigned char *p = tu_launder(malloc(tu_opaque(64))), *q;
+	uint64_t key;
+
+	(void)arg;
+	free(p);
+	memcpy(&key, tu_launder(p), sizeof (key));	/* the key, freed */
+	q = tu_launder(malloc(tu_opaque(64)));
+	if (q != p)
+		_exit(2);	/* not the same block: cannot tell */
+	q[0] = (unsigned char)key;	/* malloc cleared the word */
+	free(q);
+	_exit(0);
+}
+
+static void
+t_free_key_byte(void)
+{
+	char out[4096];
+	int st;
+
+	if (!ours("umem_cache_stats_print")) {
+		skip("the key is libumem's");
+		return;
+	}
+	st = test_in_child(key_byte_child, NULL, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 && out[0] == '\0',
+	    "status %#x, report \"%.200s\"", st, out);
+}
+
 /* Many live blocks of random sizes: no overlap, random-order frees. */
 static void
 t_many_blocks(void)
@@ -2115,6 +2153,7 @@ main(int argc, char **argv)
 	RUN(t_cold_pages);
 	RUN(t_malloc_info);
 	RUN(t_invalid_free);
+	RUN(t_free_key_byte);
 	RUN(t_many_blocks);
 	RUN(t_thread_handoff);
 	RUN(t_mallopt);
