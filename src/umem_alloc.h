@@ -54,8 +54,11 @@ void umem_block_free_slow(umem_cache_t *cp, void *buf, uintptr_t key);
 static inline umem_cache_t *
 umem_size_to_cache(size_t size)
 {
-	/* acquire (a plain load on x86-64): a class is published when made */
-	if (size <= UMEM_SMALL_MAX)
+	/*
+	 * acquire (a plain load on x86-64): a class is published when made.
+	 * Small sizes fall through: one taken branch fewer on their path.
+	 */
+	if (UMEM_LIKELY(size <= UMEM_SMALL_MAX))
 		return (__atomic_load_n(&umem_alloc_table_small[(size + 15) >> 4],
 		    __ATOMIC_ACQUIRE));
 	return (__atomic_load_n(&umem_alloc_table_large[(size + 255) >> 8],
