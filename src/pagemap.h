@@ -45,11 +45,12 @@ umem_pagemap_word(const void *p, size_t half)
 	uintptr_t a = (uintptr_t)p;
 	uintptr_t *leaf;
 
-	if (a >> UMEM_PM_VA_BITS)
+	/* (Expected: free()'s path then has no taken branch.) */
+	if (__builtin_expect(a >> UMEM_PM_VA_BITS, 0))
 		return (0);
 	leaf = __atomic_load_n(&umem_pagemap_root[a >> (UMEM_PM_PAGE_SHIFT +
 	    UMEM_PM_LEAF_SHIFT)], __ATOMIC_ACQUIRE);
-	if (leaf == NULL)
+	if (__builtin_expect(leaf == NULL, 0))
 		return (0);
 	return (__atomic_load_n(&leaf[half + ((a >> UMEM_PM_PAGE_SHIFT) &
 	    ((1u << UMEM_PM_LEAF_SHIFT) - 1))], __ATOMIC_RELAXED));
