@@ -179,8 +179,8 @@ umem_block_free(void *buf, const char *who)
 		 * a pair in a loop that stores a byte and frees).  One block in
 		 * 256 compares the whole word.
 		 */
-		if (UMEM_UNLIKELY(*(uint8_t *)buf == (uint8_t)key &&
-		    *(uintptr_t *)buf == key)) {
+		if (UMEM_UNLIKELY(*(uint8_t *)buf == (uint8_t)key) &&
+		    *(uintptr_t *)buf == key) {
 			umem_block_double_free(buf, cp, who);
 			return;
 		}
