@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "platform.h"
+
 #define	UMEM_PM_PAGE_SHIFT	12
 #define	UMEM_PM_LEAF_SHIFT	18	/* pages per leaf: 1 GiB */
 #define	UMEM_PM_ROOT_SHIFT	18	/* leaves: 2^48 bytes in all */
@@ -46,11 +48,11 @@ umem_pagemap_word(const void *p, size_t half)
 	uintptr_t *leaf;
 
 	/* (Expected: free()'s path then has no taken branch.) */
-	if (__builtin_expect(a >> UMEM_PM_VA_BITS, 0))
+	if (UMEM_UNLIKELY(a >> UMEM_PM_VA_BITS))
 		return (0);
 	leaf = __atomic_load_n(&umem_pagemap_root[a >> (UMEM_PM_PAGE_SHIFT +
 	    UMEM_PM_LEAF_SHIFT)], __ATOMIC_ACQUIRE);
-	if (__builtin_expect(leaf == NULL, 0))
+	if (UMEM_UNLIKELY(leaf == NULL))
 		return (0);
 	return (__atomic_load_n(&leaf[half + ((a >> UMEM_PM_PAGE_SHIFT) &
 	    ((1u << UMEM_PM_LEAF_SHIFT) - 1))], __ATOMIC_RELAXED));

@@ -92,6 +92,14 @@ opt_match(const char *s, size_t n, const char *name, const char **valp)
 	return (1);
 }
 
+/* Is the value [v, v + l) the word w? */
+static int
+opt_is(const char *v, size_t l, const char *w)
+{
+	return (v != NULL && l == umem_strnlen(w, SIZE_MAX) &&
+	    strncmp(v, w, l) == 0);
+}
+
 /*
  * A whole decimal number in [v, end); 0 (after a report naming the option)
  * if it is empty, has anything but digits, or overflows.
@@ -151,11 +159,11 @@ umem_options(char *percpu, size_t plen)
 		} else if (opt_match(s, len, "hugepages", &v)) {
 			size_t l = v == NULL ? 0 : (size_t)(s + len - v);
 
-			if (v == NULL || (l == 4 && strncmp(v, "auto", 4) == 0))
+			if (v == NULL || opt_is(v, l, "auto"))
 				vmem_heap_hugepages(VMEM_THP_AUTO);
-			else if (l == 6 && strncmp(v, "always", 6) == 0)
+			else if (opt_is(v, l, "always"))
 				vmem_heap_hugepages(VMEM_THP_ALWAYS);
-			else if (l == 5 && strncmp(v, "never", 5) == 0)
+			else if (opt_is(v, l, "never"))
 				vmem_heap_hugepages(VMEM_THP_NEVER);
 			else
 				umem_report("UMEM_OPTIONS: hugepages must be "
@@ -164,10 +172,8 @@ umem_options(char *percpu, size_t plen)
 		} else if (opt_match(s, len, "percpu", &v) && v != NULL) {
 			size_t l = (size_t)(s + len - v);
 
-			if ((l == 4 && strncmp(v, "auto", 4) == 0) ||
-			    (l == 5 && strncmp(v, "mmcid", 5) == 0) ||
-			    (l == 3 && strncmp(v, "cpu", 3) == 0) ||
-			    (l == 6 && strncmp(v, "thread", 6) == 0)) {
+			if (opt_is(v, l, "auto") || opt_is(v, l, "mmcid") ||
+			    opt_is(v, l, "cpu") || opt_is(v, l, "thread")) {
 				memcpy(percpu, v, l < plen ? l : plen - 1);
 				percpu[l < plen ? l : plen - 1] = '\0';
 			} else {
