@@ -222,46 +222,62 @@ malloc_trim(size_t pad)
 	return (1);
 }
 
-UMEM_TEXT_COLD static void
-umem_mallinfo(size_t *arenap, size_t *inusep, size_t *largep)
+/*
+ * glibc's accounting, mapped onto ours.  Large blocks play glibc's mmapped
+ * chunks (hblks, hblkhd); everything else the heap arena has handed out
+ * (slabs, kept large blocks, the library's records) is the "arena", of
+ * which the program holds uordblks.  So, as in glibc, uordblks + hblkhd is
+ * what the program holds and arena + hblkhd what came from the system.
+ * Buffers in magazines play fastbins (smblks, fsmblks), free buffers in
+ * slabs and kept large blocks the other free chunks (ordblks), and kept
+ * blocks, which malloc_trim(0) gives back, the top chunk (keepcost).
+ */
+UMEM_TEXT_COLD static struct mallinfo2
+umem_mallinfo(void)
 {
 	vmem_t *heap = vmem_heap_arena(NULL, NULL);
-	size_t large = 0;
+	size_t total = heap != NULL ? vmem_size(heap, VMEM_ALLOC) : 0;
+	struct mallinfo2 mi;
+	umem_alloc_info_t ai;
 
-	if (umem_oversize_arena != NULL)
-		large = vmem_size(umem_oversize_arena, VMEM_ALLOC);
-	*arenap = heap != NULL ? vmem_size(heap, VMEM_ALLOC) : 0;
-	*largep = large;
-	*inusep = umem_alloc_inuse() + large;
+	(void) memset(&mi, 0, sizeof (mi));
+	umem_alloc_info(&ai);
+	mi.hblks = ai.ai_large_count;
+	mi.hblkhd = ai.ai_large;
+	mi.arena = total > ai.ai_large ? total - ai.ai_large : 0;
+	mi.uordblks = ai.ai_inuse < mi.arena ? ai.ai_inuse : mi.arena;
+	mi.fordblks = mi.arena - mi.uordblks;
+	mi.smblks = ai.ai_magazine_count;
+	mi.fsmblks = ai.ai_magazine < mi.fordblks ? ai.ai_magazine :
+	    mi.fordblks;
+	mi.ordblks = ai.ai_slab_free_count + ai.ai_kept_count;
+	mi.keepcost = ai.ai_kept;
+	return (mi);
 }
 
 UMEM_TEXT_COLD UMEM_EXPORT struct mallinfo2
 mallinfo2(void)
 {
-	struct mallinfo2 mi;
-	size_t arena, inuse, large;
-
-	(void) memset(&mi, 0, sizeof (mi));
-	umem_mallinfo(&arena, &inuse, &large);
-	mi.arena = arena;
-	mi.hblkhd = large;
-	mi.uordblks = inuse;
-	mi.fordblks = arena > inuse ? arena - inuse : 0;
-	mi.keepcost = 0;
-	return (mi);
+	return (umem_mallinfo());
 }
 
+/* glibc's mallinfo: the same, each field truncated to int. */
 UMEM_TEXT_COLD UMEM_EXPORT struct mallinfo
 mallinfo(void)
 {
-	struct mallinfo2 m2 = mallinfo2();
+	struct mallinfo2 m2 = umem_mallinfo();
 	struct mallinfo mi;
 
-	(void) memset(&mi, 0, sizeof (mi));
 	mi.arena = (int)m2.arena;
+	mi.ordblks = (int)m2.ordblks;
+	mi.smblks = (int)m2.smblks;
+	mi.hblks = (int)m2.hblks;
 	mi.hblkhd = (int)m2.hblkhd;
+	mi.usmblks = (int)m2.usmblks;
+	mi.fsmblks = (int)m2.fsmblks;
 	mi.uordblks = (int)m2.uordblks;
 	mi.fordblks = (int)m2.fordblks;
+	mi.keepcost = (int)m2.keepcost;
 	return (mi);
 }
 
@@ -282,15 +298,17 @@ UMEM_TEXT_COLD static void __attribute__((destructor))
 malloc_stats_at_exit(void)
 {
 	char line[256];
-	size_t arena, inuse, large, n;
+	struct mallinfo2 mi;
+	size_t n;
 
 	if (!umem_stats_at_exit || !__atomic_load_n(&umem_ready,
 	    __ATOMIC_ACQUIRE))
 		return;
-	umem_mallinfo(&arena, &inuse, &large);
+	mi = umem_mallinfo();
 	n = umem_format(line, sizeof (line), "umem: at exit (UMEM_OPTIONS="
 	    "stats): heap %zu KiB, in use by the program %zu KiB (%zu KiB "
-	    "in large blocks)\n", arena >> 10, inuse >> 10, large >> 10);
+	    "in large blocks)\n", (mi.arena + mi.hblkhd) >> 10,
+	    (mi.uordblks + mi.hblkhd) >> 10, mi.hblkhd >> 10);
 	if (write(STDERR_FILENO, line, n) == (ssize_t)n)
 		(void) umem_cache_stats_print(STDERR_FILENO);
 }
@@ -310,8 +328,9 @@ mallopt(int param, int value)
 UMEM_TEXT_COLD UMEM_EXPORT int
 malloc_info(int options, FILE *fp)
 {
-	char buf[512];
-	size_t arena, inuse, large, n;
+	char buf[768];
+	struct mallinfo2 mi;
+	size_t n;
 	int fd;
 
 	if (options != 0)
@@ -320,12 +339,20 @@ malloc_info(int options, FILE *fp)
 		errno = EINVAL;
 		return (-1);
 	}
-	umem_mallinfo(&arena, &inuse, &large);
+	mi = umem_mallinfo();
+	/* glibc's totals (fast, rest, mmap, system), then ours. */
 	n = umem_format(buf, sizeof (buf), "<malloc version=\"umem-1\">\n"
+	    "<total type=\"fast\" count=\"%zu\" size=\"%zu\"/>\n"
+	    "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+	    "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
+	    "<system type=\"current\" size=\"%zu\"/>\n"
 	    "<total type=\"heap\" size=\"%zu\"/>\n"
 	    "<total type=\"inuse\" size=\"%zu\"/>\n"
 	    "<total type=\"large\" size=\"%zu\"/>\n"
-	    "</malloc>\n", arena, inuse, large);
+	    "</malloc>\n", mi.smblks, mi.fsmblks, mi.ordblks,
+	    mi.fordblks - mi.fsmblks, mi.hblks, mi.hblkhd,
+	    mi.arena + mi.hblkhd, mi.arena + mi.hblkhd,
+	    mi.uordblks + mi.hblkhd, mi.hblkhd);
 	return (write(fd, buf, n < sizeof (buf) ? n : sizeof (buf) - 1) < 0 ?
 	    -1 : 0);
 }

@@ -1019,12 +1019,18 @@ umem_block_alloc_slow(size_t size, int umflags)
 	return (block_alloc_first(size, umflags));
 }
 
-/* Bytes in blocks handed out by the class caches (for mallinfo). */
-UMEM_TEXT_COLD size_t
-umem_alloc_inuse(void)
+/*
+ * The class caches' and the large blocks' totals (mallinfo2, malloc_info,
+ * UMEM_OPTIONS=stats).  Each figure is read without stopping the other
+ * threads, so the totals are a moment's view only when the program is
+ * quiescent.
+ */
+UMEM_TEXT_COLD void
+umem_alloc_info(umem_alloc_info_t *ai)
 {
-	size_t total = 0;
+	vmem_stat_t vs;
 
+	(void) memset(ai, 0, sizeof (*ai));
 	for (size_t i = 0; i < UMEM_NCLASSES; i++) {
 		umem_cache_t *cp = __atomic_load_n(&umem_alloc_caches[i],
 		    __ATOMIC_ACQUIRE);
@@ -1033,8 +1039,28 @@ umem_alloc_inuse(void)
 		if (cp == NULL || umem_cache_getstat(cp, &st) != 0)
 			continue;
 		if (st.cs_buf_inuse > st.cs_buf_magazine)
-			total += (st.cs_buf_inuse - st.cs_buf_magazine) *
+			ai->ai_inuse += (st.cs_buf_inuse - st.cs_buf_magazine) *
 			    st.cs_bufsize;
+		ai->ai_magazine_count += st.cs_buf_magazine;
+		ai->ai_magazine += st.cs_buf_magazine * st.cs_bufsize;
+		if (st.cs_buf_total > st.cs_buf_inuse)
+			ai->ai_slab_free_count += st.cs_buf_total -
+			    st.cs_buf_inuse;
 	}
-	return (total);
+	for (int i = 0; i < UMEM_LC_SLOTS; i++) {
+		uintptr_t w = __atomic_load_n(&umem_lc_slot[i],
+		    __ATOMIC_RELAXED);
+
+		if (w != 0) {
+			ai->ai_kept_count++;
+			ai->ai_kept += LC_PAGES(w) * umem_pagesize;
+		}
+	}
+	if (umem_oversize_arena != NULL &&
+	    vmem_getstat(umem_oversize_arena, &vs) == 0 &&
+	    vs.vk_nsegs_alloc >= ai->ai_kept_count &&
+	    vs.vk_mem_inuse >= ai->ai_kept) {
+		ai->ai_large_count = vs.vk_nsegs_alloc - ai->ai_kept_count;
+		ai->ai_large = vs.vk_mem_inuse - ai->ai_kept;
+	}
 }

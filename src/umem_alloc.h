@@ -43,7 +43,20 @@ void *umem_large_realloc(void *buf, size_t rsize, size_t newsize);
 size_t umem_large_moved(void);
 void *umem_alloc_aligned_any(size_t size, size_t align, int umflags);
 size_t umem_block_size(void *buf);
-size_t umem_alloc_inuse(void);
+
+/* umem_alloc_info(): bytes unless named _count; large = live large blocks. */
+typedef struct umem_alloc_info {
+	size_t	ai_inuse;		/* class buffers held by the program */
+	size_t	ai_magazine;		/* class buffers in magazines */
+	size_t	ai_magazine_count;
+	size_t	ai_slab_free_count;	/* free class buffers in slabs */
+	size_t	ai_large;		/* large blocks held by the program */
+	size_t	ai_large_count;
+	size_t	ai_kept;		/* freed large blocks kept for reuse */
+	size_t	ai_kept_count;
+} umem_alloc_info_t;
+
+void umem_alloc_info(umem_alloc_info_t *ai);
 void umem_block_bad_free(void *buf, uintptr_t pm, const char *who);
 void umem_block_double_free(void *buf, umem_cache_t *cp, const char *who);
 void *umem_block_alloc_slow(size_t size, int umflags);

@@ -1226,26 +1226,50 @@ t_libc_aliases(void)
 	lf(NULL);
 }
 
-/* mallinfo2/mallinfo account for what is allocated and freed. */
+/*
+ * mallinfo2/mallinfo account for what is allocated and freed, with
+ * glibc's meaning: uordblks + hblkhd is what the program holds (large
+ * blocks in hblkhd/hblks only), uordblks + fordblks is the arena, freed
+ * buffers cached for reuse are free (fsmblks within fordblks), and a
+ * freed large block kept for reuse is keepcost, which malloc_trim(0)
+ * gives back.
+ */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 static void
+mallinfo_consistent(const struct mallinfo2 *m, const char *when)
+{
+	CHECKF(m->uordblks + m->fordblks == m->arena,
+	    "%s: uordblks %zu + fordblks %zu != arena %zu", when, m->uordblks,
+	    m->fordblks, m->arena);
+	CHECKF(m->fsmblks <= m->fordblks && m->keepcost <= m->fordblks,
+	    "%s: fsmblks %zu, keepcost %zu, fordblks %zu", when, m->fsmblks,
+	    m->keepcost, m->fordblks);
+	CHECKF(m->fsmblks >= m->smblks * 16, "%s: %zu bytes in %zu blocks",
+	    when, m->fsmblks, m->smblks);
+	CHECKF((m->hblks == 0) == (m->hblkhd == 0), "%s: hblks %zu, hblkhd "
+	    "%zu", when, m->hblks, m->hblkhd);
+	CHECK(m->usmblks == 0);
+}
+
+static void
 t_mallinfo(void)
 {
-	enum { NSMALL = 2048, SMALL = 4000 };
+	enum { NSMALL = 2048, SMALL = 4000, KEPT = 512 * 1024 };
 	static void *v[NSMALL];
-	void *big;
-	struct mallinfo2 m0, m1, m2;
-	struct mallinfo o0, o1;
+	void *big, *kept;
+	struct mallinfo2 m0, m1, m2, k0, k1;
+	struct mallinfo o1;
 	size_t want = (size_t)NSMALL * SMALL + 16 * MiB, d;
-	int i;
+	int i, tries, seen = 0, umem = ours("umem_cache_stats_print");
 
 	if (!ours("mallinfo2") || !ours("mallinfo")) {
 		skip("mallinfo/mallinfo2 are not the allocator's");
 		return;
 	}
+	(void) malloc_trim(0);
 	m0 = mallinfo2();
-	o0 = mallinfo();
+	mallinfo_consistent(&m0, "start");
 	for (i = 0; i < NSMALL; i++) {
 		v[i] = tu_launder(malloc(tu_opaque(SMALL)));
 		CHECK(v[i] != NULL);
@@ -1258,23 +1282,71 @@ t_mallinfo(void)
 		memset(big, 1, 16 * MiB);
 	m1 = mallinfo2();
 	o1 = mallinfo();
+	mallinfo_consistent(&m1, "allocated");
 	d = (m1.uordblks + m1.hblkhd) - (m0.uordblks + m0.hblkhd);
 	CHECKF(m1.uordblks + m1.hblkhd >= m0.uordblks + m0.hblkhd + want,
 	    "mallinfo2 in use grew by %zu, %zu allocated", d, want);
-	/* the int version tells the same (sizes here fit in an int) */
-	CHECKF((long)o1.uordblks + o1.hblkhd >=
-	    (long)o0.uordblks + o0.hblkhd + (long)want,
-	    "mallinfo in use %d+%d -> %d+%d", o0.uordblks, o0.hblkhd,
-	    o1.uordblks, o1.hblkhd);
-	/* free space never exceeds what was obtained from the system */
-	CHECK(m1.fordblks <= m1.arena + m1.hblkhd);
+	/* (glibc may serve 16 MiB from its heap: its mmap threshold moves) */
+	CHECKF(!umem || (m1.uordblks >= m0.uordblks + (size_t)NSMALL * SMALL &&
+	    m1.hblkhd >= m0.hblkhd + 16 * MiB && m1.hblks == m0.hblks + 1),
+	    "small %zu -> %zu, large %zu in %zu -> %zu in %zu", m0.uordblks,
+	    m1.uordblks, m0.hblkhd, m0.hblks, m1.hblkhd, m1.hblks);
+	/* the int version is the same (sizes here fit in an int) */
+	CHECKF((size_t)o1.uordblks == m1.uordblks &&
+	    (size_t)o1.hblkhd == m1.hblkhd && (size_t)o1.hblks == m1.hblks &&
+	    (size_t)o1.arena == m1.arena, "mallinfo %d %d %d %d, mallinfo2 "
+	    "%zu %zu %zu %zu", o1.uordblks, o1.hblkhd, o1.hblks, o1.arena,
+	    m1.uordblks, m1.hblkhd, m1.hblks, m1.arena);
 	for (i = 0; i < NSMALL; i++)
 		free(v[i]);
 	free(big);
 	m2 = mallinfo2();
+	mallinfo_consistent(&m2, "freed");
 	CHECKF(m2.uordblks + m2.hblkhd + want <= m1.uordblks + m1.hblkhd,
 	    "after free: in use %zu, before free %zu",
 	    m2.uordblks + m2.hblkhd, m1.uordblks + m1.hblkhd);
+	CHECKF(m2.hblks == m0.hblks && m2.hblkhd == m0.hblkhd,
+	    "large blocks %zu in %zu, at the start %zu in %zu", m2.hblkhd,
+	    m2.hblks, m0.hblkhd, m0.hblks);
+	if (!umem)
+		return;		/* the rest is ours: glibc has no such cache */
+	/* some of the freed buffers wait in magazines, counted free */
+	CHECKF(m2.smblks > 0 && m2.fsmblks >= m2.smblks * SMALL,
+	    "%zu bytes in %zu blocks in magazines", m2.fsmblks, m2.smblks);
+
+	/*
+	 * A freed large block of 512 KiB is kept (keepcost, one more free
+	 * block), not held (hblkhd).  The update thread may give it back
+	 * before we look; a few tries make that unlikely.
+	 */
+	for (tries = 0; tries < 5 && !seen; tries++) {
+		(void) malloc_trim(0);
+		k0 = mallinfo2();
+		CHECKF(k0.keepcost == 0, "keepcost %zu after malloc_trim(0)",
+		    k0.keepcost);
+		kept = tu_launder(malloc(tu_opaque(KEPT)));
+		CHECK(kept != NULL);
+		if (kept == NULL)
+			break;
+		memset(kept, 1, KEPT);
+		k1 = mallinfo2();
+		CHECKF(k1.hblkhd >= k0.hblkhd + KEPT && k1.hblks == k0.hblks + 1,
+		    "a held %d-byte block: %zu in %zu -> %zu in %zu", KEPT,
+		    k0.hblkhd, k0.hblks, k1.hblkhd, k1.hblks);
+		free(kept);
+		k1 = mallinfo2();
+		mallinfo_consistent(&k1, "kept");
+		CHECKF(k1.hblkhd == k0.hblkhd && k1.hblks == k0.hblks,
+		    "freed large block still held: %zu in %zu, before %zu in "
+		    "%zu", k1.hblkhd, k1.hblks, k0.hblkhd, k0.hblks);
+		seen = k1.keepcost >= KEPT && k1.ordblks > k0.ordblks;
+	}
+	CHECKF(seen, "a freed %d-byte block is not in keepcost (%zu) and "
+	    "ordblks (%zu -> %zu)", KEPT, k1.keepcost, k0.ordblks, k1.ordblks);
+	(void) malloc_trim(0);
+	k1 = mallinfo2();
+	CHECKF(k1.keepcost == 0, "keepcost %zu after malloc_trim(0)",
+	    k1.keepcost);
 }
 #pragma GCC diagnostic pop
 
@@ -1676,6 +1748,34 @@ t_malloc_info(void)
 	CHECKF(n >= 10 && strcmp(buf + n - 10, "</malloc>\n") == 0,
 	    "ends %s", n >= 20 ? buf + n - 20 : buf);
 	fclose(f);
+
+	/*
+	 * Our mmap total counts the large blocks held, as mallinfo2 (glibc's
+	 * may serve 4 MiB from its heap: its mmap threshold moves).
+	 */
+	if (ours("umem_cache_stats_print")) {
+		void *big = tu_launder(malloc(tu_opaque(4 * MiB)));
+		struct mallinfo2 mi = mallinfo2();
+		char want[96];
+
+		CHECK(big != NULL);
+		f = tmpfile();
+		CHECK(f != NULL);
+		if (f == NULL || big == NULL) {
+			free(big);
+			if (f != NULL)
+				fclose(f);
+			return;
+		}
+		CHECK(malloc_info(0, f) == 0);
+		n = file_text(f, buf, sizeof (buf));
+		(void) snprintf(want, sizeof (want), "<total type=\"mmap\" "
+		    "count=\"%zu\" size=\"%zu\"/>", mi.hblks, mi.hblkhd);
+		CHECKF(mi.hblks >= 1 && mi.hblkhd >= 4 * MiB &&
+		    strstr(buf, want) != NULL, "%s not in %s", want, buf);
+		fclose(f);
+		free(big);
+	}
 }
 
 /*
