@@ -19,7 +19,8 @@
  * chains 1 B -> 64 MiB -> 1 B; large blocks growing side by side (so
  * that they must move); fork while threads allocate (the child
  * allocates at once, starts a thread, forks again, under alarm()); a
- * SIGUSR1 storm through pthread_kill while threads allocate.  A watchdog
+ * SIGUSR1 storm through pthread_kill while threads allocate; mallinfo2,
+ * malloc_info and malloc_trim in a loop while threads allocate.  A watchdog
  * turns a deadlock into a failure with the test's name.
  */
 #include "test.h"
@@ -443,6 +444,59 @@ t_threads_64(void)
 {
 	phase("t_threads_64");
 	run_workers(64, 64, 5000);
+}
+
+/*
+ * Introspection while threads allocate: mallinfo2, malloc_info and
+ * malloc_trim(0) in a loop beside four workers must neither deadlock nor
+ * disturb a block, and mallinfo2's figures must stay sane.
+ */
+static atomic_int intro_stop;
+static atomic_ulong intro_calls, intro_insane;
+
+static void *
+introspector_main(void *arg)
+{
+	FILE *devnull = fopen("/dev/null", "w");
+	unsigned long n = 0;
+
+	(void)arg;
+	while (!atomic_load(&intro_stop)) {
+		struct mallinfo2 mi = mallinfo2();
+
+		if (mi.uordblks > mi.arena || mi.fsmblks > mi.fordblks ||
+		    mi.arena + mi.hblkhd > ((size_t)1 << 40) ||
+		    mi.hblks * 4096 > mi.hblkhd)
+			atomic_fetch_add(&intro_insane, 1);
+		if (devnull != NULL && n % 8 == 0)
+			(void) malloc_info(0, devnull);
+		if (n % 64 == 0)
+			(void) malloc_trim(0);
+		n++;
+	}
+	atomic_store(&intro_calls, n);
+	if (devnull != NULL)
+		fclose(devnull);
+	return (NULL);
+}
+
+static void
+t_introspection_under_load(void)
+{
+	pthread_t tid;
+	int ok;
+
+	phase("t_introspection_under_load");
+	atomic_store(&intro_stop, 0);
+	ok = pthread_create(&tid, NULL, introspector_main, NULL) == 0;
+	CHECK(ok);
+	run_workers(4, 256, 20000);
+	atomic_store(&intro_stop, 1);
+	if (ok)
+		pthread_join(tid, NULL);
+	CHECKF(atomic_load(&intro_calls) > 0 && atomic_load(&intro_insane) == 0,
+	    "%lu of %lu mallinfo2 results insane", atomic_load(&intro_insane),
+	    atomic_load(&intro_calls));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1066,6 +1120,7 @@ main(int argc, char **argv)
 
 	TIMED(t_threads_8);
 	TIMED(t_threads_64);
+	TIMED(t_introspection_under_load);
 	TIMED(t_producer_consumer);
 	TIMED(t_realloc_chains);
 	TIMED(t_realloc_side_by_side);
