@@ -325,22 +325,19 @@ mag_destroy_list(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp)
 	}
 }
 
-void
-umem_depot_ws_reap(umem_cache_t *cp)
+/*
+ * Give back nf full magazines (their rounds to the slabs) and ne empty ones
+ * of type mtp.  umem_cache_lock held: the magazine type cannot change
+ * (umem_mag_resize runs under it too).
+ */
+static int
+depot_give_back(umem_cache_t *cp, umem_magtype_t *mtp, uint64_t nf,
+    uint64_t ne)
 {
-	umem_magtype_t *mtp;
 	umem_magazine_t *full, *empty, *mp;
-	uint64_t nf, ne;
 
-	umem_lock(&cp->cache_depot_lock);
-	mtp = cp->cache_magtype;
-	nf = cp->cache_full.ml_reaplimit < cp->cache_full.ml_min ?
-	    cp->cache_full.ml_reaplimit : cp->cache_full.ml_min;
-	ne = cp->cache_empty.ml_reaplimit < cp->cache_empty.ml_min ?
-	    cp->cache_empty.ml_reaplimit : cp->cache_empty.ml_min;
-	umem_unlock(&cp->cache_depot_lock);
 	if (mtp == NULL || (nf == 0 && ne == 0))
-		return;
+		return (0);
 	full = depot_take(cp, &cp->cache_full, nf);
 	empty = depot_take(cp, &cp->cache_empty, ne);
 	while ((mp = full) != NULL) {
@@ -351,6 +348,59 @@ umem_depot_ws_reap(umem_cache_t *cp)
 		empty = mp->mag_next;
 		umem_slab_free(umem_magtype_cache(mtp), mp);
 	}
+	return (1);
+}
+
+void
+umem_depot_ws_reap(umem_cache_t *cp)
+{
+	umem_magtype_t *mtp;
+	uint64_t nf, ne;
+
+	umem_lock(&cp->cache_depot_lock);
+	mtp = cp->cache_magtype;
+	nf = cp->cache_full.ml_reaplimit < cp->cache_full.ml_min ?
+	    cp->cache_full.ml_reaplimit : cp->cache_full.ml_min;
+	ne = cp->cache_empty.ml_reaplimit < cp->cache_empty.ml_min ?
+	    cp->cache_empty.ml_reaplimit : cp->cache_empty.ml_min;
+	umem_unlock(&cp->cache_depot_lock);
+	(void) depot_give_back(cp, mtp, nf, ne);
+}
+
+/*
+ * The growth scan (update.c), the working-set reap clocked by the heap's
+ * growth instead of time: the magazines a depot list held at the last
+ * scan, if nothing took one from it since, sat unused while the heap grew
+ * by UMEM_GROWTH_SCAN_BYTES.  They hold memory the program is not coming
+ * back for, and its growing classes are taking fresh pages meanwhile:
+ * give them back, so that their emptied slabs serve the growth.  (The
+ * timed reap would too, but an update interval or two later, after the
+ * growth.)  1 if anything went.
+ */
+static uint64_t
+idle_count(const umem_maglist_t *mlp, uint64_t *allocp, uint64_t *np)
+{
+	uint64_t n = mlp->ml_alloc == *allocp ? *np : 0;
+
+	*allocp = mlp->ml_alloc;
+	*np = mlp->ml_total;
+	return (n < mlp->ml_total ? n : mlp->ml_total);
+}
+
+int
+umem_depot_purge_idle(umem_cache_t *cp)
+{
+	umem_magtype_t *mtp;
+	uint64_t nf, ne;
+
+	umem_lock(&cp->cache_depot_lock);
+	mtp = cp->cache_magtype;
+	nf = idle_count(&cp->cache_full, &cp->cache_idle_full,
+	    &cp->cache_idle_nfull);
+	ne = idle_count(&cp->cache_empty, &cp->cache_idle_empty,
+	    &cp->cache_idle_nempty);
+	umem_unlock(&cp->cache_depot_lock);
+	return (depot_give_back(cp, mtp, nf, ne));
 }
 
 /*

@@ -230,6 +230,10 @@ struct umem_cache {
 	uint64_t		cache_depot_cap; /* bytes of full magazines; also:
 					   with chunk >= UMEM_RELEASE_CHUNK_MIN,
 					   its slabs release their pages */
+	uint64_t		cache_idle_full;  /* the lists' ml_alloc and */
+	uint64_t		cache_idle_empty; /* ml_total at the last */
+	uint64_t		cache_idle_nfull; /* growth scan */
+	uint64_t		cache_idle_nempty;
 
 	/* slab layer, under cache_lock */
 	umem_lock_t		cache_lock __attribute__((aligned(64)));
@@ -342,6 +346,8 @@ void umem_depot_ws_reap(umem_cache_t *cp);
 void umem_mag_purge(umem_cache_t *cp);
 void umem_mag_purge_quiescent(umem_cache_t *cp);	/* nobody uses cp */
 void umem_depot_purge(umem_cache_t *cp);	/* the depot only */
+int umem_depot_purge_idle(umem_cache_t *cp); /* lists untouched since */
+					/* the last call (growth scan) */
 /* Grow the magazine size one magtype row if contention asks; 1 if grown. */
 int umem_mag_resize_check(umem_cache_t *cp);
 void umem_mag_resize(umem_cache_t *cp);
@@ -370,12 +376,17 @@ int umem_cc_state(umem_cache_t *cp, uint32_t slot, umem_cc_state_t *sp);
 void umem_update_start(void);		/* idempotent; no locks held */
 extern volatile int umem_update_need_start;
 /* Slow paths: start the update thread if something asked for it. */
+extern int umem_update_scan_due;
+void umem_update_growth_scan(void);
 static inline void
 umem_update_poll(void)
 {
 	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_need_start,
 	    __ATOMIC_RELAXED)))
 		umem_update_start();
+	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_scan_due,
+	    __ATOMIC_RELAXED)))
+		umem_update_growth_scan();
 }
 void umem_update_heap_grew(size_t bytes); /* heap imports: lazy start */
 void umem_update_wanted(void);		/* depot contention: lazy start */

@@ -27,7 +27,11 @@
  *   5. the cache's spare empty slab, if unused since the last pass, or
  *      at once if the cache took nothing from its slabs since then;
  *
- * then vmem_update().  With audit or logging on, the thread also keeps
+ * then vmem_update().  Step 3 also runs clocked by the heap's growth
+ * rather than time: every UMEM_GROWTH_SCAN_BYTES the caches import, the
+ * next slow path runs the growth scan (umem_update_growth_scan), which
+ * gives back the depot magazines untouched since the previous scan.
+ * With audit or logging on, the thread also keeps
  * the records' clock word (debug.c): before each wait it refreshes the
  * word if records used it, and waits at most a clock tick while they do.
  * Reaped magazines, their rounds, and the slab and bufctl records of
@@ -87,6 +91,10 @@ volatile int umem_update_need_start;	/* relaxed atomics */
 /* Heap bytes taken by the caches before the update thread is wanted. */
 #define	UMEM_UPDATE_LAZY_BYTES	(1ul << 20)
 static size_t umem_update_heap_bytes;
+/* Heap growth between two growth scans (umem_update_growth_scan). */
+#define	UMEM_GROWTH_SCAN_BYTES	(4ul << 20)
+static size_t umem_growth_bytes;
+int umem_update_scan_due;		/* relaxed atomics */
 uint64_t umem_update_passes;
 uintptr_t umem_update_frame;	/* the update thread's (leaks.c) */
 static uint64_t umem_reap_last;
@@ -408,6 +416,11 @@ umem_update_start(void)
 void
 umem_update_heap_grew(size_t bytes)
 {
+	if (__atomic_add_fetch(&umem_growth_bytes, bytes, __ATOMIC_RELAXED) >=
+	    UMEM_GROWTH_SCAN_BYTES) {
+		__atomic_store_n(&umem_growth_bytes, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&umem_update_scan_due, 1, __ATOMIC_RELAXED);
+	}
 	if (__atomic_load_n(&umem_update_heap_bytes, __ATOMIC_RELAXED) >=
 	    UMEM_UPDATE_LAZY_BYTES)
 		return;
@@ -422,6 +435,33 @@ umem_update_wanted(void)
 {
 	if (!__atomic_load_n(&umem_update_running, __ATOMIC_RELAXED))
 		__atomic_store_n(&umem_update_need_start, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * The growth scan, run by the first slow path after the heap grew by
+ * UMEM_GROWTH_SCAN_BYTES (umem_update_poll; no lock held there): depot
+ * magazines that sat unused across that growth go back to their slabs
+ * (umem_depot_purge_idle), whose emptied pages the growing classes then
+ * reuse.  A program that frees a burst of one size and then allocates
+ * another would otherwise take fresh pages for all of the second while
+ * the first waited in the depot for the timed reap.  Caches with a
+ * constructor keep their objects: those cost more to make again.
+ */
+void
+umem_update_growth_scan(void)
+{
+	umem_cache_t *cp;
+
+	if (!__atomic_exchange_n(&umem_update_scan_due, 0, __ATOMIC_RELAXED) ||
+	    !umem_ready || !umem_trylock(&umem_cache_lock))
+		return;
+	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
+	    cp = cp->cache_next) {
+		if (cp->cache_constructor == NULL &&
+		    umem_depot_purge_idle(cp))
+			UMEM_STAT_ADD(cp->cache_reap_count, 1);
+	}
+	umem_unlock(&umem_cache_lock);
 }
 
 /*

@@ -1531,6 +1531,58 @@ hugepages_child(void)
 }
 
 /*
+ * A burst of small blocks freed, then a burst of another size: the second
+ * reuses the first's memory within a few MiB of heap growth (the growth
+ * scan gives the idle depot back), instead of growing the peak by its
+ * whole size while the first waits for the timed reap.  Prints the growth
+ * of the peak in MiB.
+ */
+static int
+growth_reuse_child(void)
+{
+	enum { SMALL = 64, BIG = 1000, BYTES = 48 << 20 };
+	size_t ns = BYTES / SMALL, nb = BYTES / 1024, i;
+	void **v = mmap(NULL, ns * sizeof (void *), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t hwm1;
+
+	if (v == MAP_FAILED)
+		return (2);
+	for (i = 0; i < ns; i++)
+		memset(v[i] = malloc(tu_opaque(SMALL)), 1, SMALL);
+	for (i = 0; i < ns; i++)
+		free(v[i]);
+	hwm1 = hwm_bytes();
+	for (i = 0; i < nb; i++)
+		memset(v[i] = malloc(tu_opaque(BIG)), 2, BIG);
+	printf("grew=%zu\n", (hwm_bytes() - hwm1) >> 20);
+	for (i = 0; i < nb; i++)
+		free(v[i]);
+	(void) munmap(v, ns * sizeof (void *));
+	return (0);
+}
+
+static void
+t_growth_reuse(void)
+{
+	static const char *const noenv[] = { NULL };
+	char out[4096], *p;
+	int st;
+	long grew = -1;
+
+	if (!ours("umem_cache_stats_print")) {
+		skip("glibc keeps fastbin chunks apart from such requests");
+		return;
+	}
+	st = tu_run_self("growth_reuse", noenv, 60, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	    (p = strstr(out, "grew=")) != NULL && (grew = atol(p + 5)) >= 0,
+	    "status %#x, output:\n%s", st, out);
+	/* 48 MiB of 1000-byte blocks after 48 MiB of 64-byte ones freed */
+	CHECKF(grew >= 0 && grew < 24, "the peak grew by %ld MiB", grew);
+}
+
+/*
  * UMEM_OPTIONS=hugepages=...: the slabs' memory is advised MADV_HUGEPAGE
  * from the start (always), once the heap outgrew its first reservation
  * (auto, or the bare option), or never (the default); large blocks never
@@ -2223,6 +2275,9 @@ main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
 	    strcmp(argv[2], "cold_pages") == 0)
 		return (cold_pages_child());
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
+	    strcmp(argv[2], "growth_reuse") == 0)
+		return (growth_reuse_child());
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
 	foreign_ok = getenv("MALLOC_CONFORMANCE_FOREIGN_OK") != NULL &&
 	    strcmp(getenv("MALLOC_CONFORMANCE_FOREIGN_OK"), "0") != 0;
@@ -2264,6 +2319,7 @@ main(int argc, char **argv)
 	RUN(t_malloc_stats);
 	RUN(t_stats_at_exit);
 	RUN(t_hugepages);
+	RUN(t_growth_reuse);
 	RUN(t_cold_pages);
 	RUN(t_malloc_info);
 	RUN(t_invalid_free);
