@@ -368,14 +368,8 @@ umem_depot_ws_reap(umem_cache_t *cp)
 }
 
 /*
- * The growth scan (update.c), the working-set reap clocked by the heap's
- * growth instead of time: the magazines a depot list held at the last
- * scan, if nothing took one from it since, sat unused while the heap grew
- * by UMEM_GROWTH_SCAN_BYTES.  They hold memory the program is not coming
- * back for, and its growing classes are taking fresh pages meanwhile:
- * give them back, so that their emptied slabs serve the growth.  (The
- * timed reap would too, but an update interval or two later, after the
- * growth.)  1 if anything went.
+ * How many of a list's magazines sat untouched since the last growth scan:
+ * those it held then, if nothing took one since.  Records the list now.
  */
 static uint64_t
 idle_count(const umem_maglist_t *mlp, uint64_t *allocp, uint64_t *np)
@@ -387,6 +381,16 @@ idle_count(const umem_maglist_t *mlp, uint64_t *allocp, uint64_t *np)
 	return (n < mlp->ml_total ? n : mlp->ml_total);
 }
 
+/*
+ * The growth scan (update.c), the working-set reap clocked by the heap's
+ * growth instead of time: the magazines a depot list held at the last
+ * scan, if nothing took one from it since, sat unused while the heap grew
+ * by UMEM_GROWTH_SCAN_BYTES.  They hold memory the program is not coming
+ * back for, and its growing classes are taking fresh pages meanwhile:
+ * give them back, so that their emptied slabs serve the growth.  (The
+ * timed reap would too, but an update interval or two later, after the
+ * growth.)  1 if anything went.
+ */
 int
 umem_depot_purge_idle(umem_cache_t *cp)
 {
