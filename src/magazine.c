@@ -325,17 +325,47 @@ mag_destroy_list(umem_cache_t *cp, umem_magtype_t *mtp, umem_magazine_t *mp)
 	}
 }
 
+/* The working-set reap's count: what the list never used last interval. */
+static uint64_t
+ws_count(umem_maglist_t *mlp)
+{
+	return (mlp->ml_reaplimit < mlp->ml_min ? mlp->ml_reaplimit :
+	    mlp->ml_min);
+}
+
 /*
- * Give back nf full magazines (their rounds to the slabs) and ne empty ones
- * of type mtp.  umem_cache_lock held: the magazine type cannot change
- * (umem_mag_resize runs under it too).
+ * The growth scan's count: the magazines the list held at the last scan,
+ * if nothing took one since.  Records the list for the next scan.
+ */
+static uint64_t
+scan_count(umem_maglist_t *mlp)
+{
+	uint64_t n = mlp->ml_alloc == mlp->ml_scan_alloc ?
+	    mlp->ml_scan_total : 0;
+
+	mlp->ml_scan_alloc = mlp->ml_alloc;
+	mlp->ml_scan_total = mlp->ml_total;
+	return (n < mlp->ml_total ? n : mlp->ml_total);
+}
+
+/*
+ * Give back the depot magazines that count() says are idle: full ones'
+ * rounds to their slabs, empty ones to their cache.  umem_cache_lock held:
+ * the magazine type cannot change (umem_mag_resize runs under it too).
+ * 1 if anything went.
  */
 static int
-depot_give_back(umem_cache_t *cp, umem_magtype_t *mtp, uint64_t nf,
-    uint64_t ne)
+depot_reap(umem_cache_t *cp, uint64_t (*count)(umem_maglist_t *))
 {
 	umem_magazine_t *full, *empty, *mp;
+	umem_magtype_t *mtp;
+	uint64_t nf, ne;
 
+	umem_lock(&cp->cache_depot_lock);
+	mtp = cp->cache_magtype;
+	nf = count(&cp->cache_full);
+	ne = count(&cp->cache_empty);
+	umem_unlock(&cp->cache_depot_lock);
 	if (mtp == NULL || (nf == 0 && ne == 0))
 		return (0);
 	full = depot_take(cp, &cp->cache_full, nf);
@@ -354,31 +384,7 @@ depot_give_back(umem_cache_t *cp, umem_magtype_t *mtp, uint64_t nf,
 void
 umem_depot_ws_reap(umem_cache_t *cp)
 {
-	umem_magtype_t *mtp;
-	uint64_t nf, ne;
-
-	umem_lock(&cp->cache_depot_lock);
-	mtp = cp->cache_magtype;
-	nf = cp->cache_full.ml_reaplimit < cp->cache_full.ml_min ?
-	    cp->cache_full.ml_reaplimit : cp->cache_full.ml_min;
-	ne = cp->cache_empty.ml_reaplimit < cp->cache_empty.ml_min ?
-	    cp->cache_empty.ml_reaplimit : cp->cache_empty.ml_min;
-	umem_unlock(&cp->cache_depot_lock);
-	(void) depot_give_back(cp, mtp, nf, ne);
-}
-
-/*
- * How many of a list's magazines sat untouched since the last growth scan:
- * those it held then, if nothing took one since.  Records the list now.
- */
-static uint64_t
-idle_count(const umem_maglist_t *mlp, uint64_t *allocp, uint64_t *np)
-{
-	uint64_t n = mlp->ml_alloc == *allocp ? *np : 0;
-
-	*allocp = mlp->ml_alloc;
-	*np = mlp->ml_total;
-	return (n < mlp->ml_total ? n : mlp->ml_total);
+	(void) depot_reap(cp, ws_count);
 }
 
 /*
@@ -394,17 +400,7 @@ idle_count(const umem_maglist_t *mlp, uint64_t *allocp, uint64_t *np)
 int
 umem_depot_purge_idle(umem_cache_t *cp)
 {
-	umem_magtype_t *mtp;
-	uint64_t nf, ne;
-
-	umem_lock(&cp->cache_depot_lock);
-	mtp = cp->cache_magtype;
-	nf = idle_count(&cp->cache_full, &cp->cache_idle_full,
-	    &cp->cache_idle_nfull);
-	ne = idle_count(&cp->cache_empty, &cp->cache_idle_empty,
-	    &cp->cache_idle_nempty);
-	umem_unlock(&cp->cache_depot_lock);
-	return (depot_give_back(cp, mtp, nf, ne));
+	return (depot_reap(cp, scan_count));
 }
 
 /*

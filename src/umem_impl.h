@@ -87,6 +87,8 @@ typedef struct umem_maglist {
 	uint64_t	ml_reaplimit;	/* ml_min of the previous interval */
 	uint64_t	ml_alloc;	/* magazines taken */
 	uint64_t	ml_free;	/* magazines given */
+	uint64_t	ml_scan_alloc;	/* ml_alloc and ml_total at the */
+	uint64_t	ml_scan_total;	/* last growth scan */
 } umem_maglist_t;
 
 /*
@@ -230,10 +232,6 @@ struct umem_cache {
 	uint64_t		cache_depot_cap; /* bytes of full magazines; also:
 					   with chunk >= UMEM_RELEASE_CHUNK_MIN,
 					   its slabs release their pages */
-	uint64_t		cache_idle_full;  /* the lists' ml_alloc and */
-	uint64_t		cache_idle_empty; /* ml_total at the last */
-	uint64_t		cache_idle_nfull; /* growth scan */
-	uint64_t		cache_idle_nempty;
 
 	/* slab layer, under cache_lock */
 	umem_lock_t		cache_lock __attribute__((aligned(64)));
@@ -373,20 +371,21 @@ int umem_cc_state(umem_cache_t *cp, uint32_t slot, umem_cc_state_t *sp);
 /*
  * ---- Update thread, reap, fork (update.c) ----
  */
-void umem_update_start(void);		/* idempotent; no locks held */
-extern volatile int umem_update_need_start;
-/* Slow paths: start the update thread if something asked for it. */
-extern int umem_update_scan_due;
-void umem_update_growth_scan(void);
+/*
+ * Work the update layer wants done by the next slow path (no lock held
+ * there): start the update thread, or run the growth scan.  Set from
+ * anywhere (any lock may be held); one load on the slow paths.
+ */
+#define	UMEM_PENDING_START	1
+#define	UMEM_PENDING_SCAN	2
+extern int umem_update_pending;		/* UMEM_PENDING_*, relaxed atomics */
+void umem_update_run_pending(void);
 static inline void
 umem_update_poll(void)
 {
-	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_need_start,
+	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_pending,
 	    __ATOMIC_RELAXED)))
-		umem_update_start();
-	if (UMEM_UNLIKELY(__atomic_load_n(&umem_update_scan_due,
-	    __ATOMIC_RELAXED)))
-		umem_update_growth_scan();
+		umem_update_run_pending();
 }
 void umem_update_heap_grew(size_t bytes); /* heap imports: lazy start */
 void umem_update_wanted(void);		/* depot contention: lazy start */

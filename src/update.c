@@ -29,7 +29,7 @@
  *
  * then vmem_update().  Step 3 also runs clocked by the heap's growth
  * rather than time: every UMEM_GROWTH_SCAN_BYTES the caches import, the
- * next slow path runs the growth scan (umem_update_growth_scan), which
+ * next slow path runs the growth scan (growth_scan), which
  * gives back the depot magazines untouched since the previous scan.
  * With audit or logging on, the thread also keeps
  * the records' clock word (debug.c): before each wait it refreshes the
@@ -87,14 +87,13 @@ static umem_lock_t umem_update_lock = UMEM_LOCK_INITIALIZER;
 static pthread_cond_t umem_update_cv;
 static int umem_update_running;		/* the thread exists (lock; atomic) */
 static int umem_update_reap;		/* reap requested */
-volatile int umem_update_need_start;	/* relaxed atomics */
+int umem_update_pending;		/* relaxed atomics */
 /* Heap bytes taken by the caches before the update thread is wanted. */
 #define	UMEM_UPDATE_LAZY_BYTES	(1ul << 20)
 static size_t umem_update_heap_bytes;
-/* Heap growth between two growth scans (umem_update_growth_scan). */
+/* Heap growth between two growth scans (growth_scan). */
 #define	UMEM_GROWTH_SCAN_BYTES	(4ul << 20)
 static size_t umem_growth_bytes;
-int umem_update_scan_due;		/* relaxed atomics */
 uint64_t umem_update_passes;
 uintptr_t umem_update_frame;	/* the update thread's (leaks.c) */
 static uint64_t umem_reap_last;
@@ -364,8 +363,22 @@ update_thread(void *arg)
 	return (NULL);
 }
 
-void
-umem_update_start(void)
+static void
+pending_set(int bit)
+{
+	(void) __atomic_or_fetch(&umem_update_pending, bit, __ATOMIC_RELAXED);
+}
+
+static void
+pending_clear(int bit)
+{
+	(void) __atomic_and_fetch(&umem_update_pending, ~bit,
+	    __ATOMIC_RELAXED);
+}
+
+/* Start the update thread (UMEM_PENDING_START); idempotent. */
+static void
+update_start(void)
 {
 	pthread_attr_t attr;
 	pthread_t tid;
@@ -374,24 +387,24 @@ umem_update_start(void)
 
 #ifdef UMEM_TSAN
 	if (umem_tsan_forked) {
-		__atomic_store_n(&umem_update_need_start, 0, __ATOMIC_RELAXED);
+		pending_clear(UMEM_PENDING_START);
 		return;
 	}
 #endif
 	if (umem_update_interval_ns == 0) {
-		__atomic_store_n(&umem_update_need_start, 0, __ATOMIC_RELAXED);
+		pending_clear(UMEM_PENDING_START);
 		return;
 	}
 	if (!umem_ready)
 		return;		/* still initialising: stays pending */
 	umem_lock(&umem_update_lock);
 	if (umem_update_running) {
-		__atomic_store_n(&umem_update_need_start, 0, __ATOMIC_RELAXED);
+		pending_clear(UMEM_PENDING_START);
 		umem_unlock(&umem_update_lock);
 		return;
 	}
 	__atomic_store_n(&umem_update_running, 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&umem_update_need_start, 0, __ATOMIC_RELAXED);
+	pending_clear(UMEM_PENDING_START);
 	umem_unlock(&umem_update_lock);
 
 	umem_atfork_arm();	/* before the process has a second thread */
@@ -419,14 +432,14 @@ umem_update_heap_grew(size_t bytes)
 	if (__atomic_add_fetch(&umem_growth_bytes, bytes, __ATOMIC_RELAXED) >=
 	    UMEM_GROWTH_SCAN_BYTES) {
 		__atomic_store_n(&umem_growth_bytes, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&umem_update_scan_due, 1, __ATOMIC_RELAXED);
+		pending_set(UMEM_PENDING_SCAN);
 	}
 	if (__atomic_load_n(&umem_update_heap_bytes, __ATOMIC_RELAXED) >=
 	    UMEM_UPDATE_LAZY_BYTES)
 		return;
 	if (__atomic_add_fetch(&umem_update_heap_bytes, bytes,
 	    __ATOMIC_RELAXED) >= UMEM_UPDATE_LAZY_BYTES)
-		__atomic_store_n(&umem_update_need_start, 1, __ATOMIC_RELAXED);
+		pending_set(UMEM_PENDING_START);
 }
 
 /* Depot contention (magazine resizing), or a cache of the program's own. */
@@ -434,7 +447,7 @@ void
 umem_update_wanted(void)
 {
 	if (!__atomic_load_n(&umem_update_running, __ATOMIC_RELAXED))
-		__atomic_store_n(&umem_update_need_start, 1, __ATOMIC_RELAXED);
+		pending_set(UMEM_PENDING_START);
 }
 
 /*
@@ -447,13 +460,12 @@ umem_update_wanted(void)
  * the first waited in the depot for the timed reap.  Caches with a
  * constructor keep their objects: those cost more to make again.
  */
-void
-umem_update_growth_scan(void)
+static void
+growth_scan(void)
 {
 	umem_cache_t *cp;
 
-	if (!__atomic_exchange_n(&umem_update_scan_due, 0, __ATOMIC_RELAXED) ||
-	    !umem_ready || !umem_trylock(&umem_cache_lock))
+	if (!umem_ready || !umem_trylock(&umem_cache_lock))
 		return;
 	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
 	    cp = cp->cache_next) {
@@ -462,6 +474,19 @@ umem_update_growth_scan(void)
 			UMEM_STAT_ADD(cp->cache_reap_count, 1);
 	}
 	umem_unlock(&umem_cache_lock);
+}
+
+void
+umem_update_run_pending(void)
+{
+	int p = __atomic_load_n(&umem_update_pending, __ATOMIC_RELAXED);
+
+	if (p & UMEM_PENDING_START)
+		update_start();
+	if ((p & UMEM_PENDING_SCAN) && (__atomic_fetch_and(
+	    &umem_update_pending, ~UMEM_PENDING_SCAN, __ATOMIC_RELAXED) &
+	    UMEM_PENDING_SCAN))
+		growth_scan();
 }
 
 /*
@@ -560,8 +585,9 @@ umem_fork_child(void)
 	umem_lock_init(&umem_update_lock);
 	umem_cond_init(&umem_update_cv);
 	/* Restart the thread only if the parent had it (or wanted it). */
-	__atomic_store_n(&umem_update_need_start, umem_ready &&
-	    (umem_update_running || umem_update_need_start), __ATOMIC_RELAXED);
+	__atomic_store_n(&umem_update_pending, umem_ready &&
+	    (umem_update_running || (umem_update_pending &
+	    UMEM_PENDING_START)) ? UMEM_PENDING_START : 0, __ATOMIC_RELAXED);
 	umem_update_running = 0;
 	umem_update_reap = 0;
 	umem_percpu_fork_child();
