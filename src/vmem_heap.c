@@ -110,6 +110,15 @@ static unsigned vmem_thp_nchunks;	/* slots claimed */
 static unsigned vmem_thp_runs;		/* runs of blocks advised */
 
 /*
+ * The largest reservation worth asking for.  It halves each time the
+ * kernel refuses one (RLIMIT_AS, strict overcommit) and doubles back after
+ * each reservation made, so a process short of address space pays about
+ * one refused mmap per reservation instead of one per import, and gets
+ * the largest reservations that fit instead of one mapping per import.
+ */
+static size_t vmem_heap_reserve_cap = VMEM_HEAP_RESERVE_MAX;
+
+/*
  * Import for the heap itself: reserve address space.  Reservations grow
  * with the heap (an eighth of what is reserved already), so a large heap
  * needs few of them.
@@ -117,26 +126,42 @@ static unsigned vmem_thp_runs;		/* runs of blocks advised */
 static void *
 vmem_heap_reserve(vmem_t *src, size_t *sizep, int vmflag)
 {
-	size_t want = *sizep, size;
+	size_t want = P2ROUNDUP(*sizep, umem_pagesize), size, align;
 	size_t grow = __atomic_load_n(&vmem_heap_reserved, __ATOMIC_RELAXED) / 8;
+	size_t cap = __atomic_load_n(&vmem_heap_reserve_cap, __ATOMIC_RELAXED);
 	void *p;
 
-	if (grow > VMEM_HEAP_RESERVE_MAX)
-		grow = VMEM_HEAP_RESERVE_MAX;
-	size = want > grow ? want : grow;
-	if (size < VMEM_HEAP_RESERVE)
-		size = VMEM_HEAP_RESERVE;
-	size = P2ROUNDUP(size, VMEM_HEAP_ALIGN);
+	if (want < *sizep)
+		return (NULL);
+	size = grow > VMEM_HEAP_RESERVE ? grow : VMEM_HEAP_RESERVE;
+	if (size > VMEM_HEAP_RESERVE_MAX)
+		size = VMEM_HEAP_RESERVE_MAX;
+	if (size > cap)
+		size = cap;
 	if (size < want)
-		return (NULL);
-	p = umem_pages_reserve(size, VMEM_HEAP_ALIGN);
-	if (p == NULL && size > want) {
-		/* Short of address space: try for just what was asked. */
-		size = P2ROUNDUP(want, umem_pagesize);
-		p = umem_pages_reserve(size, umem_pagesize);
+		size = want;
+	for (;;) {
+		/* Huge-page aligned when it can hold one, else a page. */
+		align = size >= VMEM_HEAP_ALIGN ? VMEM_HEAP_ALIGN :
+		    umem_pagesize;
+		if (P2ROUNDUP(size, align) >= size &&
+		    (p = umem_pages_reserve(P2ROUNDUP(size, align), align)) !=
+		    NULL) {
+			size = P2ROUNDUP(size, align);
+			break;
+		}
+		if (size == want)
+			return (NULL);
+		size = P2ROUNDUP(size / 2, umem_pagesize);
+		if (size < want)
+			size = want;
+		cap = size;
+		__atomic_store_n(&vmem_heap_reserve_cap, cap, __ATOMIC_RELAXED);
 	}
-	if (p == NULL)
-		return (NULL);
+	if (cap < VMEM_HEAP_RESERVE_MAX)
+		__atomic_store_n(&vmem_heap_reserve_cap,
+		    size < VMEM_HEAP_RESERVE_MAX / 2 ? 2 * size :
+		    VMEM_HEAP_RESERVE_MAX, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&vmem_heap_reserved, size, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&vmem_heap_nreserved, 1, __ATOMIC_RELEASE);
 	*sizep = size;

@@ -3,10 +3,12 @@
  * shape, memory that is usable and reads as zero, pages that go back to
  * the OS when freed (RSS drops), and mapping frugality: a 64 GiB heap made
  * of 128 KiB slabs, even when freed every other slab, must stay far below
- * vm.max_map_count (65530) mappings.
+ * vm.max_map_count (65530) mappings; and a process short of address
+ * space (RLIMIT_AS) still gets big reservations, not one per import.
  */
 #include "test.h"
 #include <stdint.h>
+#include <sys/resource.h>
 #include <vmem.h>
 #include "vmem_impl.h"
 
@@ -17,6 +19,11 @@
 #define	TSAN	1
 #else
 #define	TSAN	0
+#endif
+#ifdef TU_SAN
+#define	SAN	1
+#else
+#define	SAN	0
 #endif
 
 static size_t pagesize;
@@ -279,14 +286,88 @@ test_heap_thp_mappings(void)
 	CHECK(vmem_verify(heap) == 0);
 }
 
+/*
+ * Short of address space: with RLIMIT_AS 128 MiB above what the process
+ * maps, 96 MiB taken a page at a time must all succeed, from a handful
+ * of reservations (the first, of 64 MiB, leaves no room for a second of
+ * that size).  A heap that, once its big reservation is refused, reserves
+ * each import exactly (and asks for the big one again every time) makes
+ * 8193.  In a fresh process (this binary run again), whose heap has
+ * reserved nothing yet.  Not under the sanitizers, whose shadow memory
+ * needs all of the address space.
+ */
+static int
+limit_child(void)
+{
+	enum { NPAGES = (96 << 20) / 4096 };
+	static char *p[NPAGES];
+	vmem_alloc_t *af;
+	vmem_free_t *ff;
+	vmem_t *heap, *vmp;
+	struct rlimit rl;
+	long size = 0, rss, i;
+	uint64_t imports;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f == NULL || fscanf(f, "%ld %ld", &size, &rss) != 2)
+		_exit(10);
+	fclose(f);
+	rl.rlim_cur = rl.rlim_max = (rlim_t)size * pagesize + (128 << 20);
+	if (setrlimit(RLIMIT_AS, &rl) != 0)
+		_exit(11);
+	heap = vmem_heap_arena(&af, &ff);
+	vmp = vmem_create("limited", NULL, 0, 4096, af, ff, heap, 0,
+	    VM_SLEEP);
+	if (vmp == NULL)
+		_exit(12);
+	imports = stat_of(heap).vk_import;
+	for (i = 0; i < NPAGES; i++) {
+		if ((p[i] = vmem_alloc(vmp, 4096, VM_NOSLEEP)) == NULL) {
+			tu_say("page %ld of %d refused\n", i, (int)NPAGES);
+			_exit(13);
+		}
+		p[i][0] = 1;
+	}
+	imports = stat_of(heap).vk_import - imports;
+	if (imports > 16 || getenv("TEST_VERBOSE") != NULL)
+		tu_say("  %llu reservations for 96 MiB\n",
+		    (unsigned long long)imports);
+	if (imports > 16)
+		_exit(14);
+	for (i = 0; i < NPAGES; i++)
+		vmem_free(vmp, p[i], 4096);
+	vmem_destroy(vmp);
+	if (vmem_verify(heap) != 0)
+		_exit(15);
+	return (0);
+}
+
+static void
+test_heap_address_limit(void)
+{
+	static const char *const env[] = { NULL };
+	char out[1024];
+	int st;
+
+	if (SAN)
+		return;
+	st = tu_run_self("address_limit", env, 60, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x (exit "
+	    "codes: see limit_child), stderr: %s", st, out);
+}
+
 int
 main(int argc, char **argv)
 {
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
+	    strcmp(argv[2], "address_limit") == 0)
+		return (limit_child());
 	RUN(test_heap_arena);
 	RUN(test_heap_alloc_free);
 	RUN(test_heap_release);
 	RUN(test_heap_map_count);
 	RUN(test_heap_thp_mappings);
+	RUN(test_heap_address_limit);
 	return (test_summary(argv[0]));
 }

@@ -14,6 +14,8 @@
 #     redis-benchmark, then a scripted redis-cli session whose replies must
 #     match the run without the preload; the server must stay up, keep sane
 #     memory accounting and shut down cleanly.
+# (d) perl, git and xz (two threads) on generated inputs: the same output
+#     as without the preload.
 #
 # With "none", both runs are without a preload, which checks that the
 # comparisons are deterministic.  Missing programs are installed from Debian
@@ -557,6 +559,133 @@ else
 			bad "redis-server exit $(cat "$WORK/stop.pre.rc") at shutdown"
 			tail -n 20 "$WORK/redis.pre.log"
 		fi
+	fi
+fi
+
+# ---------------------------------------------------------------------------
+# (d) more programs that live on malloc: perl (a hash of 200k keys with a
+#     third deleted, arrays of references, sorting, regular expressions,
+#     string growth), git (a generated history, then a two-thread repack
+#     and a full fsck) and xz with two threads.  Each output must be the
+#     one without the preload.
+echo "real: perl, git, xz"
+PERL_SCRIPT='
+srand(42);
+my (%h, @a);
+for my $i (1 .. 200000) {
+	my $k = join "", map { chr(97 + int(rand(26))) } 1 .. (3 + $i % 9);
+	$h{$k} .= $i;
+	push @a, [$i, $k, { n => $i % 97 }];
+}
+for my $i (1 .. 200000) { delete $h{$a[$i - 1][1]} if $i % 3 == 0; }
+my $s = 0;
+$s += length($h{$_}) for keys %h;
+my @sorted = sort { $a->[1] cmp $b->[1] || $a->[0] <=> $b->[0] } @a;
+my $text = join " ", map { $_->[1] } @sorted[0 .. 49999];
+my $vowels = () = $text =~ /\b([aeiou]\w*)\b/g;
+(my $caps = $text) =~ s/(\w)(\w*)/\U$1\E$2/g;
+my $big = "";
+$big .= sprintf("%08x", $_ * 2654435761 % 4294967296) for 1 .. 300000;
+print join(" ", scalar(keys %h), $s, $vowels, length($caps),
+    substr($caps, 0, 40), length($big), unpack("%32C*", $big)), "\n";
+print "$sorted[$_][1] $sorted[$_][0] $sorted[$_][2]{n}\n" for 0 .. 20;
+'
+if ! command -v perl >/dev/null 2>&1; then
+	apt_install perl || true
+fi
+if ! command -v perl >/dev/null 2>&1; then
+	skip "perl: not installed"
+else
+	for run in base pre; do
+		under $run timeout -k 10 300 perl -e "$PERL_SCRIPT" \
+		    >"$WORK/perl.$run.out" 2>&1
+		echo $? >"$WORK/perl.$run.rc"
+	done
+	if [ "$(cat "$WORK/perl.base.rc")" != 0 ] ||
+	    [ "$(wc -l <"$WORK/perl.base.out")" -ne 22 ]; then
+		bad "perl reference run: exit $(cat "$WORK/perl.base.rc"), $(head -c 200 "$WORK/perl.base.out")"
+	elif [ "$(cat "$WORK/perl.pre.rc")" = 0 ] &&
+	    cmp -s "$WORK/perl.base.out" "$WORK/perl.pre.out"; then
+		ok "perl: hashes, references, sort, regexes: output as without the preload"
+	else
+		bad "perl: exit $(cat "$WORK/perl.pre.rc"), output differs"
+		diff "$WORK/perl.base.out" "$WORK/perl.pre.out" | head -n 6 | cut -c1-200
+	fi
+fi
+
+# A history of 60 commits of generated files (fixed dates, so the same
+# object names), repacked by two threads, checked, and logged.
+git_run() {
+	run=$1
+	repo="$WORK/git.$run"
+	rm -rf "$repo"
+	mkdir -p "$repo"
+	(
+		cd "$repo" || exit 1
+		export GIT_AUTHOR_NAME=real GIT_AUTHOR_EMAIL=real@example.org \
+		    GIT_COMMITTER_NAME=real GIT_COMMITTER_EMAIL=real@example.org \
+		    GIT_CONFIG_NOSYSTEM=1 HOME="$repo"
+		under $run git init -q -b main . || exit 1
+		i=0
+		while [ $i -lt 60 ]; do
+			awk -v c=$i 'BEGIN { srand(c); for (f = 0; f < 8; f++) {
+			    file = "f" (c * 3 + f) % 20 ".txt"
+			    for (l = 0; l < 400; l++)
+				print c, f, l, int(rand() * 1e9) >> file } }'
+			export GIT_AUTHOR_DATE="$((1700000000 + i * 60)) +0000" \
+			    GIT_COMMITTER_DATE="$((1700000000 + i * 60)) +0000"
+			under $run git add -A && under $run git commit -q \
+			    -m "commit $i" || exit 1
+			i=$((i + 1))
+		done
+		under $run git repack -q -a -d -f --threads=2 --window=50 &&
+		    under $run git fsck --full --no-progress 2>&1 &&
+		    under $run git rev-parse HEAD &&
+		    under $run git log --stat --format='%H %s' | cksum &&
+		    under $run git count-objects -v | grep -v size
+	) >"$WORK/git.$run.out" 2>&1
+	echo $? >"$WORK/git.$run.rc"
+}
+if ! command -v git >/dev/null 2>&1; then
+	apt_install git || true
+fi
+if ! command -v git >/dev/null 2>&1; then
+	skip "git: not installed"
+else
+	git_run base
+	git_run pre
+	if [ "$(cat "$WORK/git.base.rc")" != 0 ]; then
+		bad "git reference run: exit $(cat "$WORK/git.base.rc")"
+		tail -n 5 "$WORK/git.base.out"
+	elif [ "$(cat "$WORK/git.pre.rc")" = 0 ] &&
+	    cmp -s "$WORK/git.base.out" "$WORK/git.pre.out"; then
+		ok "git: 60 commits, two-thread repack, fsck: as without the preload"
+	else
+		bad "git: exit $(cat "$WORK/git.pre.rc"), output differs"
+		diff "$WORK/git.base.out" "$WORK/git.pre.out" | head -n 6 | cut -c1-200
+	fi
+fi
+
+if ! command -v xz >/dev/null 2>&1; then
+	apt_install xz-utils || true
+fi
+if ! command -v xz >/dev/null 2>&1; then
+	skip "xz: not installed"
+else
+	awk 'BEGIN { srand(7); for (i = 0; i < 400000; i++)
+	    print i, int(rand() * 1e6), substr("lorem ipsum dolor sit amet", 1 + int(rand() * 20)) }' \
+	    >"$WORK/xz.in"
+	for run in base pre; do
+		{ under $run xz -T2 -6 -c "$WORK/xz.in" | tee "$WORK/xz.$run.xz" |
+		    under $run xz -T2 -d -c | cksum; cksum <"$WORK/xz.$run.xz"; } \
+		    >"$WORK/xz.$run.out" 2>&1
+	done
+	if [ "$(head -n 1 "$WORK/xz.base.out")" != "$(cksum <"$WORK/xz.in")" ]; then
+		bad "xz reference run did not round-trip"
+	elif cmp -s "$WORK/xz.base.out" "$WORK/xz.pre.out"; then
+		ok "xz -T2: the same stream and round trip as without the preload"
+	else
+		bad "xz -T2: $(tr '\n' ' ' <"$WORK/xz.pre.out"), without: $(tr '\n' ' ' <"$WORK/xz.base.out")"
 	fi
 fi
 
