@@ -742,17 +742,29 @@ umem_mag_free(umem_cache_t *cp, void *buf)
  * depot and slab locks for each.  (Object caches keep illumos' rule, one
  * buffer constructed per miss: a refill would construct objects nobody
  * asked for.)  NULL: the slab layer has none.
+ *
+ * The rounds go in reversed, so that the slot hands them out in the
+ * order the slab layer gave them: a new slab's buffers by rising address.
+ * A program that walks its objects in the order it made them (Python's
+ * collector lists, perl's arenas) then walks memory upward, as it would
+ * under a bump allocator; handed out top-down, python3 (PYTHONMALLOC=
+ * malloc) took 7-9% more time and perl 6% (DESIGN.md §5).
  */
 void *
 umem_mag_refill(umem_cache_t *cp)
 {
-	void *bufs[UMEM_MAG_ROUNDS_MAX + 1];
-	size_t n = cp->cache_magtype->mt_magsize + 1, k, pushed;
+	void *bufs[UMEM_MAG_ROUNDS_MAX + 1], *t;
+	size_t n = cp->cache_magtype->mt_magsize + 1, k, pushed, i, j;
 
 	k = umem_slab_alloc_batch(cp, bufs, n);
 	if (k == 0)
 		return (NULL);
 	UMEM_STAT_ADD(cp->cache_direct_alloc, 1);
+	for (i = 1, j = k - 1; i < j; i++, j--) {
+		t = bufs[i];
+		bufs[i] = bufs[j];
+		bufs[j] = t;
+	}
 	pushed = mag_push(cp, bufs + 1, k - 1, 0);
 	/* What the slot does not take goes back. */
 	umem_slab_free_batch(cp, bufs + 1 + pushed, k - 1 - pushed);

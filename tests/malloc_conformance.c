@@ -1586,6 +1586,48 @@ t_growth_reuse(void)
 }
 
 /*
+ * A fresh size class hands out new memory by rising address, as a bump
+ * allocator (glibc's top chunk) does: programs that walk their objects in
+ * the order they made them (garbage collectors' lists) then walk memory
+ * upward.  A slot loaded with a batch from the slab layer used to hand it
+ * out top-down.  In a fresh process: 256 blocks of 176 bytes (a class the
+ * start-up has not used), and the share of neighbours in rising order.
+ */
+static int
+address_order_child(void)
+{
+	enum { N = 256 };
+	static void *v[N];
+	int i, up = 0;
+
+	for (i = 0; i < N; i++)
+		if ((v[i] = malloc(176)) == NULL)
+			return (1);
+	for (i = 1; i < N; i++)
+		up += (uintptr_t)v[i] > (uintptr_t)v[i - 1];
+	printf("up=%d of %d\n", up, N - 1);
+	for (i = 0; i < N; i++)
+		free(v[i]);
+	return (0);
+}
+
+static void
+t_address_order(void)
+{
+	static const char *const noenv[] = { NULL };
+	char out[4096], *p;
+	int st, up = -1, n = 0;
+
+	st = tu_run_self("address_order", noenv, 60, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	    (p = strstr(out, "up=")) != NULL &&
+	    sscanf(p, "up=%d of %d", &up, &n) == 2 && n > 0, "status %#x, "
+	    "output:\n%s", st, out);
+	CHECKF(up * 10 >= n * 9, "%d of %d neighbours in rising order", up,
+	    n);
+}
+
+/*
  * UMEM_OPTIONS=hugepages=...: the slabs' memory is advised MADV_HUGEPAGE
  * from the start (always), once the heap outgrew its first reservation
  * (auto, or the bare option), or never (the default); large blocks never
@@ -2281,6 +2323,9 @@ main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
 	    strcmp(argv[2], "growth_reuse") == 0)
 		return (growth_reuse_child());
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
+	    strcmp(argv[2], "address_order") == 0)
+		return (address_order_child());
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
 	foreign_ok = getenv("MALLOC_CONFORMANCE_FOREIGN_OK") != NULL &&
 	    strcmp(getenv("MALLOC_CONFORMANCE_FOREIGN_OK"), "0") != 0;
@@ -2323,6 +2368,7 @@ main(int argc, char **argv)
 	RUN(t_stats_at_exit);
 	RUN(t_hugepages);
 	RUN(t_growth_reuse);
+	RUN(t_address_order);
 	RUN(t_cold_pages);
 	RUN(t_malloc_info);
 	RUN(t_invalid_free);
