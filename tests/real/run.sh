@@ -569,6 +569,22 @@ fi
 #     and a full fsck) and xz with two threads.  Each output must be the
 #     one without the preload.
 echo "real: perl, git, xz"
+
+# Judge NAME's two runs ($WORK/NAME.{base,pre}.{out,rc}): the reference
+# must have succeeded, and the run with the preload must match it.
+same_as_base() {
+	if [ "$(cat "$WORK/$1.base.rc")" != 0 ]; then
+		bad "$1 reference run: exit $(cat "$WORK/$1.base.rc")"
+		tail -n 5 "$WORK/$1.base.out"
+	elif [ "$(cat "$WORK/$1.pre.rc")" = 0 ] &&
+	    cmp -s "$WORK/$1.base.out" "$WORK/$1.pre.out"; then
+		ok "$1: $2: as without the preload"
+	else
+		bad "$1: exit $(cat "$WORK/$1.pre.rc"), output differs"
+		diff "$WORK/$1.base.out" "$WORK/$1.pre.out" | head -n 6 |
+		    cut -c1-200
+	fi
+}
 PERL_SCRIPT='
 srand(42);
 my (%h, @a);
@@ -601,15 +617,10 @@ else
 		    >"$WORK/perl.$run.out" 2>&1
 		echo $? >"$WORK/perl.$run.rc"
 	done
-	if [ "$(cat "$WORK/perl.base.rc")" != 0 ] ||
-	    [ "$(wc -l <"$WORK/perl.base.out")" -ne 22 ]; then
-		bad "perl reference run: exit $(cat "$WORK/perl.base.rc"), $(head -c 200 "$WORK/perl.base.out")"
-	elif [ "$(cat "$WORK/perl.pre.rc")" = 0 ] &&
-	    cmp -s "$WORK/perl.base.out" "$WORK/perl.pre.out"; then
-		ok "perl: hashes, references, sort, regexes: output as without the preload"
+	if [ "$(wc -l <"$WORK/perl.base.out")" -ne 22 ]; then
+		bad "perl reference run: $(head -c 200 "$WORK/perl.base.out")"
 	else
-		bad "perl: exit $(cat "$WORK/perl.pre.rc"), output differs"
-		diff "$WORK/perl.base.out" "$WORK/perl.pre.out" | head -n 6 | cut -c1-200
+		same_as_base perl "hashes, references, sort, regexes"
 	fi
 fi
 
@@ -654,16 +665,7 @@ if ! command -v git >/dev/null 2>&1; then
 else
 	git_run base
 	git_run pre
-	if [ "$(cat "$WORK/git.base.rc")" != 0 ]; then
-		bad "git reference run: exit $(cat "$WORK/git.base.rc")"
-		tail -n 5 "$WORK/git.base.out"
-	elif [ "$(cat "$WORK/git.pre.rc")" = 0 ] &&
-	    cmp -s "$WORK/git.base.out" "$WORK/git.pre.out"; then
-		ok "git: 60 commits, two-thread repack, fsck: as without the preload"
-	else
-		bad "git: exit $(cat "$WORK/git.pre.rc"), output differs"
-		diff "$WORK/git.base.out" "$WORK/git.pre.out" | head -n 6 | cut -c1-200
-	fi
+	same_as_base git "60 commits, two-thread repack, fsck"
 fi
 
 if ! command -v xz >/dev/null 2>&1; then
@@ -676,16 +678,15 @@ else
 	    print i, int(rand() * 1e6), substr("lorem ipsum dolor sit amet", 1 + int(rand() * 20)) }' \
 	    >"$WORK/xz.in"
 	for run in base pre; do
-		{ under $run xz -T2 -6 -c "$WORK/xz.in" | tee "$WORK/xz.$run.xz" |
-		    under $run xz -T2 -d -c | cksum; cksum <"$WORK/xz.$run.xz"; } \
-		    >"$WORK/xz.$run.out" 2>&1
+		{ under $run xz -T2 -6 -c "$WORK/xz.in" >"$WORK/xz.$run.xz" &&
+		    under $run xz -T2 -d -c "$WORK/xz.$run.xz" | cksum &&
+		    cksum <"$WORK/xz.$run.xz"; } >"$WORK/xz.$run.out" 2>&1
+		echo $? >"$WORK/xz.$run.rc"
 	done
 	if [ "$(head -n 1 "$WORK/xz.base.out")" != "$(cksum <"$WORK/xz.in")" ]; then
 		bad "xz reference run did not round-trip"
-	elif cmp -s "$WORK/xz.base.out" "$WORK/xz.pre.out"; then
-		ok "xz -T2: the same stream and round trip as without the preload"
 	else
-		bad "xz -T2: $(tr '\n' ' ' <"$WORK/xz.pre.out"), without: $(tr '\n' ' ' <"$WORK/xz.base.out")"
+		same_as_base xz "two threads, the same stream and round trip"
 	fi
 fi
 
