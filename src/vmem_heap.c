@@ -150,8 +150,13 @@ vmem_heap_reserve(vmem_t *src, size_t *sizep, int vmflag)
 			size = P2ROUNDUP(size, align);
 			break;
 		}
-		if (size == want)
-			return (NULL);
+		if (size == want) {
+			/* Last, the import alone, without the alignment slack. */
+			if (align == umem_pagesize ||
+			    (p = umem_pages_reserve(want, umem_pagesize)) == NULL)
+				return (NULL);
+			break;
+		}
 		size = P2ROUNDUP(size / 2, umem_pagesize);
 		if (size < want)
 			size = want;

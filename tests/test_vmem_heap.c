@@ -292,12 +292,14 @@ test_heap_thp_mappings(void)
  * of reservations (the first, of 64 MiB, leaves no room for a second of
  * that size).  A heap that, once its big reservation is refused, reserves
  * each import exactly (and asks for the big one again every time) makes
- * 8193.  In a fresh process (this binary run again), whose heap has
- * reserved nothing yet.  Not under the sanitizers, whose shadow memory
+ * 8193.  And with room for 64 MiB only, 63 MiB and a page must still
+ * come, from a reservation without the 2 MiB alignment's slack.  In a
+ * fresh process (this binary run again), whose heap has reserved nothing
+ * yet.  Not under the sanitizers, whose shadow memory
  * needs all of the address space.
  */
 static int
-limit_child(void)
+limit_child(const char *what)
 {
 	enum { NPAGES = (96 << 20) / 4096 };
 	static char *p[NPAGES];
@@ -312,7 +314,8 @@ limit_child(void)
 	if (f == NULL || fscanf(f, "%ld %ld", &size, &rss) != 2)
 		_exit(10);
 	fclose(f);
-	rl.rlim_cur = rl.rlim_max = (rlim_t)size * pagesize + (128 << 20);
+	rl.rlim_cur = rl.rlim_max = (rlim_t)size * pagesize +
+	    (strcmp(what, "exact") == 0 ? (64 << 20) + (1 << 20) : 128 << 20);
 	if (setrlimit(RLIMIT_AS, &rl) != 0)
 		_exit(11);
 	heap = vmem_heap_arena(&af, &ff);
@@ -320,6 +323,23 @@ limit_child(void)
 	    VM_SLEEP);
 	if (vmp == NULL)
 		_exit(12);
+	if (strcmp(what, "exact") == 0) {
+		/*
+		 * 63 MiB and a page fit only without the 2 MiB alignment's
+		 * slack: the last try must be the import alone.
+		 */
+		size_t big = (63 << 20) + 4096;
+		char *b = vmem_alloc(vmp, big, VM_NOSLEEP);
+
+		if (b == NULL) {
+			tu_say("63 MiB + 4 KiB refused\n");
+			_exit(16);
+		}
+		b[0] = b[big - 1] = 1;
+		vmem_free(vmp, b, big);
+		vmem_destroy(vmp);
+		return (vmem_verify(heap) == 0 ? 0 : 15);
+	}
 	imports = stat_of(heap).vk_import;
 	for (i = 0; i < NPAGES; i++) {
 		if ((p[i] = vmem_alloc(vmp, 4096, VM_NOSLEEP)) == NULL) {
@@ -354,6 +374,9 @@ test_heap_address_limit(void)
 	st = tu_run_self("address_limit", env, 60, out, sizeof (out));
 	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x (exit "
 	    "codes: see limit_child), stderr: %s", st, out);
+	st = tu_run_self("address_limit_exact", env, 60, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exact: status %#x "
+	    "(exit codes: see limit_child), stderr: %s", st, out);
 }
 
 int
@@ -362,7 +385,10 @@ main(int argc, char **argv)
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
 	    strcmp(argv[2], "address_limit") == 0)
-		return (limit_child());
+		return (limit_child("pages"));
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
+	    strcmp(argv[2], "address_limit_exact") == 0)
+		return (limit_child("exact"));
 	RUN(test_heap_arena);
 	RUN(test_heap_alloc_free);
 	RUN(test_heap_release);
