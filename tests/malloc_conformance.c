@@ -1532,6 +1532,25 @@ hugepages_child(void)
 }
 
 /*
+ * Run this binary again as "--child what" (a fresh process, the same
+ * environment) and find key in its output: the text from key on, or NULL
+ * (reported) if the child failed or did not print it.
+ */
+static const char *
+child_says(const char *what, unsigned timeout_s, const char *key,
+    char *out, size_t outlen)
+{
+	static const char *const noenv[] = { NULL };
+	int st = tu_run_self(what, noenv, timeout_s, out, outlen);
+	const char *p = strstr(out, key);
+
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && p != NULL)
+		return (p);
+	CHECKF(0, "child %s: status %#x, output:\n%s", what, st, out);
+	return (NULL);
+}
+
+/*
  * A burst of small blocks freed, then a burst of another size: the second
  * reuses the first's memory within a few MiB of heap growth (the growth
  * scan gives the idle depot back), instead of growing the peak by its
@@ -1567,20 +1586,18 @@ growth_reuse_child(void)
 static void
 t_growth_reuse(void)
 {
-	static const char *const noenv[] = { NULL };
-	char out[4096], *p;
-	int st;
+	char out[4096];
+	const char *p;
 	long grew = LONG_MAX;
 
 	if (!ours("umem_cache_stats_print")) {
 		skip("glibc keeps fastbin chunks apart from such requests");
 		return;
 	}
-	st = tu_run_self("growth_reuse", noenv, 60, out, sizeof (out));
-	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
-	    (p = strstr(out, "grew=")) != NULL &&
-	    sscanf(p, "grew=%ld", &grew) == 1, "status %#x, output:\n%s", st,
-	    out);
+	if ((p = child_says("growth_reuse", 60, "grew=", out,
+	    sizeof (out))) == NULL)
+		return;
+	CHECKF(sscanf(p, "grew=%ld", &grew) == 1, "output:\n%s", out);
 	/* 48 MiB of 1000-byte blocks after 48 MiB of 64-byte ones freed */
 	CHECKF(grew < 24, "the peak grew by %ld MiB", grew);
 }
@@ -1614,15 +1631,15 @@ address_order_child(void)
 static void
 t_address_order(void)
 {
-	static const char *const noenv[] = { NULL };
-	char out[4096], *p;
-	int st, up = -1, n = 0;
+	char out[4096];
+	const char *p;
+	int up = -1, n = 0;
 
-	st = tu_run_self("address_order", noenv, 60, out, sizeof (out));
-	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
-	    (p = strstr(out, "up=")) != NULL &&
-	    sscanf(p, "up=%d of %d", &up, &n) == 2 && n > 0, "status %#x, "
-	    "output:\n%s", st, out);
+	if ((p = child_says("address_order", 60, "up=", out,
+	    sizeof (out))) == NULL)
+		return;
+	CHECKF(sscanf(p, "up=%d of %d", &up, &n) == 2 && n > 0, "output:\n%s",
+	    out);
 	CHECKF(up * 10 >= n * 9, "%d of %d neighbours in rising order", up,
 	    n);
 }
@@ -1783,20 +1800,19 @@ cold_pages_child(void)
 static void
 t_cold_pages(void)
 {
-	static const char *const noenv[] = { NULL };
-	char out[4096], *p;
-	int st, hot = -1, ncold = -1, nres = -1, base = -1, code = -1;
+	char out[4096];
+	const char *p;
+	int hot = -1, ncold = -1, nres = -1, base = -1, code = -1;
 
 	if (!ours("umem_cache_stats_print")) {
 		skip("the layout is libumem's");
 		return;
 	}
-	st = tu_run_self("cold_pages", noenv, 30, out, sizeof (out));
-	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
-	    (p = strstr(out, "hot=")) != NULL &&
-	    sscanf(p, "hot=%d cold=%d resident=%d base=%d code=%d", &hot,
-	    &ncold, &nres, &base, &code) == 5, "status %#x, output:\n%s", st,
-	    out);
+	if ((p = child_says("cold_pages", 30, "hot=", out,
+	    sizeof (out))) == NULL)
+		return;
+	CHECKF(sscanf(p, "hot=%d cold=%d resident=%d base=%d code=%d", &hot,
+	    &ncold, &nres, &base, &code) == 5, "output:\n%s", out);
 	if (hot != 1) {
 		skip("/proc/self/pagemap does not show resident pages");
 		return;
