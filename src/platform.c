@@ -282,7 +282,7 @@ umem_cond_timedwait_ns(pthread_cond_t *cv, umem_lock_t *l, uint64_t ns)
  * Fork handlers, registered when a second thread appears (platform.h)
  * ------------------------------------------------------------------------
  */
-#define	UMEM_ATFORK_MAX	8	/* vmem, update and the malloc classes: 3 */
+#define	UMEM_ATFORK_MAX	8	/* vmem, the heap, update, malloc classes: 4 */
 
 typedef struct umem_atfork {
 	void	(*af_prepare)(void);

@@ -27,10 +27,12 @@
  *   5. the cache's spare empty slab, if unused since the last pass, or
  *      at once if the cache took nothing from its slabs since then;
  *
- * then vmem_update().  Step 3 also runs clocked by the heap's growth
- * rather than time: every UMEM_GROWTH_SCAN_BYTES the caches import, the
- * next slow path runs the growth scan (growth_scan), which
- * gives back the depot magazines untouched since the previous scan.
+ * then the heap's dirty pages that stayed unused over a whole pass go to
+ * the OS (vmem_heap_flush), then vmem_update().  Step 3 also runs clocked
+ * by the heap's growth rather than time: every UMEM_GROWTH_SCAN_BYTES the
+ * caches import, the next slow path runs the growth scan (growth_scan),
+ * which gives back the depot magazines untouched since the previous scan;
+ * the pages that frees stay resident (dirty) for the growth.
  * With audit or logging on, the thread also keeps
  * the records' clock word (debug.c): before each wait it refreshes the
  * word if records used it, and waits at most a clock tick while they do.
@@ -154,6 +156,7 @@ umem_update_all(void)
 		cache_update(cp);
 	umem_unlock(&umem_cache_lock);
 	umem_large_cache_reap(0);
+	vmem_heap_flush(0);
 	UMEM_STAT_ADD(umem_update_passes, 1);
 	vmem_update();
 }
@@ -196,6 +199,7 @@ reap_all(int try)
 		UMEM_STAT_ADD(cp->cache_reap_count, 1);
 	}
 	umem_unlock(&umem_cache_lock);
+	vmem_heap_flush(1);
 }
 
 void
@@ -241,6 +245,7 @@ umem_reap_short(void)
 	}
 	umem_unlock(&umem_cache_lock);
 	umem_large_cache_reap(1);
+	vmem_heap_flush(1);
 }
 
 /*
@@ -271,6 +276,7 @@ umem_trim(void)
 	}
 	umem_unlock(&umem_cache_lock);
 	umem_large_cache_reap(1);
+	vmem_heap_flush(1);
 	vmem_update();
 }
 
@@ -458,7 +464,11 @@ umem_update_wanted(void)
  * reuse.  A program that frees a burst of one size and then allocates
  * another would otherwise take fresh pages for all of the second while
  * the first waited in the depot for the timed reap.  Caches with a
- * constructor keep their objects: those cost more to make again.
+ * constructor keep their objects: those cost more to make again.  The
+ * pages the scan frees keep their contents (vmem_heap_defer): the growth
+ * takes them back at once, and giving them to the OS first cost a
+ * madvise now and a page fault each then.  Only with the update thread,
+ * whose passes give back what the growth did not take.
  */
 static void
 growth_scan(void)
@@ -467,12 +477,15 @@ growth_scan(void)
 
 	if (!umem_ready || !umem_trylock(&umem_cache_lock))
 		return;
+	vmem_heap_defer(__atomic_load_n(&umem_update_running,
+	    __ATOMIC_RELAXED));
 	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
 	    cp = cp->cache_next) {
 		if (cp->cache_constructor == NULL &&
 		    umem_depot_purge_idle(cp))
 			UMEM_STAT_ADD(cp->cache_reap_count, 1);
 	}
+	vmem_heap_defer(0);
 	umem_unlock(&umem_cache_lock);
 }
 

@@ -965,6 +965,8 @@ vmem_import(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
 static void
 vmem_fail(vmem_t *vmp, int vmflag, size_t size)
 {
+	if (vmflag & VMEM_TRY)
+		return;			/* a probe, not a failure */
 	VMEM_COUNT(vmp, vm_fail);
 	if (vmflag & VM_PANIC)
 		umem_panic("vmem: arena '%s': cannot allocate %zu (VM_PANIC)",
@@ -1008,7 +1010,8 @@ vmem_xalloc_locked(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
 			break;
 		if (can_import && vmem_import(vmp, rq, vmflag))
 			continue;
-		if (!reaped && vmem_qcache_ops.qc_reap != NULL) {
+		if (!reaped && vmem_qcache_ops.qc_reap != NULL &&
+		    !(vmflag & VMEM_TRY)) {
 			/* Caches may hold what we need: ask them back. */
 			reaped = 1;
 			umem_unlock(&vmp->vm_lock);
@@ -1285,6 +1288,14 @@ vmem_xalloc_tag(vmem_t *vmp, size_t size, size_t align, int vmflag,
 {
 	return (vmem_xalloc_common(vmp, size, align, 0, 0, NULL, NULL, vmflag,
 	    (vmem_seg_t **)tagp));
+}
+
+UMEM_TEXT_COLD void *
+vmem_xalloc_tag_in(vmem_t *vmp, size_t size, void *minaddr, void *maxaddr,
+    int vmflag, void **tagp)
+{
+	return (vmem_xalloc_common(vmp, size, 0, 0, 0, minaddr, maxaddr,
+	    vmflag, (vmem_seg_t **)tagp));
 }
 
 void

@@ -61,11 +61,32 @@
  * afresh when it is released (vmem_heap_renew) lets the kernel merge it
  * back into its neighbours, so the extra mappings are bounded by the moved
  * blocks alive; the caller bounds those (see umem_alloc.c).
+ *
+ * Deferred release.  A range freed while the freeing thread defers
+ * (vmem_heap_defer: umem's growth scan, which frees memory because the
+ * heap is growing) keeps its pages: it goes back to the heap at once, so
+ * it merges with its free neighbours and the growth can take it, but it
+ * is recorded as dirty instead of being given to the OS.  Every
+ * allocation from the heap takes its range out of the dirty set
+ * (dirty_claim) before using it; one whose user counts on zero pages
+ * (vmem_heap_alloc, vmem_heap_talloc) gives the dirty part to the OS
+ * first, so only slabs (the dense pair) reuse dirty pages as they are,
+ * and they look there first (dirty_alloc).
+ * vmem_heap_flush() gives back what stayed dirty over a whole update pass
+ * (or all of it: trim, reap).  The set is a bitmap per reservation (a bit
+ * a page, two generations for that age), made on the reservation's first
+ * dirty page: the pages a growth scan frees are scattered (python3's
+ * malloc mode: 27k one-page ranges, rarely neighbours).  Bounded by
+ * VMEM_DIRTY_MAX bytes; past that, a release gives its pages to the OS at
+ * once, as without deferral.  A claim or a flush gives pages back with
+ * the dirty lock held, and a claim comes before its caller writes the
+ * range: so a flush never takes the pages of a range in use.
  */
 #define	_GNU_SOURCE
 #include "vmem_impl.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #ifndef MREMAP_DONTUNMAP
@@ -87,6 +108,27 @@ static pthread_once_t vmem_heap_once = PTHREAD_ONCE_INIT;
 static size_t vmem_heap_reserved;	/* under the heap's import path */
 static unsigned vmem_heap_nreserved;	/* reservations made */
 static int vmem_heap_thp = VMEM_THP_NEVER;	/* vmem_heap_hugepages() */
+
+#define	VMEM_DIRTY_MAX		(128ul << 20)
+#define	VMEM_DIRTY_RESV		64	/* reservations with a bitmap */
+
+/* A reservation and its dirty pages: bit p of word p / 64, per generation. */
+typedef struct vmem_resv {
+	uintptr_t	vr_start;
+	uintptr_t	vr_end;
+	uint64_t	*vr_bits[2];	/* NULL until the first dirty page */
+	size_t		vr_lo[2];	/* words [lo, hi) may have bits set */
+	size_t		vr_hi[2];
+} vmem_resv_t;
+
+static vmem_resv_t vmem_resv[VMEM_DIRTY_RESV];
+static unsigned vmem_nresv;
+static unsigned vmem_dirty_gen;		/* the generation pages join */
+static size_t vmem_dirty_bytes;		/* read unlocked: 0 = nothing to do */
+static int vmem_dirty_miss;		/* dirty_alloc found nothing */
+static umem_lock_t vmem_dirty_lock = UMEM_LOCK_INITIALIZER;
+static __thread int vmem_heap_deferring
+    __attribute__((tls_model("initial-exec")));
 
 static vmem_t *vmem_heap_huge;		/* made on first use */
 static pthread_once_t vmem_heap_huge_once = PTHREAD_ONCE_INIT;
@@ -117,6 +159,32 @@ static unsigned vmem_thp_runs;		/* runs of blocks advised */
  * the largest reservations that fit instead of one mapping per import.
  */
 static size_t vmem_heap_reserve_cap = VMEM_HEAP_RESERVE_MAX;
+
+/*
+ * The deferred release's code (below) runs only once pages turn dirty,
+ * in programs whose heap grows by megabytes: it is cold (UMEM_TEXT_COLD,
+ * out of the hot layers' 64 KiB code window, libumem.ld), with a test of
+ * the dirty byte count inline where the heap's paths pass.  So is the
+ * huge-page code (UMEM_OPTIONS=hugepages is off by default).
+ */
+
+/*
+ * A new reservation gets a slot (its bitmap comes with its first dirty
+ * page).  Every process makes one: not cold.
+ */
+static void
+dirty_resv_add(void *p, size_t size)
+{
+	umem_lock(&vmem_dirty_lock);
+	if (vmem_nresv < VMEM_DIRTY_RESV) {
+		vmem_resv_t *r = &vmem_resv[vmem_nresv++];
+
+		r->vr_start = (uintptr_t)p;
+		r->vr_end = (uintptr_t)p + size;
+		r->vr_lo[0] = r->vr_lo[1] = SIZE_MAX;
+	}
+	umem_unlock(&vmem_dirty_lock);
+}
 
 /*
  * Import for the heap itself: reserve address space.  Reservations grow
@@ -169,20 +237,284 @@ vmem_heap_reserve(vmem_t *src, size_t *sizep, int vmflag)
 		    VMEM_HEAP_RESERVE_MAX, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&vmem_heap_reserved, size, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&vmem_heap_nreserved, 1, __ATOMIC_RELEASE);
+	dirty_resv_add(p, size);
 	*sizep = size;
 	return (p);
+}
+
+/*
+ * ---- deferred release (see the top) ----
+ */
+/* The reservation holding addr, or NULL.  vmem_dirty_lock. */
+UMEM_TEXT_COLD static vmem_resv_t *
+dirty_resv(uintptr_t addr)
+{
+	for (unsigned i = 0; i < vmem_nresv; i++) {
+		if (addr >= vmem_resv[i].vr_start && addr < vmem_resv[i].vr_end)
+			return (&vmem_resv[i]);
+	}
+	return (NULL);
+}
+
+/* Give the OS pages [from, to) of r. */
+UMEM_TEXT_COLD static void
+dirty_give(const vmem_resv_t *r, size_t from, size_t to)
+{
+	umem_pages_release((void *)(r->vr_start + from * umem_pagesize),
+	    (to - from) * umem_pagesize);
+}
+
+/*
+ * Clear generation g's bits for pages [p0, p1) of r (page numbers within
+ * r); with release, give the pages whose bits were set to the OS, a call
+ * per run.  The number of bits cleared.  vmem_dirty_lock.
+ */
+UMEM_TEXT_COLD static size_t
+dirty_take(vmem_resv_t *r, int g, size_t p0, size_t p1, int release)
+{
+	uint64_t *bits = r->vr_bits[g];
+	size_t taken = 0, run = SIZE_MAX, p, n;
+
+	for (p = p0; p < p1; p += n) {
+		size_t w = p / 64, b = p % 64;
+		uint64_t mask, m;
+
+		n = 64 - b < p1 - p ? 64 - b : p1 - p;
+		mask = (n == 64 ? ~0ULL : (1ULL << n) - 1) << b;
+		m = bits[w] & mask;
+		bits[w] &= ~m;
+		taken += (size_t)__builtin_popcountll(m);
+		/* Skip a word in which no run starts or ends. */
+		if (!release || m == (run == SIZE_MAX ? 0 : mask))
+			continue;
+		for (size_t i = b; i < b + n; i++) {
+			if (((m >> i) & 1) && run == SIZE_MAX) {
+				run = w * 64 + i;
+			} else if (!((m >> i) & 1) && run != SIZE_MAX) {
+				dirty_give(r, run, w * 64 + i);
+				run = SIZE_MAX;
+			}
+		}
+	}
+	if (run != SIZE_MAX)
+		dirty_give(r, run, p1);
+	return (taken);
+}
+
+/*
+ * Record [addr, addr + size), about to go back to the heap, as dirty: 1,
+ * or 0 (the caller gives the pages back): over the bound, or no bitmap.
+ */
+UMEM_TEXT_COLD static int
+dirty_add(void *addr, size_t size)
+{
+	size_t p0, p1, g, words;
+	vmem_resv_t *r;
+
+	umem_lock(&vmem_dirty_lock);
+	if (vmem_dirty_bytes + size > VMEM_DIRTY_MAX ||
+	    (r = dirty_resv((uintptr_t)addr)) == NULL)
+		goto no;
+	words = ((r->vr_end - r->vr_start) / umem_pagesize + 63) / 64;
+	if (r->vr_bits[0] == NULL) {
+		uint64_t *b = umem_pages_reserve(P2ROUNDUP(2 * words *
+		    sizeof (uint64_t), umem_pagesize), umem_pagesize);
+
+		if (b == NULL)
+			goto no;
+		r->vr_bits[0] = b;
+		r->vr_bits[1] = b + words;
+	}
+	g = vmem_dirty_gen;
+	p0 = ((uintptr_t)addr - r->vr_start) / umem_pagesize;
+	p1 = p0 + size / umem_pagesize;
+	for (size_t p = p0; p < p1; p++)
+		r->vr_bits[g][p / 64] |= 1ULL << (p % 64);
+	if (p0 / 64 < r->vr_lo[g])
+		r->vr_lo[g] = p0 / 64;
+	if ((p1 + 63) / 64 > r->vr_hi[g])
+		r->vr_hi[g] = (p1 + 63) / 64;
+	__atomic_store_n(&vmem_dirty_bytes, vmem_dirty_bytes + size,
+	    __ATOMIC_RELEASE);
+	__atomic_store_n(&vmem_dirty_miss, 0, __ATOMIC_RELAXED);
+	umem_unlock(&vmem_dirty_lock);
+	return (1);
+no:
+	umem_unlock(&vmem_dirty_lock);
+	return (0);
+}
+
+/*
+ * [addr, addr + size) was just allocated from the heap: take it out of
+ * the dirty set, giving its dirty pages to the OS first if the caller
+ * counts on zero pages.
+ */
+UMEM_TEXT_COLD static void
+dirty_claim_some(void *addr, size_t size, int zero)
+{
+	size_t p0, taken = 0;
+	vmem_resv_t *r;
+
+	umem_lock(&vmem_dirty_lock);
+	if ((r = dirty_resv((uintptr_t)addr)) != NULL &&
+	    r->vr_bits[0] != NULL) {
+		p0 = ((uintptr_t)addr - r->vr_start) / umem_pagesize;
+		for (int g = 0; g < 2; g++)
+			taken += dirty_take(r, g, p0, p0 + size / umem_pagesize,
+			    zero);
+		__atomic_store_n(&vmem_dirty_bytes, vmem_dirty_bytes -
+		    taken * umem_pagesize, __ATOMIC_RELEASE);
+	}
+	umem_unlock(&vmem_dirty_lock);
+}
+
+static inline void
+dirty_claim(void *addr, size_t size, int zero)
+{
+	if (__atomic_load_n(&vmem_dirty_bytes, __ATOMIC_ACQUIRE) != 0)
+		dirty_claim_some(addr, size, zero);
+}
+
+/*
+ * Dirty pages first: a slab's pages from the span of the dirty pages (of
+ * the first reservation that has any), if a free segment there fits.
+ * The heap's instant fit takes the smallest free segment that fits, which
+ * is often the untouched tail of a reservation rather than a longer run
+ * of dirty pages: t_growth_reuse's second burst took 8 MiB of fresh pages
+ * that way, with 14 MiB dirty beside them.  A miss turns the search off
+ * until more pages turn dirty (it walks free lists: not on every import).
+ */
+UMEM_TEXT_COLD static void *
+dirty_alloc_some(vmem_t *heap, size_t size, void **tagp)
+{
+	uintptr_t lo = 0, hi = 0;
+	void *p;
+
+	umem_lock(&vmem_dirty_lock);
+	for (unsigned i = 0; i < vmem_nresv && lo == hi; i++) {
+		vmem_resv_t *r = &vmem_resv[i];
+		size_t w0 = r->vr_lo[0] < r->vr_lo[1] ? r->vr_lo[0] :
+		    r->vr_lo[1];
+		size_t w1 = r->vr_hi[0] > r->vr_hi[1] ? r->vr_hi[0] :
+		    r->vr_hi[1];
+
+		if (w0 < w1) {
+			lo = r->vr_start + w0 * 64 * umem_pagesize;
+			hi = r->vr_start + w1 * 64 * umem_pagesize;
+			if (hi > r->vr_end)
+				hi = r->vr_end;
+		}
+	}
+	umem_unlock(&vmem_dirty_lock);
+	if (hi - lo < size)
+		return (NULL);
+	p = vmem_xalloc_tag_in(heap, size, (void *)lo, (void *)hi,
+	    VM_NOSLEEP | VMEM_TRY, tagp);
+	if (p == NULL)
+		__atomic_store_n(&vmem_dirty_miss, 1, __ATOMIC_RELAXED);
+	return (p);
+}
+
+static inline void *
+dirty_alloc(vmem_t *heap, size_t size, void **tagp)
+{
+	if (__atomic_load_n(&vmem_dirty_bytes, __ATOMIC_ACQUIRE) < size ||
+	    __atomic_load_n(&vmem_dirty_miss, __ATOMIC_RELAXED))
+		return (NULL);
+	return (dirty_alloc_some(heap, size, tagp));
+}
+
+/* Pages of a range going back to the heap: to the OS, or kept dirty. */
+static void
+vmem_heap_give(void *addr, size_t size)
+{
+	if (!vmem_heap_deferring || !dirty_add(addr, size))
+		umem_pages_release(addr, size);
+}
+
+void
+vmem_heap_defer(int on)
+{
+	vmem_heap_deferring = on;
+}
+
+/*
+ * Give the OS the pages that stayed dirty since the previous call (the
+ * older generation), or all of them; the newer generation becomes the
+ * older.
+ */
+UMEM_TEXT_COLD static void
+dirty_flush(int all)
+{
+	size_t taken = 0;
+	int old;
+
+	umem_lock(&vmem_dirty_lock);
+	old = (int)vmem_dirty_gen ^ 1;
+	for (unsigned i = 0; i < vmem_nresv; i++) {
+		vmem_resv_t *r = &vmem_resv[i];
+
+		for (int g = 0; g < 2 && r->vr_bits[0] != NULL; g++) {
+			if ((g != old && !all) || r->vr_lo[g] >= r->vr_hi[g])
+				continue;
+			taken += dirty_take(r, g, r->vr_lo[g] * 64,
+			    r->vr_hi[g] * 64, 1);
+			r->vr_lo[g] = SIZE_MAX;
+			r->vr_hi[g] = 0;
+		}
+	}
+	vmem_dirty_gen = (unsigned)old;
+	__atomic_store_n(&vmem_dirty_bytes, vmem_dirty_bytes - taken *
+	    umem_pagesize, __ATOMIC_RELEASE);
+	umem_unlock(&vmem_dirty_lock);
+}
+
+void
+vmem_heap_flush(int all)
+{
+	if (__atomic_load_n(&vmem_dirty_bytes, __ATOMIC_ACQUIRE) != 0)
+		dirty_flush(all);
+}
+
+UMEM_TEXT_COLD size_t
+vmem_heap_dirty(void)
+{
+	return (__atomic_load_n(&vmem_dirty_bytes, __ATOMIC_RELAXED));
+}
+
+/* Fork: the dirty lock is a leaf (nothing is taken under it). */
+UMEM_TEXT_COLD static void
+dirty_fork_prepare(void)
+{
+	umem_lock(&vmem_dirty_lock);
+}
+
+UMEM_TEXT_COLD static void
+dirty_fork_parent(void)
+{
+	umem_unlock(&vmem_dirty_lock);
+}
+
+UMEM_TEXT_COLD static void
+dirty_fork_child(void)
+{
+	umem_lock_init(&vmem_dirty_lock);
 }
 
 static void *
 vmem_heap_alloc(vmem_t *heap, size_t size, int vmflag)
 {
-	return (vmem_alloc(heap, size, vmflag));
+	void *p = vmem_alloc(heap, size, vmflag);
+
+	if (p != NULL)
+		dirty_claim(p, size, 1);
+	return (p);
 }
 
 static void
 vmem_heap_free(vmem_t *heap, void *addr, size_t size)
 {
-	umem_pages_release(addr, size);
+	vmem_heap_give(addr, size);
 	vmem_free(heap, addr, size);
 }
 
@@ -191,14 +523,14 @@ vmem_heap_free(vmem_t *heap, void *addr, size_t size)
  * never (the default), once the heap outgrew its first reservation, or
  * from the start.
  */
-void
+UMEM_TEXT_COLD void
 vmem_heap_hugepages(int mode)
 {
 	__atomic_store_n(&vmem_heap_thp, mode, __ATOMIC_RELAXED);
 }
 
 /* madvise blocks [b0, b1) of c: 0, or -1 (errno as it was: free paths) */
-static int
+UMEM_TEXT_COLD static int
 vmem_thp_advise(const vmem_thp_chunk_t *c, size_t b0, size_t b1, int advice)
 {
 	int saved = errno;
@@ -213,7 +545,7 @@ vmem_thp_advise(const vmem_thp_chunk_t *c, size_t b0, size_t b1, int advice)
  * heap_huge's import: a chunk of the heap, advised MADV_HUGEPAGE, tracked
  * in a slot (no slot left: no chunk, and the dense pair uses the heap).
  */
-static void *
+UMEM_TEXT_COLD static void *
 vmem_heap_huge_import(vmem_t *heap, size_t *sizep, int vmflag)
 {
 	size_t size = *sizep, chunk = __atomic_load_n(&vmem_heap_huge_size,
@@ -241,6 +573,7 @@ vmem_heap_huge_import(vmem_t *heap, size_t *sizep, int vmflag)
 	c = &vmem_thp_chunks[i];
 	if (p == NULL)
 		return (NULL);		/* (the slot stays empty) */
+	dirty_claim(p, chunk, 0);	/* slabs only: dirty pages will do */
 	for (size_t b = 0; b < chunk / VMEM_THP_BLOCK; b++)
 		c->thp_huge[b / 64] |= (uint64_t)1 << (b % 64);
 	c->thp_block0 = (uintptr_t)p / VMEM_THP_BLOCK;
@@ -252,7 +585,7 @@ vmem_heap_huge_import(vmem_t *heap, size_t *sizep, int vmflag)
 	return (p);
 }
 
-static void
+UMEM_TEXT_COLD static void
 vmem_heap_huge_init(void)
 {
 	/* No free function: chunks are kept, like the reservations. */
@@ -297,7 +630,7 @@ vmem_thp_chunk(uintptr_t addr)
 }
 
 /* All of chunk c gives up huge pages: one mapping again. */
-static void
+UMEM_TEXT_COLD static void
 vmem_thp_unhuge_chunk(vmem_thp_chunk_t *c)
 {
 	for (size_t w = 0; w < VMEM_THP_WORDS; w++)
@@ -312,7 +645,7 @@ vmem_thp_unhuge_chunk(vmem_thp_chunk_t *c)
  * mapping in three: past VMEM_THP_RUNS_MAX runs, or if the kernel refuses
  * (out of mappings), the whole chunk gives up huge pages instead.
  */
-static void
+UMEM_TEXT_COLD static void
 vmem_thp_unhuge(vmem_thp_chunk_t *c, uintptr_t addr, size_t size)
 {
 	size_t b0 = addr / VMEM_THP_BLOCK - c->thp_block0;
@@ -351,7 +684,10 @@ vmem_heap_dense_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp)
 	if (huge != NULL &&
 	    (p = vmem_xalloc_tag(huge, size, 0, vmflag, tagp)) != NULL)
 		return (p);
-	return (vmem_xalloc_tag(heap, size, 0, vmflag, tagp));
+	if ((p = dirty_alloc(heap, size, tagp)) != NULL ||
+	    (p = vmem_xalloc_tag(heap, size, 0, vmflag, tagp)) != NULL)
+		dirty_claim(p, size, 0);	/* slabs: dirty pages will do */
+	return (p);
 }
 
 void
@@ -383,7 +719,7 @@ vmem_heap_sparse(void *addr, size_t size)
 }
 
 /* heap_huge if it was made (the leak walker's list of our arenas). */
-vmem_t *
+UMEM_TEXT_COLD vmem_t *
 vmem_heap_huge_made(void)
 {
 	return (__atomic_load_n(&vmem_heap_huge, __ATOMIC_ACQUIRE));
@@ -392,13 +728,17 @@ vmem_heap_huge_made(void)
 void *
 vmem_heap_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp)
 {
-	return (vmem_xalloc_tag(heap, size, 0, vmflag, tagp));
+	void *p = vmem_xalloc_tag(heap, size, 0, vmflag, tagp);
+
+	if (p != NULL)
+		dirty_claim(p, size, 1);
+	return (p);
 }
 
 void
 vmem_heap_tfree(vmem_t *heap, void *addr, size_t size, void *tag)
 {
-	umem_pages_release(addr, size);
+	vmem_heap_give(addr, size);
 	vmem_xfree_tag(heap, addr, size, tag);
 }
 
@@ -451,6 +791,8 @@ vmem_heap_init(void)
 	    vmem_heap_reserve, NULL, NULL, 0, VM_SLEEP);
 	if (vmem_heap == NULL)
 		umem_panic("vmem: cannot create the heap arena");
+	umem_atfork_add(dirty_fork_prepare, dirty_fork_parent,
+	    dirty_fork_child);
 }
 
 UMEM_EXPORT vmem_t *

@@ -56,6 +56,14 @@ int vmem_verify(vmem_t *vmp);
  */
 void *vmem_xalloc_tag(vmem_t *vmp, size_t size, size_t align, int vmflag,
     void **tagp);
+/*
+ * The same within [minaddr, maxaddr) (no import).  VMEM_TRY (beside
+ * VM_NOSLEEP): a probe; a miss returns NULL at once, with no reap of the
+ * caches, no failure counted and errno untouched.
+ */
+#define	VMEM_TRY	0x00010000
+void *vmem_xalloc_tag_in(vmem_t *vmp, size_t size, void *minaddr,
+    void *maxaddr, int vmflag, void **tagp);
 void vmem_xfree_tag(vmem_t *vmp, void *addr, size_t size, void *tag);
 
 /*
@@ -111,6 +119,16 @@ vmem_t *vmem_heap_huge_made(void);
 /* The heap's tagged import pair (vmem_set_tagged_import). */
 void *vmem_heap_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp);
 void vmem_heap_tfree(vmem_t *heap, void *addr, size_t size, void *tag);
+
+/*
+ * Deferred release (vmem_heap.c): while the calling thread defers, ranges
+ * it frees to the heap keep their pages (dirty) for the heap's next
+ * allocations; vmem_heap_flush() gives to the OS the dirty pages that
+ * stayed so over a whole call interval, or all of them.
+ */
+void vmem_heap_defer(int on);
+void vmem_heap_flush(int all);
+size_t vmem_heap_dirty(void);	/* bytes */
 
 /* Periodic work: rescale hash tables, wake sleepers.  For the update thread. */
 void vmem_update(void);

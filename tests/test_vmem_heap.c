@@ -3,8 +3,9 @@
  * shape, memory that is usable and reads as zero, pages that go back to
  * the OS when freed (RSS drops), and mapping frugality: a 64 GiB heap made
  * of 128 KiB slabs, even when freed every other slab, must stay far below
- * vm.max_map_count (65530) mappings; and a process short of address
- * space (RLIMIT_AS) still gets big reservations, not one per import.
+ * vm.max_map_count (65530) mappings; a process short of address
+ * space (RLIMIT_AS) still gets big reservations, not one per import; and
+ * pages freed while deferring stay for the next slabs (deferred release).
  */
 #include "test.h"
 #include <stdint.h>
@@ -379,6 +380,116 @@ test_heap_address_limit(void)
 	    "(exit codes: see limit_child), stderr: %s", st, out);
 }
 
+/* How many of [p, p + n pages) are resident; -1 if mincore fails. */
+static long
+resident_pages(const void *p, size_t n)
+{
+	unsigned char vec[64];
+	long c = 0;
+
+	if (n > sizeof (vec) || mincore((void *)p, n * pagesize, vec) != 0)
+		return (-1);
+	for (size_t i = 0; i < n; i++)
+		c += vec[i] & 1;
+	return (c);
+}
+
+/* All of [p, p + size) reads as byte c. */
+static int
+all_bytes(const unsigned char *p, size_t size, unsigned char c)
+{
+	for (size_t i = 0; i < size; i++)
+		if (p[i] != c)
+			return (0);
+	return (1);
+}
+
+/*
+ * Deferred release (the growth scan's frees): a range freed while the
+ * thread defers keeps its pages, dirty, until a flush finds them a whole
+ * call old (or flushes all); the dense pair (slabs) takes dirty pages
+ * first and as they are; every other allocation gets them zeroed; the
+ * dirty bytes are bounded (128 MiB).
+ */
+static void
+test_heap_deferred_release(void)
+{
+	enum { N = 32 };
+	vmem_alloc_t *af;
+	vmem_free_t *ff;
+	vmem_t *heap = vmem_heap_arena(&af, &ff);
+	size_t size = N * pagesize, mib = 1 << 20;
+	unsigned char *a, *b, *c, *p;
+	void *tag, *big[2];
+
+	vmem_heap_hugepages(VMEM_THP_NEVER);	/* slabs from the heap */
+	vmem_heap_flush(1);
+	CHECK(vmem_heap_dirty() == 0);
+
+	/* Kept over one flush, given back by the next. */
+	a = af(heap, size, VM_SLEEP);
+	memset(a, 0xab, size);
+	vmem_heap_defer(1);
+	ff(heap, a, size);
+	vmem_heap_defer(0);
+	CHECK(vmem_heap_dirty() == size);
+	CHECK(resident_pages(a, N) == N);
+	vmem_heap_flush(0);
+	CHECK(vmem_heap_dirty() == size);
+	CHECK(resident_pages(a, N) == N);
+	vmem_heap_flush(0);
+	CHECK(vmem_heap_dirty() == 0);
+	CHECK(resident_pages(a, N) == 0);
+
+	/* Not deferring: the pages go at once. */
+	a = af(heap, size, VM_SLEEP);
+	memset(a, 0xab, size);
+	ff(heap, a, size);
+	CHECK(vmem_heap_dirty() == 0);
+	CHECK(resident_pages(a, N) == 0);
+
+	/*
+	 * A hole of N dirty pages between two live ranges: the dense pair
+	 * takes a page of it as it is; an allocation of the rest that counts
+	 * on zero pages (the plain pair: the hole is the only free segment of
+	 * that size class it has, the newest) reads zero.
+	 */
+	a = af(heap, size, VM_SLEEP);
+	b = af(heap, size, VM_SLEEP);
+	c = af(heap, size, VM_SLEEP);
+	memset(b, 0xab, size);
+	vmem_heap_defer(1);
+	ff(heap, b, size);
+	vmem_heap_defer(0);
+	CHECK(vmem_heap_dirty() == size);
+	p = vmem_heap_dense_talloc(heap, pagesize, VM_SLEEP, &tag);
+	CHECKF(p >= b && p < b + size, "%p outside the dirty hole %p", p, b);
+	if (p >= b && p < b + size)
+		CHECK(all_bytes(p, pagesize, 0xab));
+	CHECK(vmem_heap_dirty() == size - pagesize);
+	vmem_heap_dense_tfree(heap, p, pagesize, tag);
+	CHECK(vmem_heap_dirty() == size - pagesize);
+	p = af(heap, size, VM_SLEEP);
+	CHECKF(p == b, "%p, not the hole %p", p, b);
+	CHECK(all_bytes(p, size, 0));
+	CHECK(vmem_heap_dirty() == 0);
+	ff(heap, p, size);
+	ff(heap, a, size);
+	ff(heap, c, size);
+
+	/* Bounded: past 128 MiB a release gives its pages back. */
+	big[0] = af(heap, 100 * mib, VM_SLEEP);
+	big[1] = af(heap, 100 * mib, VM_SLEEP);
+	vmem_heap_defer(1);
+	ff(heap, big[0], 100 * mib);
+	ff(heap, big[1], 100 * mib);
+	vmem_heap_defer(0);
+	CHECK(vmem_heap_dirty() == 100 * mib);
+	vmem_heap_flush(1);
+	CHECK(vmem_heap_dirty() == 0);
+	CHECK(vmem_verify(heap) == 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -395,5 +506,6 @@ main(int argc, char **argv)
 	RUN(test_heap_map_count);
 	RUN(test_heap_thp_mappings);
 	RUN(test_heap_address_limit);
+	RUN(test_heap_deferred_release);
 	return (test_summary(argv[0]));
 }
