@@ -20,7 +20,8 @@
  * that they must move); fork while threads allocate (the child
  * allocates at once, starts a thread, forks again, under alarm()); a
  * SIGUSR1 storm through pthread_kill while threads allocate; mallinfo2,
- * malloc_info and malloc_trim in a loop while threads allocate.  A watchdog
+ * malloc_info and malloc_trim in a loop while threads allocate; threads
+ * that change block sizes round after round while malloc_trim runs.  A watchdog
  * turns a deadlock into a failure with the test's name.
  */
 #include "test.h"
@@ -979,6 +980,104 @@ t_fork_under_load(void)
 }
 
 /* ------------------------------------------------------------------ */
+/*
+ * Phase changes: threads each fill 6 MiB with blocks of one size, free
+ * them all, then fill 6 MiB with blocks of another size and check them,
+ * round after round, while another thread calls malloc_trim(0) now and
+ * then.  The heap grows all the time, so libumem's growth scans keep
+ * freeing pages that stay resident (dirty) for the growth, which the
+ * next phase takes back, the update thread and malloc_trim give to the
+ * OS, and allocations that must read zero (calloc of large blocks) have
+ * cleared: a page given back while in use, or handed out twice, shows as
+ * a broken pattern; one handed to calloc uncleared, as a nonzero byte.
+ */
+typedef struct phaser {
+	pthread_t	ph_tid;
+	int		ph_id;
+	unsigned long	ph_bad;
+	unsigned long	ph_nulls;
+} phaser_t;
+
+static void *
+phaser_main(void *arg)
+{
+	enum { BYTES = 6 << 20, ROUNDS = 6 };
+	static const size_t sizes[] = { 48, 64, 200, 1000, 3000, 700, 96, 5000 };
+	phaser_t *ph = arg;
+	size_t cap = BYTES / 48, i, n;
+	unsigned char **v = mmap(NULL, cap * sizeof (*v), PROT_READ |
+	    PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (v == MAP_FAILED) {
+		ph->ph_nulls++;
+		return (NULL);
+	}
+	for (int r = 0; r < ROUNDS * 2; r++) {
+		size_t sz = sizes[(r + (size_t)ph->ph_id * 3) % 8];
+		uint64_t tag = ((uint64_t)ph->ph_id << 32) | (uint64_t)r << 20;
+
+		n = BYTES / sz;
+		for (i = 0; i < n; i++) {
+			if ((v[i] = malloc(sz)) == NULL) {
+				ph->ph_nulls++;
+				n = i;
+				break;
+			}
+			fill(v[i], sz, tag + i);
+		}
+		for (i = 0; i < n; i++) {
+			if (!check(v[i], sz, tag + i))
+				ph->ph_bad++;
+			free(v[i]);
+		}
+		/* A large zeroed block: must read zero, dirty pages or not. */
+		if ((v[0] = calloc(1, 2 * MiB)) == NULL) {
+			ph->ph_nulls++;
+			continue;
+		}
+		for (i = 0; i < 2 * MiB; i += 512)
+			ph->ph_bad += v[0][i] != 0;
+		free(v[0]);
+	}
+	(void) munmap(v, cap * sizeof (*v));
+	return (NULL);
+}
+
+static void
+t_phase_changes(void)
+{
+	enum { NT = 3 };
+	phaser_t ph[NT];
+	unsigned long bad = 0, nulls = 0;
+	int i, alive = NT, joined[NT] = { 0 };
+
+	phase("t_phase_changes");
+	memset(ph, 0, sizeof (ph));
+	for (i = 0; i < NT; i++) {
+		ph[i].ph_id = i;
+		CHECK(pthread_create(&ph[i].ph_tid, NULL, phaser_main,
+		    &ph[i]) == 0);
+	}
+	while (alive > 0) {
+		usleep(20000);
+		(void) malloc_trim(0);
+		for (alive = 0, i = 0; i < NT; i++) {
+			if (!joined[i])
+				joined[i] = pthread_tryjoin_np(ph[i].ph_tid,
+				    NULL) == 0;
+			alive += !joined[i];
+		}
+	}
+	for (i = 0; i < NT; i++) {
+		bad += ph[i].ph_bad;
+		nulls += ph[i].ph_nulls;
+	}
+	CHECKF(bad == 0, "%lu blocks lost their pattern or calloc bytes "
+	    "were not zero", bad);
+	CHECK(nulls == 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* SIGUSR1 storm: the handler only sets a flag and counts. */
 static atomic_ulong sig_count;		/* lock-free: signal-safe */
 static __thread struct worker *sig_self;	/* executable TLS: no lookup */
@@ -1124,6 +1223,7 @@ main(int argc, char **argv)
 	TIMED(t_producer_consumer);
 	TIMED(t_realloc_chains);
 	TIMED(t_realloc_side_by_side);
+	TIMED(t_phase_changes);
 	TIMED(t_fork_under_load);
 	TIMED(t_signals);
 	TIMED(t_main_pthread_exit);
