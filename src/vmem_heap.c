@@ -13,9 +13,9 @@
  *   vmem_heap_free   gives the physical pages to the OS (MADV_DONTNEED)
  *                    and the address range back to the heap.
  *
- * vmem_heap_talloc and vmem_heap_tfree are the same with tags
- * (vmem_xalloc_tag): umem_default imports through them, so its spans
- * never touch the heap's hash.
+ * The dense pair (vmem_heap_dense_talloc, vmem_heap_dense_tfree) is the
+ * same with tags (vmem_xalloc_tag), for slabs: umem_default imports
+ * through it, so its spans never touch the heap's hash.
  *
  * Because the protection of a reservation never changes, the kernel never
  * splits it: the number of mappings is the number of reservations (and
@@ -69,7 +69,7 @@
  * is recorded as dirty instead of being given to the OS.  Every
  * allocation from the heap takes its range out of the dirty set
  * (dirty_claim) before using it; one whose user counts on zero pages
- * (vmem_heap_alloc, vmem_heap_talloc) gives the dirty part to the OS
+ * (vmem_heap_alloc) gives the dirty part to the OS
  * first, so only slabs (the dense pair) reuse dirty pages as they are,
  * and they look there first (dirty_alloc).
  * vmem_heap_flush() gives back what stayed dirty over a whole update pass
@@ -672,8 +672,8 @@ vmem_thp_unhuge(vmem_thp_chunk_t *c, uintptr_t addr, size_t size)
 }
 
 /*
- * The dense pair: the tagged pair (below), from heap_huge when it is on
- * (see above).  The free finds the arena by address.
+ * The dense pair: tagged imports from the heap, or from heap_huge when it
+ * is on (see above).  The free finds the arena by address.
  */
 void *
 vmem_heap_dense_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp)
@@ -696,7 +696,8 @@ vmem_heap_dense_tfree(vmem_t *heap, void *addr, size_t size, void *tag)
 	vmem_thp_chunk_t *c = vmem_thp_chunk((uintptr_t)addr);
 
 	if (c == NULL) {
-		vmem_heap_tfree(heap, addr, size, tag);
+		vmem_heap_give(addr, size);
+		vmem_xfree_tag(heap, addr, size, tag);
 		return;
 	}
 	vmem_thp_unhuge(c, (uintptr_t)addr, size);
@@ -725,22 +726,6 @@ vmem_heap_huge_made(void)
 	return (__atomic_load_n(&vmem_heap_huge, __ATOMIC_ACQUIRE));
 }
 
-void *
-vmem_heap_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp)
-{
-	void *p = vmem_xalloc_tag(heap, size, 0, vmflag, tagp);
-
-	if (p != NULL)
-		dirty_claim(p, size, 1);
-	return (p);
-}
-
-void
-vmem_heap_tfree(vmem_t *heap, void *addr, size_t size, void *tag)
-{
-	vmem_heap_give(addr, size);
-	vmem_xfree_tag(heap, addr, size, tag);
-}
 
 /*
  * Move the pages of [from, from + size) to [to, to + size), both ranges of

@@ -116,9 +116,6 @@ void vmem_heap_dense_tfree(vmem_t *heap, void *addr, size_t size, void *tag);
 void vmem_heap_sparse(void *addr, size_t size);
 /* heap_huge, the dense pair's source for big heaps, if it was made. */
 vmem_t *vmem_heap_huge_made(void);
-/* The heap's tagged import pair (vmem_set_tagged_import). */
-void *vmem_heap_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp);
-void vmem_heap_tfree(vmem_t *heap, void *addr, size_t size, void *tag);
 
 /*
  * Deferred release (vmem_heap.c): while the calling thread defers, ranges
