@@ -71,7 +71,10 @@
  * (dirty_claim) before using it; one whose user counts on zero pages
  * (vmem_heap_alloc) gives the dirty part to the OS
  * first, so only slabs (the dense pair) reuse dirty pages as they are,
- * and they look there first (dirty_alloc).
+ * and they look there first (dirty_alloc).  heap_huge's slabs defer,
+ * claim and look alike (its chunks lie in the reservations); a flush
+ * gives up a block's huge page before its dirty pages, as an immediate
+ * release does.
  * vmem_heap_flush() gives back what stayed dirty over a whole update pass
  * (or all of it: trim, reap).  The set is a bitmap per reservation (a bit
  * a page, two generations for that age), made on the reservation's first
@@ -256,12 +259,17 @@ dirty_resv(uintptr_t addr)
 	return (NULL);
 }
 
+static void vmem_thp_unhuge_range(uintptr_t addr, size_t size);
+
 /* Give the OS pages [from, to) of r. */
 UMEM_TEXT_COLD static void
 dirty_give(const vmem_resv_t *r, size_t from, size_t to)
 {
-	umem_pages_release((void *)(r->vr_start + from * umem_pagesize),
-	    (to - from) * umem_pagesize);
+	uintptr_t addr = r->vr_start + from * umem_pagesize;
+	size_t size = (to - from) * umem_pagesize;
+
+	vmem_thp_unhuge_range(addr, size);	/* heap_huge's (see the top) */
+	umem_pages_release((void *)addr, size);
 }
 
 /*
@@ -671,9 +679,33 @@ vmem_thp_unhuge(vmem_thp_chunk_t *c, uintptr_t addr, size_t size)
 	}
 }
 
+/* The blocks of every chunk that [addr, addr + size) meets give up */
+/* huge pages: dirty pages of heap_huge going to the OS.  The caller owns */
+/* the range (vmem_dirty_lock). */
+UMEM_TEXT_COLD static void
+vmem_thp_unhuge_range(uintptr_t addr, size_t size)
+{
+	unsigned n = __atomic_load_n(&vmem_thp_nchunks, __ATOMIC_RELAXED);
+
+	for (unsigned i = 0; i < n; i++) {
+		vmem_thp_chunk_t *c = &vmem_thp_chunks[i];
+		uintptr_t nb = __atomic_load_n(&c->thp_nblocks,
+		    __ATOMIC_ACQUIRE);
+		uintptr_t lo = c->thp_block0 * VMEM_THP_BLOCK;
+		uintptr_t hi = lo + nb * VMEM_THP_BLOCK;
+
+		if (nb != 0 && addr < hi && addr + size > lo)
+			vmem_thp_unhuge(c, addr > lo ? addr : lo,
+			    (addr + size < hi ? addr + size : hi) -
+			    (addr > lo ? addr : lo));
+	}
+}
+
 /*
  * The dense pair: tagged imports from the heap, or from heap_huge when it
- * is on (see above).  The free finds the arena by address.
+ * is on (see above).  The free finds the arena by address.  Both defer
+ * and claim dirty pages alike: in heap_huge a page kept dirty also keeps
+ * its block's huge page, until the flush gives it up.
  */
 void *
 vmem_heap_dense_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp)
@@ -682,8 +714,11 @@ vmem_heap_dense_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp)
 	void *p;
 
 	if (huge != NULL &&
-	    (p = vmem_xalloc_tag(huge, size, 0, vmflag, tagp)) != NULL)
+	    ((p = dirty_alloc(huge, size, tagp)) != NULL ||
+	    (p = vmem_xalloc_tag(huge, size, 0, vmflag, tagp)) != NULL)) {
+		dirty_claim(p, size, 0);
 		return (p);
+	}
 	if ((p = dirty_alloc(heap, size, tagp)) != NULL ||
 	    (p = vmem_xalloc_tag(heap, size, 0, vmflag, tagp)) != NULL)
 		dirty_claim(p, size, 0);	/* slabs: dirty pages will do */
@@ -700,8 +735,10 @@ vmem_heap_dense_tfree(vmem_t *heap, void *addr, size_t size, void *tag)
 		vmem_xfree_tag(heap, addr, size, tag);
 		return;
 	}
-	vmem_thp_unhuge(c, (uintptr_t)addr, size);
-	umem_pages_release(addr, size);
+	if (!vmem_heap_deferring || !dirty_add(addr, size)) {
+		vmem_thp_unhuge(c, (uintptr_t)addr, size);
+		umem_pages_release(addr, size);
+	}
 	vmem_xfree_tag(vmem_heap_huge, addr, size, tag);
 }
 
