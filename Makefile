@@ -73,7 +73,7 @@ BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 EX_SRCS    := $(wildcard examples/*.c)
 EX_BINS    := $(EX_SRCS:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all lib tests test test-real bench benchbins examples fuzz install clean check-symbols
+.PHONY: all lib tests test test-modes test-real bench benchbins examples fuzz install clean check-symbols
 
 all: lib
 
@@ -146,6 +146,22 @@ tests: $(TEST_BINS) $(EX_BINS) $(MT_BINS)
 
 test: tests lib check-symbols
 	BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS) $(MALLOC_TESTS)
+
+# The suite again under each mode that is not the default: the per-CPU
+# fallbacks (locked slots; our own rseq registration when glibc's is off),
+# no magazines, huge pages.  A check of a default skips under its option
+# (tests/test.h, TU_SKIP_IF_OPTION).
+TEST_MODES := UMEM_OPTIONS=percpu=thread GLIBC_TUNABLES=glibc.pthread.rseq=0 \
+              UMEM_OPTIONS=nomagazines UMEM_OPTIONS=hugepages=always
+test-modes: tests lib
+	@for m in $(TEST_MODES); do \
+	    echo "== make test under $$m"; \
+	    env $$m BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS) \
+	        $(MALLOC_TESTS) >$(BUILD)/test-modes.log 2>&1; rc=$$?; \
+	    grep -E '^  FAIL|BROKEN' $(BUILD)/test-modes.log; \
+	    tail -n 1 $(BUILD)/test-modes.log; \
+	    [ $$rc -eq 0 ] || exit 1; \
+	done
 
 # Real programs (python3's regression tests, sqlite3, redis) under
 # LD_PRELOAD, compared with their glibc runs; installs what is missing.

@@ -122,6 +122,28 @@ tu_count_maps(void)
 	return (n);
 }
 
+/*
+ * Does the environment name this libumem option (UMEM_OPTIONS)?  Tests of
+ * a default (magazine sizes, per-CPU mode, page faults saved) skip those
+ * checks when the suite runs under another mode (make test-modes).
+ */
+static TU_UNUSED int
+tu_option_given(const char *name)
+{
+	const char *o = getenv("UMEM_OPTIONS");
+
+	return (o != NULL && strstr(o, name) != NULL);
+}
+
+/* A check of a default that the environment changed: say so. */
+#define	TU_SKIP_IF_OPTION(name, why) do {				\
+	if (tu_option_given(name)) {					\
+		fprintf(stderr, "  skip %s: UMEM_OPTIONS=%s: %s\n",	\
+		    __func__, (name), (why));				\
+		return;							\
+	}								\
+} while (0)
+
 extern char **environ;
 
 static int test_passed, test_failed, test_cur_failed;

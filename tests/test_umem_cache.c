@@ -270,6 +270,7 @@ test_d1_ctor_dtor(void)
 	umem_cache_stat_t st;
 	uint64_t m;
 
+	TU_SKIP_IF_OPTION("nomagazines", "every free destructs (D11)");
 	(void) tu_pin_here();
 	atomic_store(&d1_ctor, 0);
 	atomic_store(&d1_dtor, 0);
@@ -333,8 +334,13 @@ test_d1_ctor_dtor(void)
 		d1obj_t *p = umem_cache_alloc(cp, UMEM_DEFAULT);
 		size_t k, idx = p->o_state - 1000;
 
-		if (atomic_load(&d1_dtor) != c0)
-			break;	/* some went to the slab layer: not defined */
+		if (atomic_load(&d1_dtor) != c0) {
+			/* Some went to the slab layer: not defined. */
+			live[j++] = p;
+			while (j < LIVE)
+				live[j++] = NULL;
+			break;
+		}
 		CHECKF(p->o_magic == D1_MAGIC && idx < LIVE && orig[idx] == p,
 		    "re-allocated object %p: magic %llx state %llu", (void *)p,
 		    (unsigned long long)p->o_magic,
@@ -348,7 +354,7 @@ test_d1_ctor_dtor(void)
 		live[j] = p;
 	}
 	CHECKF(atomic_load(&d1_dtor) == c0, "destructor ran on a plain free");
-	for (j = 0; j < LIVE; j++)
+	for (j = 0; j < LIVE && live[j] != NULL; j++)
 		umem_cache_free(cp, live[j]);
 
 	/* The constructor's flags are UMEM_DEFAULT, even for NOFAIL. */
@@ -1525,14 +1531,16 @@ test_d3_hash_child(void)
 static void
 test_record_refill(void)
 {
-	umem_cache_t *rec = umem_cache_lookup("umem_slab_cache");
-	umem_cache_t *cp = umem_cache_create("tc_refill", 2000, 0, NULL, NULL,
-	    NULL, NULL, NULL, 0);
+	umem_cache_t *rec = umem_cache_lookup("umem_slab_cache"), *cp;
 	umem_cache_stat_t r0, r1, st;
 	uint64_t recs, mag;
 	size_t n = 2000, i;
-	void **v = calloc(n, sizeof (void *));
+	void **v;
 
+	TU_SKIP_IF_OPTION("nomagazines", "records come from their slabs");
+	cp = umem_cache_create("tc_refill", 2000, 0, NULL, NULL, NULL, NULL,
+	    NULL, 0);
+	v = calloc(n, sizeof (void *));
 	CHECK(rec != NULL && cp != NULL && v != NULL);
 	if (rec == NULL || cp == NULL || v == NULL)
 		return;

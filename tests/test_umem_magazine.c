@@ -668,6 +668,7 @@ test_d9_initial(void)
 	};
 	size_t i;
 
+	TU_SKIP_IF_OPTION("nomagazines", "M is 0 (D11)");
 	for (i = 0; i < sizeof (init) / sizeof (init[0]); i++) {
 		umem_cache_t *cp = umem_cache_create("tm_m0", init[i].size, 0,
 		    NULL, NULL, NULL, NULL, NULL, 0);

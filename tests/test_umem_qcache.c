@@ -193,6 +193,7 @@ test_d18_traffic(void)
 	uint64_t with, without;
 	int ok1 = 0, ok2 = 0;
 
+	TU_SKIP_IF_OPTION("nomagazines", "quantum caches have no magazines");
 	with = traffic("tq_traffic", 8, n, &ok1);
 	without = traffic("tq_plain", 0, TU_SCALE(100000, 10), &ok2);
 	if (getenv("TEST_VERBOSE"))

@@ -458,12 +458,27 @@ check_mode(const char *want)
 	CHECK(strcmp(m, umem_percpu_mode()) == 0);
 }
 
-static const char *child_want = "default";
+static const char *child_want = NULL;
+
+/* The mode this process's environment asks for (make test-modes). */
+static const char *
+env_mode(void)
+{
+	const char *t = getenv("GLIBC_TUNABLES");
+
+	if (tu_option_given("percpu=thread"))
+		return ("thread");
+	if (tu_option_given("percpu=cpu"))
+		return ("cpu");
+	if (t != NULL && strstr(t, "glibc.pthread.rseq=0") != NULL)
+		return ("own");
+	return ("default");
+}
 
 static void
 test_mode(void)
 {
-	check_mode(child_want);
+	check_mode(child_want != NULL ? child_want : env_mode());
 }
 
 static void
