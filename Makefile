@@ -126,7 +126,8 @@ ifneq ($(shell command -v g++ 2>/dev/null),)
 endif
 $(BUILD)/malloc-tests/%: tests/%.c tests/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(OPT) -fno-builtin -pthread -rdynamic -o $@ $< -ldl
+	$(CC) $(CSTD) $(WARN) $(OPT) -Iinclude -fno-builtin -pthread -rdynamic \
+	    -o $@ $< -ldl
 $(BUILD)/malloc-tests/malloc_cxx: tests/malloc_cxx.cc
 	@mkdir -p $(dir $@)
 	g++ -std=c++17 $(OPT) -Wall -Wextra -Werror -Wshadow \

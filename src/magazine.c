@@ -348,14 +348,21 @@ scan_count(umem_maglist_t *mlp)
 	return (n < mlp->ml_total ? n : mlp->ml_total);
 }
 
+static void mag_trim(umem_cache_t *, umem_magtype_t *, umem_magazine_t *,
+    uint32_t);
+
 /*
  * Give back the depot magazines that count() says are idle: full ones'
- * rounds to their slabs, empty ones to their cache.  umem_cache_lock held:
+ * rounds to their slabs, empty ones to their cache.  With keep (the
+ * growth scan, below), as many of the full magazines as the cache's
+ * frees took empty ones since the previous scan give only their rounds
+ * and join the empty list, for the frees to come.  umem_cache_lock held:
  * the magazine type cannot change (umem_mag_resize runs under it too).
  * 1 if anything went.
  */
 static int
-depot_reap(umem_cache_t *cp, uint64_t (*count)(umem_maglist_t *))
+depot_reap(umem_cache_t *cp, uint64_t (*count)(umem_maglist_t *),
+    uint64_t keep)
 {
 	umem_magazine_t *full, *empty, *mp;
 	umem_magtype_t *mtp;
@@ -363,6 +370,8 @@ depot_reap(umem_cache_t *cp, uint64_t (*count)(umem_maglist_t *))
 
 	umem_lock(&cp->cache_depot_lock);
 	mtp = cp->cache_magtype;
+	if (keep != 0)
+		keep = cp->cache_empty.ml_alloc - cp->cache_empty.ml_scan_alloc;
 	nf = count(&cp->cache_full);
 	ne = count(&cp->cache_empty);
 	umem_unlock(&cp->cache_depot_lock);
@@ -372,7 +381,12 @@ depot_reap(umem_cache_t *cp, uint64_t (*count)(umem_maglist_t *))
 	empty = depot_take(cp, &cp->cache_empty, ne);
 	while ((mp = full) != NULL) {
 		full = mp->mag_next;
-		umem_mag_destroy(cp, mtp, mp, mtp->mt_magsize);
+		if (keep != 0) {
+			keep--;
+			mag_trim(cp, mtp, mp, mtp->mt_magsize);
+		} else {
+			umem_mag_destroy(cp, mtp, mp, mtp->mt_magsize);
+		}
 	}
 	while ((mp = empty) != NULL) {
 		empty = mp->mag_next;
@@ -384,7 +398,7 @@ depot_reap(umem_cache_t *cp, uint64_t (*count)(umem_maglist_t *))
 void
 umem_depot_ws_reap(umem_cache_t *cp)
 {
-	(void) depot_reap(cp, ws_count);
+	(void) depot_reap(cp, ws_count, 0);
 }
 
 /*
@@ -395,12 +409,14 @@ umem_depot_ws_reap(umem_cache_t *cp)
  * back for, and its growing classes are taking fresh pages meanwhile:
  * give them back, so that their emptied slabs serve the growth.  (The
  * timed reap would too, but an update interval or two later, after the
- * growth.)  1 if anything went.
+ * growth.)  A cache in the middle of a storm of frees, whose magazines'
+ * own imports set the scan off, keeps the magazines it is freeing into
+ * (depot_reap's keep).  1 if anything went.
  */
 int
 umem_depot_purge_idle(umem_cache_t *cp)
 {
-	return (depot_reap(cp, scan_count));
+	return (depot_reap(cp, scan_count, 1));
 }
 
 /*
