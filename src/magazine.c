@@ -361,17 +361,16 @@ static void mag_trim(umem_cache_t *, umem_magtype_t *, umem_magazine_t *,
  * 1 if anything went.
  */
 static int
-depot_reap(umem_cache_t *cp, uint64_t (*count)(umem_maglist_t *),
-    uint64_t keep)
+depot_reap(umem_cache_t *cp, uint64_t (*count)(umem_maglist_t *), int keep)
 {
 	umem_magazine_t *full, *empty, *mp;
 	umem_magtype_t *mtp;
-	uint64_t nf, ne;
+	uint64_t nf, ne, nkeep = 0;
 
 	umem_lock(&cp->cache_depot_lock);
 	mtp = cp->cache_magtype;
-	if (keep != 0)
-		keep = cp->cache_empty.ml_alloc - cp->cache_empty.ml_scan_alloc;
+	if (keep)	/* (before count() records the list for next time) */
+		nkeep = cp->cache_empty.ml_alloc - cp->cache_empty.ml_scan_alloc;
 	nf = count(&cp->cache_full);
 	ne = count(&cp->cache_empty);
 	umem_unlock(&cp->cache_depot_lock);
@@ -381,8 +380,8 @@ depot_reap(umem_cache_t *cp, uint64_t (*count)(umem_maglist_t *),
 	empty = depot_take(cp, &cp->cache_empty, ne);
 	while ((mp = full) != NULL) {
 		full = mp->mag_next;
-		if (keep != 0) {
-			keep--;
+		if (nkeep != 0) {
+			nkeep--;
 			mag_trim(cp, mtp, mp, mtp->mt_magsize);
 		} else {
 			umem_mag_destroy(cp, mtp, mp, mtp->mt_magsize);

@@ -261,15 +261,24 @@ dirty_resv(uintptr_t addr)
 
 static void vmem_thp_unhuge_range(uintptr_t addr, size_t size);
 
+/*
+ * Pages of the heap to the OS; those of heap_huge's blocks give up huge
+ * pages first (see the top).
+ */
+static void
+heap_pages_release(void *addr, size_t size)
+{
+	if (__atomic_load_n(&vmem_thp_nchunks, __ATOMIC_RELAXED) != 0)
+		vmem_thp_unhuge_range((uintptr_t)addr, size);
+	umem_pages_release(addr, size);
+}
+
 /* Give the OS pages [from, to) of r. */
 UMEM_TEXT_COLD static void
 dirty_give(const vmem_resv_t *r, size_t from, size_t to)
 {
-	uintptr_t addr = r->vr_start + from * umem_pagesize;
-	size_t size = (to - from) * umem_pagesize;
-
-	vmem_thp_unhuge_range(addr, size);	/* heap_huge's (see the top) */
-	umem_pages_release((void *)addr, size);
+	heap_pages_release((void *)(r->vr_start + from * umem_pagesize),
+	    (to - from) * umem_pagesize);
 }
 
 /*
@@ -437,7 +446,7 @@ static void
 vmem_heap_give(void *addr, size_t size)
 {
 	if (!vmem_heap_deferring || !dirty_add(addr, size))
-		umem_pages_release(addr, size);
+		heap_pages_release(addr, size);
 }
 
 void
@@ -679,9 +688,10 @@ vmem_thp_unhuge(vmem_thp_chunk_t *c, uintptr_t addr, size_t size)
 	}
 }
 
-/* The blocks of every chunk that [addr, addr + size) meets give up */
-/* huge pages: dirty pages of heap_huge going to the OS.  The caller owns */
-/* the range (vmem_dirty_lock). */
+/*
+ * The blocks of every chunk that [addr, addr + size) meets give up huge
+ * pages: pages of heap_huge going to the OS.  The caller owns the range.
+ */
 UMEM_TEXT_COLD static void
 vmem_thp_unhuge_range(uintptr_t addr, size_t size)
 {
@@ -707,39 +717,35 @@ vmem_thp_unhuge_range(uintptr_t addr, size_t size)
  * and claim dirty pages alike: in heap_huge a page kept dirty also keeps
  * its block's huge page, until the flush gives it up.
  */
+static void *
+dense_alloc_in(vmem_t *vmp, size_t size, int vmflag, void **tagp)
+{
+	void *p;
+
+	if ((p = dirty_alloc(vmp, size, tagp)) != NULL ||
+	    (p = vmem_xalloc_tag(vmp, size, 0, vmflag, tagp)) != NULL)
+		dirty_claim(p, size, 0);	/* slabs: dirty pages will do */
+	return (p);
+}
+
 void *
 vmem_heap_dense_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp)
 {
 	vmem_t *huge = vmem_heap_huge_arena();
 	void *p;
 
-	if (huge != NULL &&
-	    ((p = dirty_alloc(huge, size, tagp)) != NULL ||
-	    (p = vmem_xalloc_tag(huge, size, 0, vmflag, tagp)) != NULL)) {
-		dirty_claim(p, size, 0);
+	if (huge != NULL && (p = dense_alloc_in(huge, size, vmflag, tagp)) !=
+	    NULL)
 		return (p);
-	}
-	if ((p = dirty_alloc(heap, size, tagp)) != NULL ||
-	    (p = vmem_xalloc_tag(heap, size, 0, vmflag, tagp)) != NULL)
-		dirty_claim(p, size, 0);	/* slabs: dirty pages will do */
-	return (p);
+	return (dense_alloc_in(heap, size, vmflag, tagp));
 }
 
 void
 vmem_heap_dense_tfree(vmem_t *heap, void *addr, size_t size, void *tag)
 {
-	vmem_thp_chunk_t *c = vmem_thp_chunk((uintptr_t)addr);
-
-	if (c == NULL) {
-		vmem_heap_give(addr, size);
-		vmem_xfree_tag(heap, addr, size, tag);
-		return;
-	}
-	if (!vmem_heap_deferring || !dirty_add(addr, size)) {
-		vmem_thp_unhuge(c, (uintptr_t)addr, size);
-		umem_pages_release(addr, size);
-	}
-	vmem_xfree_tag(vmem_heap_huge, addr, size, tag);
+	vmem_heap_give(addr, size);
+	vmem_xfree_tag(vmem_thp_chunk((uintptr_t)addr) != NULL ?
+	    vmem_heap_huge : heap, addr, size, tag);
 }
 
 /*
