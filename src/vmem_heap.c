@@ -366,7 +366,7 @@ no:
  * the dirty set, giving its dirty pages to the OS first if the caller
  * counts on zero pages.
  */
-UMEM_TEXT_COLD static void
+UMEM_TEXT_COLD static size_t
 dirty_claim_some(void *addr, size_t size, int zero)
 {
 	size_t p0, taken = 0;
@@ -383,13 +383,16 @@ dirty_claim_some(void *addr, size_t size, int zero)
 		    taken * umem_pagesize, __ATOMIC_RELEASE);
 	}
 	umem_unlock(&vmem_dirty_lock);
+	return (taken);
 }
 
-static inline void
+/* The number of dirty pages [addr, addr + size) held. */
+static inline size_t
 dirty_claim(void *addr, size_t size, int zero)
 {
 	if (__atomic_load_n(&vmem_dirty_bytes, __ATOMIC_ACQUIRE) != 0)
-		dirty_claim_some(addr, size, zero);
+		return (dirty_claim_some(addr, size, zero));
+	return (0);
 }
 
 /*
@@ -717,15 +720,52 @@ vmem_thp_unhuge_range(uintptr_t addr, size_t size)
  * and claim dirty pages alike: in heap_huge a page kept dirty also keeps
  * its block's huge page, until the flush gives it up.
  */
+/*
+ * The part of this thread's last import from the heap whose pages are
+ * still fresh, as page numbers (address / page size): the leak detector
+ * must not take its start for a reference to the buffer there.
+ */
+static __thread uintptr_t vmem_heap_fresh_lo, vmem_heap_fresh_hi
+    __attribute__((tls_model("initial-exec")));
+
 static void *
 dense_alloc_in(vmem_t *vmp, size_t size, int vmflag, void **tagp)
 {
 	void *p;
 
-	if ((p = dirty_alloc(vmp, size, tagp)) != NULL ||
-	    (p = vmem_xalloc_tag(vmp, size, 0, vmflag, tagp)) != NULL)
-		dirty_claim(p, size, 0);	/* slabs: dirty pages will do */
+	/* (Slabs: dirty pages will do as they are.) */
+	if ((p = dirty_alloc(vmp, size, tagp)) != NULL) {
+		(void) dirty_claim(p, size, 0);
+	} else if ((p = vmem_xalloc_tag(vmp, size, 0, vmflag, tagp)) != NULL &&
+	    dirty_claim(p, size, 0) == 0) {
+		vmem_heap_fresh_lo = (uintptr_t)p / umem_pagesize;
+		vmem_heap_fresh_hi = ((uintptr_t)p + size) / umem_pagesize;
+	}
 	return (p);
+}
+
+/*
+ * [addr, addr + size), of the dense pair, is about to be written on every
+ * page (a slab's free list): if it lies in the part of this thread's last
+ * import from the heap that is still fresh, fault it in with one call.  A
+ * page fault costs more than a system call that populates many pages at
+ * once (DESIGN.md §3.1); pages that stayed dirty are resident already.
+ * An import is often bigger than the slab (room to align it), and the
+ * next slabs take the rest: the fresh part left is the larger side.
+ */
+void
+vmem_heap_populate(void *addr, size_t size)
+{
+	uintptr_t a = (uintptr_t)addr / umem_pagesize,
+	    b = a + size / umem_pagesize;
+
+	if (a < vmem_heap_fresh_lo || b > vmem_heap_fresh_hi)
+		return;
+	if (a - vmem_heap_fresh_lo >= vmem_heap_fresh_hi - b)
+		vmem_heap_fresh_hi = a;
+	else
+		vmem_heap_fresh_lo = b;
+	umem_pages_populate(addr, size);
 }
 
 void *

@@ -114,6 +114,7 @@ void *vmem_heap_dense_talloc(vmem_t *heap, size_t size, int vmflag,
     void **tagp);
 void vmem_heap_dense_tfree(vmem_t *heap, void *addr, size_t size, void *tag);
 void vmem_heap_sparse(void *addr, size_t size);
+void vmem_heap_populate(void *addr, size_t size);
 /* heap_huge, the dense pair's source for big heaps, if it was made. */
 vmem_t *vmem_heap_huge_made(void);
 

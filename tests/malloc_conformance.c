@@ -32,7 +32,10 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/single_threaded.h>
 
 #define	MiB		((size_t)1 << 20)
@@ -1691,6 +1694,84 @@ t_free_storm(void)
 }
 
 /*
+ * Fresh slabs are faulted in with one call (vmem_heap_populate): a burst
+ * of small blocks takes page faults for the allocator's records, not one
+ * for every page of its slabs.  Counted with the kernel's page-fault
+ * event, which a populating call does not raise (ru_minflt counts both).
+ * Prints the faults and the pages the blocks fill, or why it cannot count.
+ */
+static int
+slab_populate_child(void)
+{
+	enum { SIZE = 64, N = (24 << 20) / SIZE };
+	void **v = mmap(NULL, N * sizeof (void *), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct perf_event_attr pa;
+	long long faults = -1;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), i;
+	int fd;
+
+	if (v == MAP_FAILED)
+		return (2);
+	memset(v, 0, N * sizeof (void *));	/* (its own faults first) */
+	if (madvise(v, pg, 23 /* MADV_POPULATE_WRITE */) != 0) {
+		printf("unsupported: madvise(MADV_POPULATE_WRITE): errno %d\n",
+		    errno);
+		return (0);
+	}
+	memset(&pa, 0, sizeof (pa));
+	pa.type = PERF_TYPE_SOFTWARE;
+	pa.size = sizeof (pa);
+	pa.config = PERF_COUNT_SW_PAGE_FAULTS;
+	pa.disabled = 1;
+	pa.exclude_kernel = 1;
+	pa.exclude_hv = 1;
+	if ((fd = (int)syscall(SYS_perf_event_open, &pa, 0, -1, -1, 0)) < 0) {
+		printf("unsupported: perf_event_open: errno %d\n", errno);
+		return (0);
+	}
+	(void) ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
+	for (i = 0; i < N; i++)
+		memset(v[i] = malloc(tu_opaque(SIZE)), 1, SIZE);
+	(void) ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+	if (read(fd, &faults, sizeof (faults)) != sizeof (faults))
+		return (2);
+	printf("faults=%lld of %zu pages\n", faults, (size_t)N * SIZE / pg);
+	return (0);
+}
+
+static void
+t_slab_populate(void)
+{
+	char out[4096];
+	const char *p;
+	long faults = LONG_MAX, pages = 0;
+
+	if (!ours("umem_cache_stats_print")) {
+		skip("glibc's heap faults its pages in one by one");
+		return;
+	}
+	if ((p = child_says("slab_populate", 60, "", out,
+	    sizeof (out))) == NULL)
+		return;
+	if ((p = strstr(out, "unsupported: ")) != NULL) {
+		skip(p);
+		return;
+	}
+	p = strstr(out, "faults=");
+	CHECKF(p != NULL && sscanf(p, "faults=%ld of %ld", &faults,
+	    &pages) == 2, "output:\n%s", out);
+	/*
+	 * 6144 pages of slabs: ~6200 faults when each page is faulted in on
+	 * its first write; the records (boundary tags, the page map) are
+	 * what is left.
+	 */
+	CHECKF(faults < pages / 8, "%ld page faults for %ld pages", faults,
+	    pages);
+}
+
+
+/*
  * A fresh size class hands out new memory by rising address, as a bump
  * allocator (glibc's top chunk) does: programs that walk their objects in
  * the order they made them (garbage collectors' lists) then walk memory
@@ -2435,6 +2516,9 @@ main(int argc, char **argv)
 	    strcmp(argv[2], "free_storm") == 0)
 		return (free_storm_child());
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
+	    strcmp(argv[2], "slab_populate") == 0)
+		return (slab_populate_child());
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
 	    strcmp(argv[2], "address_order") == 0)
 		return (address_order_child());
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
@@ -2480,6 +2564,7 @@ main(int argc, char **argv)
 	RUN(t_hugepages);
 	RUN(t_growth_reuse);
 	RUN(t_free_storm);
+	RUN(t_slab_populate);
 	RUN(t_address_order);
 	RUN(t_cold_pages);
 	RUN(t_malloc_info);

@@ -547,8 +547,23 @@ test_d2_geometry(void)
 	}
 }
 
-/* What a cache keeps of its empty slabs (slab.c: UMEM_SPARE_BYTES). */
+/*
+ * What a cache keeps of its empty slabs (slab.c: UMEM_SPARE_BYTES, and
+ * UMEM_SPARE_SLABS for buffers of UMEM_RELEASE_CHUNK_MIN and up).
+ */
 #define	SPARE_BYTES	(128u << 10)
+#define	SPARE_SLABS	16
+#define	SPARE_BIG_CHUNK	(8u << 10)
+
+static uint64_t
+spare_most(const umem_cache_stat_t *st)
+{
+	uint64_t most = SPARE_BYTES / st->cs_slabsize;
+
+	if (st->cs_chunksize >= SPARE_BIG_CHUNK && most < SPARE_SLABS)
+		most = SPARE_SLABS;
+	return (most > 1 ? most : 1);
+}
 
 /*
  * Memory goes back to the source: at once for a magazine-less cache (the
@@ -594,16 +609,18 @@ test_d2_mem_baseline(void)
 		for (j = 1; j < n; j += 2)
 			umem_cache_free(cp[i], v[i * n + j]);
 	}
-	/* Only spare slabs stay for a while: 128 KiB a cache, or one slab. */
+	/*
+	 * Only spare slabs stay for a while: 128 KiB a cache, or one slab;
+	 * 16 slabs of buffers of 8 KiB and up.
+	 */
 	sum = 0;
 	for (i = 0; i < NS; i++) {
 		umem_cache_stat_t st = tu_stat(cp[i]);
-		uint64_t most = SPARE_BYTES / st.cs_slabsize;
 
 		CHECK(st.cs_buf_inuse == 0);
 		CHECKF(st.cs_slab_create - st.cs_slab_destroy ==
-		    st.cs_slab_spare && st.cs_slab_spare <= (most > 1 ? most :
-		    1), "size %zu: %llu slabs left, %llu of them spares",
+		    st.cs_slab_spare && st.cs_slab_spare <= spare_most(&st),
+		    "size %zu: %llu slabs left, %llu of them spares",
 		    sizes[i], (unsigned long long)(st.cs_slab_create -
 		    st.cs_slab_destroy), (unsigned long long)st.cs_slab_spare);
 		sum += st.cs_slab_spare * st.cs_slabsize;
@@ -1440,12 +1457,13 @@ test_stats_print(void)
 
 /*
  * Spare slabs (child, update pass every 100 ms): a magazine-less cache that
- * empties bound + 4 slabs keeps bound of them (128 KiB) and gives 4 back,
- * makes no slab while spares last, and the update thread gives the spares
- * back once the cache stops taking buffers.
+ * empties bound + 4 slabs keeps bound of them (128 KiB; 16 slabs of
+ * buffers of 8 KiB and up) and gives 4 back, makes no slab while spares
+ * last, and the update thread gives the spares back once the cache stops
+ * taking buffers.
  */
 static void
-test_spare_slabs(void)
+spare_slabs_check(size_t bufsize)
 {
 	vmem_t *src = tu_mem_arena("tc_spare_src");
 	umem_cache_t *cp;
@@ -1456,14 +1474,16 @@ test_spare_slabs(void)
 
 	if (src == NULL)
 		return;
-	cp = umem_cache_create("tc_spare", 1000, 0, NULL, NULL, NULL, NULL,
+	cp = umem_cache_create("tc_spare", bufsize, 0, NULL, NULL, NULL, NULL,
 	    src, UMC_NOMAGAZINE);
 	CHECK(cp != NULL);
 	if (cp == NULL)
 		return;
 	st0 = tu_stat(cp);
-	bound = SPARE_BYTES / st0.cs_slabsize;
-	CHECKF(bound >= 2, "slabs of %zu bytes", st0.cs_slabsize);
+	bound = spare_most(&st0);
+	/* (16 slabs of 16 KiB buffers: 8 if counted by UMEM_SPARE_BYTES) */
+	CHECKF(bound >= 2 && (bufsize < SPARE_BIG_CHUNK ||
+	    bound == SPARE_SLABS), "slabs of %zu bytes", st0.cs_slabsize);
 	n = (size_t)(bound + 4) * st0.cs_chunks;
 	v = calloc(n, sizeof (void *));
 	tu_alloc_free(cp, v, n);
@@ -1497,6 +1517,13 @@ test_spare_slabs(void)
 	free(v);
 	umem_cache_destroy(cp);
 	vmem_destroy(src);
+}
+
+static void
+test_spare_slabs(void)
+{
+	spare_slabs_check(1000);
+	spare_slabs_check(16384);	/* 16 slabs, 256 KiB */
 }
 
 /* Run the child `what' with an update pass every 100 ms. */
