@@ -151,13 +151,14 @@ test: tests lib check-symbols
 # The suite again under each mode that is not the default: the per-CPU
 # fallbacks (locked slots; our own rseq registration when glibc's is off),
 # no magazines, huge pages.  A check of a default skips under its option
-# (tests/test.h, TU_SKIP_IF_OPTION).
+# (tests/test.h, TU_SKIP_IF_OPTION); the stress tests run a quarter of
+# their volume (TEST_LIGHT, tu_volume).
 TEST_MODES := UMEM_OPTIONS=percpu=thread GLIBC_TUNABLES=glibc.pthread.rseq=0 \
               UMEM_OPTIONS=nomagazines UMEM_OPTIONS=hugepages=always
 test-modes: tests lib
 	@for m in $(TEST_MODES); do \
 	    echo "== make test under $$m"; \
-	    env $$m BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS) \
+	    env $$m TEST_LIGHT=1 BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS) \
 	        $(MALLOC_TESTS) >$(BUILD)/test-modes.log 2>&1; rc=$$?; \
 	    grep -E '^  FAIL|BROKEN' $(BUILD)/test-modes.log; \
 	    tail -n 1 $(BUILD)/test-modes.log; \

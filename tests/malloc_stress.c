@@ -437,14 +437,14 @@ static void
 t_threads_8(void)
 {
 	phase("t_threads_8");
-	run_workers(8, 256, 40000);
+	run_workers(8, 256, tu_volume(40000));
 }
 
 static void
 t_threads_64(void)
 {
 	phase("t_threads_64");
-	run_workers(64, 64, 5000);
+	run_workers(64, 64, tu_volume(5000));
 }
 
 /*
@@ -491,7 +491,7 @@ t_introspection_under_load(void)
 	atomic_store(&intro_stop, 0);
 	ok = pthread_create(&tid, NULL, introspector_main, NULL) == 0;
 	CHECK(ok);
-	run_workers(4, 256, 20000);
+	run_workers(4, 256, tu_volume(20000));
 	atomic_store(&intro_stop, 1);
 	if (ok)
 		pthread_join(tid, NULL);
@@ -653,9 +653,9 @@ static void
 t_producer_consumer(void)
 {
 	phase("t_producer_consumer (4+4)");
-	run_pc(4, 4, 20000);
+	run_pc(4, 4, tu_volume(20000));
 	phase("t_producer_consumer (16+16)");
-	run_pc(16, 16, 4000);
+	run_pc(16, 16, tu_volume(4000));
 }
 
 /* ------------------------------------------------------------------ */

@@ -135,6 +135,19 @@ tu_option_given(const char *name)
 	return (o != NULL && strstr(o, name) != NULL);
 }
 
+/*
+ * A stress test's volume: n, or a quarter of it under TEST_LIGHT (make
+ * test-modes, which runs the suite four more times: the modes need the
+ * paths, not the volume).
+ */
+static TU_UNUSED long
+tu_volume(long n)
+{
+	const char *l = getenv("TEST_LIGHT");
+
+	return (l != NULL && *l != '\0' && *l != '0' && n >= 4 ? n / 4 : n);
+}
+
 /* A check of a default that the environment changed: say so. */
 #define	TU_SKIP_IF_OPTION(name, why) do {				\
 	if (tu_option_given(name)) {					\
