@@ -715,12 +715,6 @@ vmem_thp_unhuge_range(uintptr_t addr, size_t size)
 }
 
 /*
- * The dense pair: tagged imports from the heap, or from heap_huge when it
- * is on (see above).  The free finds the arena by address.  Both defer
- * and claim dirty pages alike: in heap_huge a page kept dirty also keeps
- * its block's huge page, until the flush gives it up.
- */
-/*
  * The part of this thread's last import from the heap whose pages are
  * still fresh, as page numbers (address / page size): the leak detector
  * must not take its start for a reference to the buffer there.
@@ -728,6 +722,13 @@ vmem_thp_unhuge_range(uintptr_t addr, size_t size)
 static __thread uintptr_t vmem_heap_fresh_lo, vmem_heap_fresh_hi
     __attribute__((tls_model("initial-exec")));
 
+/*
+ * The dense pair: tagged imports from the heap, or from heap_huge when it
+ * is on (see above).  The free finds the arena by address.  Both defer
+ * and claim dirty pages alike: in heap_huge a page kept dirty also keeps
+ * its block's huge page, until the flush gives it up.  An import that
+ * held no dirty page is recorded as fresh (vmem_heap_populate).
+ */
 static void *
 dense_alloc_in(vmem_t *vmp, size_t size, int vmflag, void **tagp)
 {

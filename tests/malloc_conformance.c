@@ -1318,8 +1318,9 @@ t_mallinfo(void)
 	if (!umem)
 		return;		/* the rest is ours: glibc has no such cache */
 	/* some of the freed buffers wait in magazines, counted free */
-	CHECKF(tu_option_given("nomagazines") || (m2.smblks > 0 && m2.fsmblks >= m2.smblks * SMALL),
-	    "%zu bytes in %zu blocks in magazines", m2.fsmblks, m2.smblks);
+	CHECKF(tu_option_given("nomagazines") || (m2.smblks > 0 &&
+	    m2.fsmblks >= m2.smblks * SMALL), "%zu bytes in %zu blocks in "
+	    "magazines", m2.fsmblks, m2.smblks);
 
 	/*
 	 * A freed large block of 512 KiB is kept (keepcost, one more free
@@ -1611,8 +1612,8 @@ t_growth_reuse(void)
 	 * Without magazines nothing waits in a depot for the scan: the
 	 * first burst's slabs empty as it is freed and go back at once.
 	 */
-	CHECKF(tu_option_given("nomagazines") || faults < pages / 8, "%ld page faults for %ld pages", faults,
-	    pages);
+	CHECKF(tu_option_given("nomagazines") || faults < pages / 8,
+	    "%ld page faults for %ld pages", faults, pages);
 }
 
 /*
