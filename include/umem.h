@@ -233,6 +233,10 @@ extern const char *umem_percpu_mode(void);
  *                        magazine size (default 2)
  *   drain_idle=0|1       give back the magazines of CPUs idle for a whole
  *                        interval (default 1)
+ *   limit=SIZE[k|m|g]    hard limit on the memory the heap hands out (slabs,
+ *                        large blocks, freed pages not yet given back);
+ *                        past it, allocations fail with ENOMEM after the
+ *                        caches gave back what they held (default: none)
  *
  * With the defaults, memory freed by the program goes back to the source
  * arenas (and from there to the OS) within about a second of idleness
@@ -258,6 +262,13 @@ extern void umem_setmtbf(unsigned int mtbf);
  * bytes kept (0: no error was reported).  buf may be NULL.
  */
 extern size_t umem_error_log(char *buf, size_t len);
+
+/*
+ * Extension: set the heap's limit (UMEM_OPTIONS=limit, above) to bytes, 0
+ * for none, at any time; returns the previous limit.  Past the limit,
+ * allocations fail with ENOMEM once the caches gave back what they held.
+ */
+extern size_t umem_set_limit(size_t bytes);
 
 /*
  * Extension: print UMEM_LOGGING's "transaction", "contents" or "fail" log

@@ -1522,7 +1522,7 @@ debug_alloc(umem_cache_t *cp, int flags, size_t size, int sized)
 	umem_buftag_t *btp;
 	size_t usz = sized ? size : cp->cache_bufsize;
 	void *buf;
-	int direct;
+	int direct, trimmed = 0;
 
 	for (;;) {
 		if (UMEM_UNLIKELY(mtbf_fail(flags))) {
@@ -1534,8 +1534,9 @@ debug_alloc(umem_cache_t *cp, int flags, size_t size, int sized)
 		if ((buf = umem_mag_get(cp)) == NULL &&
 		    (direct = 1, buf = umem_slab_alloc(cp)) == NULL) {
 			UMEM_STAT_ADD(cp->cache_alloc_fail, 1);
+			if (umem_alloc_failed(&trimmed))
+				continue;	/* a heap limit: room made */
 			umem_debug_log_fail(cp, usz);
-			umem_reap_failing();
 			if (!(flags & UMEM_NOFAIL))
 				return (NULL);
 			umem_nofail();

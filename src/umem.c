@@ -103,8 +103,9 @@ opt_is(const char *v, size_t l, const char *w)
 /*
  * A whole decimal number in [v, end); 0 (after a report naming the option)
  * if it is empty, has anything but digits, or overflows.
+ * Cold: only a program that sets a number runs it.
  */
-static int
+UMEM_TEXT_COLD static __attribute__((noinline)) int
 opt_num(const char *name, const char *v, const char *end, uint64_t *np)
 {
 	uint64_t n = 0;
@@ -122,6 +123,34 @@ opt_num(const char *name, const char *v, const char *end, uint64_t *np)
 		return (0);
 	}
 	*np = n;
+	return (1);
+}
+
+/*
+ * A size in [v, end): a whole number of bytes, or of KiB, MiB or GiB with
+ * a suffix k, m or g (either case); 0 (after a report) if malformed or
+ * too big.
+ */
+UMEM_TEXT_COLD static int
+opt_size(const char *name, const char *v, const char *end, uint64_t *np)
+{
+	static const char units[] = "kmg";
+	uint64_t n;
+	int shift = 0;
+
+	if (v != NULL && end > v) {
+		for (int i = 0; i < 3; i++)
+			if ((end[-1] | 0x20) == units[i])
+				shift = 10 * (i + 1);
+	}
+	if (!opt_num(name, v, shift != 0 ? end - 1 : end, &n))
+		return (0);
+	if (n > (SIZE_MAX >> shift)) {
+		umem_report("UMEM_OPTIONS: %s is too big, got '%.*s'; option "
+		    "ignored", name, (int)(end - v), v);
+		return (0);
+	}
+	*np = n << shift;
 	return (1);
 }
 
@@ -187,6 +216,9 @@ umem_options(char *percpu, size_t plen)
 		} else if (opt_match(s, len, "reap_interval", &v)) {
 			if (opt_num("reap_interval", v, s + len, &n))
 				umem_reap_interval_ns = n * 1000000ULL;
+		} else if (opt_match(s, len, "limit", &v)) {
+			if (opt_size("limit", v, s + len, &n))
+				(void) vmem_heap_set_limit((size_t)n);
 		} else if (opt_match(s, len, "max_contention", &v)) {
 			if (opt_num("max_contention", v, s + len, &n))
 				umem_depot_contention_max = n;
@@ -667,6 +699,7 @@ static __attribute__((noinline)) void *
 cache_alloc_miss(umem_cache_t *cp, int flags)
 {
 	void *buf;
+	int trimmed = 0;
 
 	if (!umem_percpu.pc_rseq && !(cp->cache_flags & UMF_NOMAGAZINE) &&
 	    (buf = mag_pop_locked(cp)) != NULL)
@@ -693,7 +726,8 @@ cache_alloc_miss(umem_cache_t *cp, int flags)
 			umem_slab_free(cp, buf);
 		}
 		UMEM_STAT_ADD(cp->cache_alloc_fail, 1);
-		umem_reap_failing();
+		if (umem_alloc_failed(&trimmed))
+			continue;	/* under a heap limit, room was made */
 		if (!(flags & UMEM_NOFAIL))
 			return (NULL);
 		umem_nofail();
@@ -804,6 +838,12 @@ umem_percpu_mode(void)
 {
 	(void) umem_init();
 	return (umem_percpu_mode_name());
+}
+
+UMEM_TEXT_COLD UMEM_EXPORT size_t
+umem_set_limit(size_t bytes)
+{
+	return (vmem_heap_set_limit(bytes));
 }
 
 /* umem_cache_lock held: no update pass or reap moves objects meanwhile. */
@@ -951,6 +991,16 @@ umem_cache_stats_print(int fd)
 	n = umem_format(line, sizeof (line), "umem caches (per-CPU mode: "
 	    "%s, %u slots)\n", umem_percpu_mode_name(), umem_percpu.pc_nslots);
 	rv |= write_all(fd, line, n);
+	if (vmem_heap_limit() != 0) {
+		vmem_heap_usage_t hu;
+
+		vmem_heap_usage(&hu);
+		n = umem_format(line, sizeof (line), "heap limit %zu KiB: "
+		    "held %zu KiB, dirty %zu KiB, %llu allocations refused\n",
+		    hu.hu_limit >> 10, hu.hu_held >> 10, hu.hu_dirty >> 10,
+		    (unsigned long long)hu.hu_refused);
+		rv |= write_all(fd, line, n);
+	}
 	n = pad(line, sizeof (line), "cache", 25);
 	n += umem_format(line + n, sizeof (line) - n, "%8s %10s %10s %10s "
 	    "%12s %6s %4s %8s\n", "buf", "inuse", "total", "memory",

@@ -526,6 +526,7 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 	uintptr_t tagged = extra != 0 ? UMEM_PM_TAGGED : 0;
 	uintptr_t moved;
 	void *buf;
+	int trimmed = 0;
 
 	umem_update_poll();
 	if (rsize < size || rsize > (SIZE_MAX >> 2) || size == 0) {
@@ -565,6 +566,8 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 		if (buf != NULL)
 			vmem_xfree(umem_oversize_arena, buf, rsize);
 		umem_large_cache_reap(1);
+		if (umem_alloc_failed(&trimmed))
+			continue;	/* under a heap limit, room was made */
 		if (!(umflags & UMEM_NOFAIL)) {
 			errno = ENOMEM;
 			return (NULL);

@@ -392,6 +392,7 @@ void umem_update_wanted(void);		/* depot contention: lazy start */
 void umem_update_all(void);		/* one pass (the thread's body) */
 void umem_reap_now(void);		/* unthrottled reap of every cache */
 void umem_trim(void);			/* purge every cache: malloc_trim */
+int umem_alloc_failed(int *trimmedp);	/* 1: try again (heap limit) */
 void umem_reap_async(void);		/* ask the update thread to reap */
 void umem_reap_short(void);		/* an arena is short: give all back */
 void umem_reap_failing(void);		/* throttled, never blocks on locks */

@@ -254,14 +254,20 @@ umem_reap_short(void)
  * its magazines into the magazine caches, which the first pass may have
  * purged already.
  */
-void
-umem_trim(void)
+UMEM_TEXT_COLD static void
+trim_all(int try)
 {
 	umem_cache_t *cp;
 
 	if (!umem_ready)
 		return;
-	umem_lock(&umem_cache_lock);
+	if (try) {
+		/* From a failing allocation: maybe inside a reap already. */
+		if (!umem_trylock(&umem_cache_lock))
+			return;
+	} else {
+		umem_lock(&umem_cache_lock);
+	}
 	for (int pass = 0; pass < 2; pass++) {
 		for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
 		    cp = cp->cache_next) {
@@ -278,6 +284,30 @@ umem_trim(void)
 	umem_large_cache_reap(1);
 	vmem_heap_flush(1);
 	vmem_update();
+}
+
+UMEM_TEXT_COLD void
+umem_trim(void)
+{
+	trim_all(0);
+}
+
+/*
+ * An allocation failed.  Under a heap limit (UMEM_OPTIONS=limit), the first
+ * time (*trimmedp 0), give back everything cached, as malloc_trim() does,
+ * and return 1: the caller tries once more.  Otherwise reap (throttled)
+ * and return 0.
+ */
+UMEM_TEXT_COLD int
+umem_alloc_failed(int *trimmedp)
+{
+	if (!*trimmedp && vmem_heap_limit() != 0) {
+		*trimmedp = 1;
+		trim_all(1);
+		return (1);
+	}
+	umem_reap_failing();
+	return (0);
 }
 
 void

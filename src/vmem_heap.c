@@ -47,6 +47,16 @@
  * refuses (vm.max_map_count), the whole chunk gives up huge pages, which
  * merges it again.
  *
+ * The limit (UMEM_OPTIONS=limit, umem_set_limit: vmem_heap_set_limit).  Everything the
+ * two pairs hand out (slabs, the spans of large blocks, the library's own
+ * records, arenas a program makes over vmem_heap_arena()'s pair) is
+ * counted, touched or not, with the dirty pages kept beside it: what the
+ * heap could have resident.  An allocation that would take the count past
+ * the limit fails (ENOMEM) before anything changes; the layers above then
+ * give back what they cache (umem_trim) and try once more.  Reservations
+ * and heap_huge's chunks are address space and are not counted; the
+ * slabs inside the chunks are.
+ *
  * Two calls let a large block move without copying (realloc growth):
  *
  *   vmem_heap_move   moves the pages of one range of the heap onto another
@@ -111,6 +121,9 @@ static pthread_once_t vmem_heap_once = PTHREAD_ONCE_INIT;
 static size_t vmem_heap_reserved;	/* under the heap's import path */
 static unsigned vmem_heap_nreserved;	/* reservations made */
 static int vmem_heap_thp = VMEM_THP_NEVER;	/* vmem_heap_hugepages() */
+static size_t vmem_heap_limit_bytes;	/* 0: none (atomic) */
+static size_t vmem_heap_held;		/* handed out by the pairs (atomic) */
+static uint64_t vmem_heap_refused;	/* allocations the limit refused */
 
 #define	VMEM_DIRTY_MAX		(128ul << 20)
 #define	VMEM_DIRTY_RESV		64	/* reservations with a bitmap */
@@ -521,13 +534,74 @@ dirty_fork_child(void)
 	umem_lock_init(&vmem_dirty_lock);
 }
 
+/* heap_charge() past the limit: take the count back. */
+UMEM_TEXT_COLD static __attribute__((noinline)) int
+heap_refuse(size_t size)
+{
+	__atomic_sub_fetch(&vmem_heap_held, size, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&vmem_heap_refused, 1, __ATOMIC_RELAXED);
+	errno = ENOMEM;
+	return (0);
+}
+
+/*
+ * Count size bytes as handed out: 1, or 0 (errno ENOMEM, nothing counted)
+ * if that would take them, with the dirty pages, past the limit.
+ */
+static inline int
+heap_charge(size_t size)
+{
+	size_t held = __atomic_add_fetch(&vmem_heap_held, size,
+	    __ATOMIC_RELAXED);
+	size_t limit = __atomic_load_n(&vmem_heap_limit_bytes,
+	    __ATOMIC_RELAXED);
+
+	if (UMEM_LIKELY(limit == 0) || (held <= limit &&
+	    __atomic_load_n(&vmem_dirty_bytes, __ATOMIC_RELAXED) <=
+	    limit - held))
+		return (1);
+	return (heap_refuse(size));
+}
+
+static inline void
+heap_uncharge(size_t size)
+{
+	__atomic_sub_fetch(&vmem_heap_held, size, __ATOMIC_RELAXED);
+}
+
+UMEM_TEXT_COLD size_t
+vmem_heap_set_limit(size_t bytes)
+{
+	return (__atomic_exchange_n(&vmem_heap_limit_bytes, bytes,
+	    __ATOMIC_RELAXED));
+}
+
+UMEM_TEXT_COLD size_t
+vmem_heap_limit(void)
+{
+	return (__atomic_load_n(&vmem_heap_limit_bytes, __ATOMIC_RELAXED));
+}
+
+UMEM_TEXT_COLD void
+vmem_heap_usage(vmem_heap_usage_t *u)
+{
+	u->hu_limit = vmem_heap_limit();
+	u->hu_held = __atomic_load_n(&vmem_heap_held, __ATOMIC_RELAXED);
+	u->hu_dirty = __atomic_load_n(&vmem_dirty_bytes, __ATOMIC_RELAXED);
+	u->hu_refused = __atomic_load_n(&vmem_heap_refused, __ATOMIC_RELAXED);
+}
+
 static void *
 vmem_heap_alloc(vmem_t *heap, size_t size, int vmflag)
 {
-	void *p = vmem_alloc(heap, size, vmflag);
+	void *p;
 
-	if (p != NULL)
+	if (!heap_charge(size))
+		return (NULL);
+	if ((p = vmem_alloc(heap, size, vmflag)) != NULL)
 		dirty_claim(p, size, 1);
+	else
+		heap_uncharge(size);
 	return (p);
 }
 
@@ -536,6 +610,7 @@ vmem_heap_free(vmem_t *heap, void *addr, size_t size)
 {
 	vmem_heap_give(addr, size);
 	vmem_free(heap, addr, size);
+	heap_uncharge(size);
 }
 
 /*
@@ -772,13 +847,16 @@ vmem_heap_populate(void *addr, size_t size)
 void *
 vmem_heap_dense_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp)
 {
-	vmem_t *huge = vmem_heap_huge_arena();
+	vmem_t *huge;
 	void *p;
 
-	if (huge != NULL && (p = dense_alloc_in(huge, size, vmflag, tagp)) !=
-	    NULL)
-		return (p);
-	return (dense_alloc_in(heap, size, vmflag, tagp));
+	if (!heap_charge(size))
+		return (NULL);
+	if (((huge = vmem_heap_huge_arena()) == NULL ||
+	    (p = dense_alloc_in(huge, size, vmflag, tagp)) == NULL) &&
+	    (p = dense_alloc_in(heap, size, vmflag, tagp)) == NULL)
+		heap_uncharge(size);
+	return (p);
 }
 
 void
@@ -787,6 +865,7 @@ vmem_heap_dense_tfree(vmem_t *heap, void *addr, size_t size, void *tag)
 	vmem_heap_give(addr, size);
 	vmem_xfree_tag(vmem_thp_chunk((uintptr_t)addr) != NULL ?
 	    vmem_heap_huge : heap, addr, size, tag);
+	heap_uncharge(size);
 }
 
 /*

@@ -128,6 +128,22 @@ void vmem_heap_defer(int on);
 void vmem_heap_flush(int all);
 size_t vmem_heap_dirty(void);	/* bytes */
 
+/*
+ * The heap limit (vmem_heap.c; UMEM_OPTIONS=limit, umem_set_limit): 0 for
+ * none; the setter returns the previous one.  usage: what the pairs have handed out (held)
+ * and the dirty pages kept, both counted against the limit, and how many
+ * allocations the limit refused.
+ */
+typedef struct vmem_heap_usage {
+	size_t		hu_limit;
+	size_t		hu_held;
+	size_t		hu_dirty;
+	uint64_t	hu_refused;
+} vmem_heap_usage_t;
+size_t vmem_heap_set_limit(size_t bytes);
+size_t vmem_heap_limit(void);
+void vmem_heap_usage(vmem_heap_usage_t *u);
+
 /* Periodic work: rescale hash tables, wake sleepers.  For the update thread. */
 void vmem_update(void);
 

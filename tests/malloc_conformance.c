@@ -29,6 +29,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -1462,6 +1463,123 @@ t_stats_at_exit(void)
 }
 
 /*
+ * The child of t_heap_limit, under UMEM_OPTIONS=limit=32m: small blocks
+ * until malloc fails, then the same memory as one large block once they
+ * are freed (the failing allocation must first make the caches give back
+ * what they hold), and requests over the limit.  Prints what it saw.
+ */
+static int
+heap_limit_child(void)
+{
+	enum { SMALL = 64, LIMIT = 32 << 20, CAP = 2 * LIMIT / SMALL };
+	void **v = mmap(NULL, CAP * sizeof (void *), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t n = 0, big = 24 << 20;
+	char *p, *q;
+	int err;
+
+	if (v == MAP_FAILED)
+		return (3);
+	errno = 0;
+	while (n < CAP && (p = malloc(tu_opaque(SMALL))) != NULL) {
+		memset(p, (int)(n & 0xff), SMALL);
+		v[n++] = p;
+	}
+	err = errno;
+	CCHECK(n < CAP, "%zu blocks of %d bytes: no limit", n, SMALL);
+	CCHECK(err == ENOMEM, "errno %d", err);
+	CCHECK(n * SMALL >= LIMIT - (4 << 20), "only %zu KiB before failing",
+	    n * SMALL >> 10);
+	for (size_t i = 0; i < n; i++) {
+		CCHECK(*(unsigned char *)v[i] == (i & 0xff), "block %zu", i);
+		free(v[i]);
+	}
+	p = malloc(tu_opaque(big));
+	CCHECK(p != NULL, "malloc(%zu) after freeing the small blocks", big);
+	if (p != NULL)
+		memset(p, 1, big);
+	errno = 0;
+	q = malloc(tu_opaque(LIMIT - big + (1 << 20)));
+	CCHECK(q == NULL && errno == ENOMEM, "a block past the limit: %p, "
+	    "errno %d", (void *)q, errno);
+	free(p);
+	errno = 0;
+	CCHECK(calloc(1, tu_opaque(LIMIT)) == NULL && errno == ENOMEM,
+	    "calloc of the limit: errno %d", errno);
+	p = malloc(tu_opaque(100));
+	if (p != NULL) {
+		memset(p, 7, 100);
+		errno = 0;
+		q = realloc(p, tu_opaque(LIMIT + 1));
+		CCHECK(q == NULL && errno == ENOMEM && p[99] == 7,
+		    "realloc past the limit: %p, errno %d", (void *)q, errno);
+		free(q != NULL ? q : p);
+	}
+	/* Under the limit again, everything works. */
+	p = malloc(tu_opaque(big));
+	CCHECK(p != NULL, "malloc(%zu) at the end", big);
+	free(p);
+	/* At run time: no limit, then one below what a block needs. */
+	{
+		size_t (*set)(size_t) = (size_t (*)(size_t))dlsym(RTLD_DEFAULT,
+		    "umem_set_limit");
+		size_t was;
+
+		CCHECK(set != NULL, "no umem_set_limit");
+		if (set != NULL) {
+			was = set(0);
+			CCHECK(was == LIMIT, "umem_set_limit(0) returned %zu",
+			    was);
+			p = malloc(tu_opaque(2 * LIMIT));
+			CCHECK(p != NULL, "no limit: malloc(%d)", 2 * LIMIT);
+			free(p);
+			was = set(LIMIT / 4);
+			CCHECK(was == 0, "umem_set_limit(%d) returned %zu",
+			    LIMIT / 4, was);
+			errno = 0;
+			p = malloc(tu_opaque(LIMIT / 2));
+			CCHECK(p == NULL && errno == ENOMEM, "a block past the "
+			    "new limit: %p, errno %d", (void *)p, errno);
+			free(p);
+			(void) set(LIMIT);
+		}
+	}
+	malloc_stats();
+	tu_say("small=%zu KiB failed=%d\n", n * SMALL >> 10, tu_child_failed);
+	munmap(v, CAP * sizeof (void *));
+	return (tu_child_failed != 0);
+}
+
+/*
+ * UMEM_OPTIONS=limit=SIZE bounds the memory the heap hands out: past it,
+ * allocations fail with ENOMEM (blocks held are untouched), after the
+ * caches gave back what they held; malloc_stats reports the limit.  A
+ * malformed size is reported and ignored.
+ */
+static void
+t_heap_limit(void)
+{
+	static const char *const lim[] = { "UMEM_OPTIONS=limit=32m", NULL };
+	static const char *const bad[] = { "UMEM_OPTIONS=limit=32q", NULL };
+	char out[1 << 16];
+	int st;
+
+	if (!ours("umem_cache_stats_print")) {
+		skip("UMEM_OPTIONS is libumem's");
+		return;
+	}
+	st = tu_run_self("heap_limit", lim, 60, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	    strstr(out, "failed=0") != NULL &&
+	    strstr(out, "heap limit 32768 KiB: held ") != NULL,
+	    "status %#x, output:\n%s", st, out);
+	st = tu_run_self("stats_exit", bad, 30, out, sizeof (out));
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	    strstr(out, "UMEM_OPTIONS: limit needs a whole number") != NULL,
+	    "status %#x, output:\n%s", st, out);
+}
+
+/*
  * The VmFlags advice of the mapping holding addr: 'h' (MADV_HUGEPAGE,
  * "hg"), 'n' (MADV_NOHUGEPAGE, "nh"), '-' (neither), '?' (not found).
  */
@@ -1912,6 +2030,27 @@ cold_pages_thread(void *arg)
  * 64 KiB around a fault), M those resident, B and C whether the library
  * and its code start a window.
  */
+/* dl_iterate_phdr: the unwind tables (PT_GNU_EH_FRAME) of one object. */
+typedef struct eh_find {
+	uintptr_t	ef_base;	/* the object's load address */
+	uintptr_t	ef_hdr;		/* out: .eh_frame_hdr, or 0 */
+} eh_find_t;
+
+static int
+eh_find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	eh_find_t *ef = arg;
+
+	(void) size;
+	if (info->dlpi_addr != ef->ef_base)
+		return (0);
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_GNU_EH_FRAME)
+			ef->ef_hdr = info->dlpi_addr +
+			    info->dlpi_phdr[i].p_vaddr;
+	return (1);
+}
+
 static int
 cold_pages_child(void)
 {
@@ -1922,6 +2061,7 @@ cold_pages_child(void)
 	void *p, *q, *r;
 	pthread_t t;
 	Dl_info di;
+	eh_find_t ef = { 0, 0 };
 	int ncold = 0, nres = 0;
 
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
@@ -1953,26 +2093,30 @@ cold_pages_child(void)
 	}
 	if (dladdr(dlsym(RTLD_DEFAULT, "malloc"), &di) == 0)
 		return (2);
-	printf("hot=%d cold=%d resident=%d base=%d code=%d\n",
+	ef.ef_base = (uintptr_t)di.dli_fbase;
+	(void) dl_iterate_phdr(eh_find_cb, &ef);
+	printf("hot=%d cold=%d resident=%d base=%d code=%d unwind=%d\n",
 	    page_resident(dlsym(RTLD_DEFAULT, "malloc")), ncold, nres,
 	    ((uintptr_t)di.dli_fbase & 0xffff) == 0,
-	    code_aligned((uintptr_t)dlsym(RTLD_DEFAULT, "malloc")));
+	    code_aligned((uintptr_t)dlsym(RTLD_DEFAULT, "malloc")),
+	    ef.ef_hdr != 0 ? page_resident((void *)ef.ef_hdr) : -1);
 	return (0);
 }
 
 /*
  * A program that never asks for statistics or debugging keeps none of
  * that code's text pages: the hot layers' code, .init and .plt share one
- * 64 KiB window, the rest lies beyond it (Makefile, src/libumem.ld).
- * Fails if the hot code outgrows its window or a common call runs cold
- * code.
+ * 64 KiB window, the rest lies beyond it (Makefile, src/libumem.ld); nor
+ * the unwind tables, which the first read of .rodata mapped too until
+ * they were given a mapping apart.  Fails if the hot code outgrows its
+ * window, a common call runs cold code or the tables come back.
  */
 static void
 t_cold_pages(void)
 {
 	char out[4096];
 	const char *p;
-	int hot = -1, ncold = -1, nres = -1, base = -1, code = -1;
+	int hot = -1, ncold = -1, nres = -1, base = -1, code = -1, unw = -2;
 
 	if (!ours("umem_cache_stats_print")) {
 		skip("the layout is libumem's");
@@ -1985,8 +2129,9 @@ t_cold_pages(void)
 	if ((p = child_says("cold_pages", 30, "hot=", out,
 	    sizeof (out))) == NULL)
 		return;
-	CHECKF(sscanf(p, "hot=%d cold=%d resident=%d base=%d code=%d", &hot,
-	    &ncold, &nres, &base, &code) == 5, "output:\n%s", out);
+	CHECKF(sscanf(p, "hot=%d cold=%d resident=%d base=%d code=%d "
+	    "unwind=%d", &hot, &ncold, &nres, &base, &code, &unw) == 6,
+	    "output:\n%s", out);
 	if (hot != 1) {
 		skip("/proc/self/pagemap does not show resident pages");
 		return;
@@ -2001,6 +2146,8 @@ t_cold_pages(void)
 	    "64 KiB window", ncold);
 	CHECKF(nres == 0, "%d of %d cold entry points' pages resident:\n%s",
 	    nres, ncold, out);
+	CHECKF(unw == 0, "the unwind tables' first page resident (1) or not "
+	    "found (-1): %d\n%s", unw, out);
 }
 
 static size_t
@@ -2505,6 +2652,9 @@ main(int argc, char **argv)
 	    strcmp(argv[2], "stats_exit") == 0)
 		return (stats_exit_child());
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
+	    strcmp(argv[2], "heap_limit") == 0)
+		return (heap_limit_child());
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
 	    strcmp(argv[2], "hugepages") == 0)
 		return (hugepages_child());
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
@@ -2562,6 +2712,7 @@ main(int argc, char **argv)
 	RUN(t_malloc_trim);
 	RUN(t_malloc_stats);
 	RUN(t_stats_at_exit);
+	RUN(t_heap_limit);
 	RUN(t_hugepages);
 	RUN(t_growth_reuse);
 	RUN(t_free_storm);

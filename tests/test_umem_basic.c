@@ -11,12 +11,14 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
+#include <sys/mman.h>
 
 #include <umem.h>
 #include <vmem.h>
 #include "umem_impl.h"
 #include "percpu.h"
 #include "umem_alloc.h"
+#include "vmem_impl.h"
 #include "test_umem.h"
 
 static int nctor, ndtor;
@@ -513,6 +515,65 @@ test_alloc_classes(void)
 	}
 }
 
+/*
+ * umem_set_limit (UMEM_OPTIONS=limit): past the heap's limit umem_alloc
+ * fails with ENOMEM, small sizes and large alike, blocks held stay as they
+ * are, and a failing allocation first makes the caches give back what
+ * they hold, so objects freed into magazines make room at once.
+ */
+static void
+test_heap_limit(void)
+{
+	enum { SMALL = 256, ROOM = 16 << 20, CAP = 2 * ROOM / SMALL };
+	void **v = mmap(NULL, CAP * sizeof (void *), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	vmem_heap_usage_t hu;
+	size_t n = 0, limit, was;
+	void *p;
+
+	CHECK(v != MAP_FAILED);
+	if (v == MAP_FAILED)
+		return;
+	vmem_heap_usage(&hu);
+	limit = hu.hu_held + hu.hu_dirty + ROOM;
+	was = umem_set_limit(limit);
+	CHECKF(was == 0, "a limit was set already: %zu", was);
+	errno = 0;
+	while (n < CAP && (p = umem_alloc(SMALL, UMEM_DEFAULT)) != NULL) {
+		memset(p, (int)(n & 0xff), SMALL);
+		v[n++] = p;
+	}
+	CHECKF(n < CAP && errno == ENOMEM, "%zu blocks of %d bytes, errno %d",
+	    n, SMALL, errno);
+	CHECKF(n * SMALL >= ROOM - (4 << 20), "only %zu KiB fitted",
+	    n * SMALL >> 10);
+	vmem_heap_usage(&hu);
+	CHECKF(hu.hu_held + hu.hu_dirty <= limit && hu.hu_refused > 0,
+	    "held %zu + dirty %zu, limit %zu, refused %llu", hu.hu_held,
+	    hu.hu_dirty, limit, (unsigned long long)hu.hu_refused);
+	errno = 0;
+	CHECKF(umem_alloc(4 << 20, UMEM_DEFAULT) == NULL && errno == ENOMEM,
+	    "a large block at the limit: errno %d", errno);
+	for (size_t i = 0; i < n; i++) {
+		CHECKF(*(unsigned char *)v[i] == (i & 0xff), "block %zu", i);
+		umem_free(v[i], SMALL);
+	}
+	/* In magazines and slabs now: the failing call gives them back. */
+	p = umem_alloc(ROOM / 2, UMEM_DEFAULT);
+	CHECKF(p != NULL, "%d bytes after the small blocks were freed",
+	    ROOM / 2);
+	if (p != NULL)
+		umem_free(p, ROOM / 2);
+	was = umem_set_limit(0);
+	CHECKF(was == limit, "umem_set_limit(0) returned %zu, not %zu", was,
+	    limit);
+	p = umem_alloc(2 * ROOM, UMEM_DEFAULT);
+	CHECK(p != NULL);
+	if (p != NULL)
+		umem_free(p, 2 * ROOM);
+	munmap(v, CAP * sizeof (void *));
+}
+
 static int
 run_all(void)
 {
@@ -526,6 +587,7 @@ run_all(void)
 	RUN(test_fork);
 	RUN(test_memory_return);
 	RUN(test_alloc_classes);
+	RUN(test_heap_limit);
 	return (0);
 }
 
