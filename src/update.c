@@ -293,10 +293,10 @@ umem_trim(void)
 }
 
 /*
- * An allocation failed.  Under a heap limit (UMEM_OPTIONS=limit), the first
- * time (*trimmedp 0), give back everything cached, as malloc_trim() does,
- * and return 1: the caller tries once more.  Otherwise reap (throttled)
- * and return 0.
+ * An allocation failed.  Under a heap limit (UMEM_OPTIONS=limit), give back
+ * everything cached, as malloc_trim() does, and return 1: the caller tries
+ * once more.  If that try fails too (*trimmedp set), reap (throttled) and
+ * return 0; the flag is cleared, so that a UMEM_NOFAIL retry trims again.
  */
 UMEM_TEXT_COLD int
 umem_alloc_failed(int *trimmedp)
@@ -306,6 +306,7 @@ umem_alloc_failed(int *trimmedp)
 		trim_all(1);
 		return (1);
 	}
+	*trimmedp = 0;
 	umem_reap_failing();
 	return (0);
 }

@@ -47,13 +47,14 @@
  * refuses (vm.max_map_count), the whole chunk gives up huge pages, which
  * merges it again.
  *
- * The limit (UMEM_OPTIONS=limit, umem_set_limit: vmem_heap_set_limit).  Everything the
- * two pairs hand out (slabs, the spans of large blocks, the library's own
- * records, arenas a program makes over vmem_heap_arena()'s pair) is
- * counted, touched or not, with the dirty pages kept beside it: what the
- * heap could have resident.  An allocation that would take the count past
- * the limit fails (ENOMEM) before anything changes; the layers above then
- * give back what they cache (umem_trim) and try once more.  Reservations
+ * The limit (UMEM_OPTIONS=limit, umem_set_limit: vmem_heap_set_limit).
+ * Everything the two pairs hand out (slabs, the spans of large blocks, the
+ * library's own records, arenas a program makes over vmem_heap_arena()'s
+ * pair) is counted, touched or not, with the dirty pages kept beside it:
+ * what the heap could have resident.  An allocation that would take the
+ * count past the limit fails (ENOMEM) before anything changes; the layers
+ * above then give back what they cache (umem_alloc_failed) and try once
+ * more.  Reservations
  * and heap_huge's chunks are address space and are not counted; the
  * slabs inside the chunks are.
  *

@@ -130,9 +130,9 @@ size_t vmem_heap_dirty(void);	/* bytes */
 
 /*
  * The heap limit (vmem_heap.c; UMEM_OPTIONS=limit, umem_set_limit): 0 for
- * none; the setter returns the previous one.  usage: what the pairs have handed out (held)
- * and the dirty pages kept, both counted against the limit, and how many
- * allocations the limit refused.
+ * none; the setter returns the previous one.  usage: what the pairs have
+ * handed out (held) and the dirty pages kept, both counted against the
+ * limit, and how many allocations the limit refused.
  */
 typedef struct vmem_heap_usage {
 	size_t		hu_limit;

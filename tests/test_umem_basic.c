@@ -515,11 +515,28 @@ test_alloc_classes(void)
 	}
 }
 
+static void *limit_hold;
+static size_t limit_hold_size;
+static int limit_retries;
+
+/* test_heap_limit's nofail callback: make room once, then give up. */
+static int
+limit_nofail_cb(void)
+{
+	limit_retries++;
+	if (limit_hold == NULL)
+		return (UMEM_CALLBACK_EXIT(3));
+	umem_free(limit_hold, limit_hold_size);
+	limit_hold = NULL;
+	return (UMEM_CALLBACK_RETRY);
+}
+
 /*
  * umem_set_limit (UMEM_OPTIONS=limit): past the heap's limit umem_alloc
  * fails with ENOMEM, small sizes and large alike, blocks held stay as they
  * are, and a failing allocation first makes the caches give back what
- * they hold, so objects freed into magazines make room at once.
+ * they hold, so objects freed into magazines make room at once; a
+ * UMEM_NOFAIL request waits on its callback, which may free memory.
  */
 static void
 test_heap_limit(void)
@@ -564,6 +581,28 @@ test_heap_limit(void)
 	    ROOM / 2);
 	if (p != NULL)
 		umem_free(p, ROOM / 2);
+	/*
+	 * UMEM_NOFAIL: the callback frees a block and asks for a retry.  The
+	 * limit is set afresh with nothing cached (what earlier tests left in
+	 * the caches made room when the first part trimmed), so that the
+	 * request cannot fit beside the block held.
+	 */
+	umem_trim();
+	vmem_heap_usage(&hu);
+	limit = hu.hu_held + hu.hu_dirty + ROOM;
+	(void) umem_set_limit(limit);
+	limit_hold_size = ROOM - ROOM / 4;
+	limit_hold = umem_alloc(limit_hold_size, UMEM_DEFAULT);
+	CHECK(limit_hold != NULL);
+	umem_nofail_callback(limit_nofail_cb);
+	p = umem_alloc(ROOM / 2, UMEM_NOFAIL);
+	umem_nofail_callback(NULL);
+	CHECKF(p != NULL && limit_hold == NULL && limit_retries == 1,
+	    "UMEM_NOFAIL at the limit: %p, callback ran %d times", p,
+	    limit_retries);
+	umem_free(p, ROOM / 2);
+	if (limit_hold != NULL)
+		umem_free(limit_hold, limit_hold_size);
 	was = umem_set_limit(0);
 	CHECKF(was == limit, "umem_set_limit(0) returned %zu, not %zu", was,
 	    limit);
