@@ -54,9 +54,8 @@
  * what the heap could have resident.  An allocation that would take the
  * count past the limit fails (ENOMEM) before anything changes; the layers
  * above then give back what they cache (umem_alloc_failed) and try once
- * more.  Reservations
- * and heap_huge's chunks are address space and are not counted; the
- * slabs inside the chunks are.
+ * more.  Reservations and heap_huge's chunks are address space and are not
+ * counted; the slabs inside the chunks are.
  *
  * Two calls let a large block move without copying (realloc growth):
  *
