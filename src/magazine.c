@@ -769,7 +769,9 @@ void *
 umem_mag_refill(umem_cache_t *cp)
 {
 	void *bufs[UMEM_MAG_ROUNDS_MAX + 1], *t;
-	size_t n = cp->cache_magtype->mt_magsize + 1, k, pushed, i, j;
+	/* Unlocked: a resize may swap it; either size will do (mag_push). */
+	size_t n = __atomic_load_n(&cp->cache_magtype,
+	    __ATOMIC_RELAXED)->mt_magsize + 1, k, pushed, i, j;
 
 	k = umem_slab_alloc_batch(cp, bufs, n);
 	if (k == 0)
@@ -1005,7 +1007,7 @@ umem_mag_resize(umem_cache_t *cp)
 		return;
 	umem_lock(&cp->cache_depot_lock);
 	depot_purge(cp, mtp, &full, &empty);
-	cp->cache_magtype = nmtp;
+	__atomic_store_n(&cp->cache_magtype, nmtp, __ATOMIC_RELAXED);
 	cp->cache_mag_resize++;
 	cp->cache_depot_contention_prev = cp->cache_depot_contention;
 	cp->cache_resize_quiet = 1;
