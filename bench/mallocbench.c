@@ -17,6 +17,9 @@
  *               arrays; the arrays change hands every round, so objects
  *               are freed by a thread other than the one that made them
  *               [malloc+free]
+ *   mixed       larson with sizes 16 B..1 MiB (80% to 1000 B, 17% to
+ *               64 KiB, 3% to 1 MiB), every page of a block written, as
+ *               a program writes what it asks for [malloc+free]
  *   prodcons    one thread mallocs, another frees, through an SPSC ring
  *               [objects]
  *   realloc     16 buffers growing side by side: by doubling to 256 KiB,
@@ -357,8 +360,38 @@ typedef struct larson_arg {
 	uint64_t	la_ops;		/* per round */
 	slot_t		*la_arrays;	/* [LARSON_T][LARSON_SLOTS] */
 	pthread_barrier_t *la_bar;
+	int		la_mixed;	/* mixed: sizes to 1 MiB */
+	size_t		la_slots;
 	char		la_pad[CACHELINE];
 } larson_arg_t;
+
+/*
+ * mixed: sizes from three bands, each uniform: most blocks small, some
+ * medium, a few of the sizes that come from page runs rather than
+ * classes in most allocators (64 KiB..1 MiB).
+ */
+static size_t
+mixed_size(uint64_t r)
+{
+	unsigned band = (unsigned)(r >> 54) % 100;	/* bits unused below */
+
+	r >>= 20;
+	if (band < 80)
+		return (rnd_range(r, 16, 1000));
+	if (band < 97)
+		return (rnd_range(r, 1001, 64 << 10));
+	return (rnd_range(r, (64 << 10) + 1, 1 << 20));
+}
+
+/* Write a word on every page of a block, as its user would. */
+static void
+touch_pages(void *p, size_t size)
+{
+	size_t off;
+
+	for (off = 4096; off < size; off += 4096)
+		((volatile char *)p)[off] = (char)off;
+}
 
 static void *
 larson_thread(void *arg)
@@ -369,12 +402,13 @@ larson_thread(void *arg)
 
 	for (round = 0; round < LARSON_ROUNDS; round++) {
 		slot_t *a = la->la_arrays +
-		    (size_t)((la->la_id + round) % LARSON_T) * LARSON_SLOTS;
+		    (size_t)((la->la_id + round) % LARSON_T) * la->la_slots;
 
 		for (i = 0; i < la->la_ops; i++) {
 			uint64_t r = rnd(&seed);
-			slot_t *s = &a[r % LARSON_SLOTS];
-			size_t size = rnd_range(r >> 32, 16, 1000);
+			slot_t *s = &a[r % la->la_slots];
+			size_t size = la->la_mixed ? mixed_size(r) :
+			    rnd_range(r >> 32, 16, 1000);
 
 			if (s->s_p != NULL) {
 				tag_check(s->s_p, s->s_size, s->s_tag, i);
@@ -384,6 +418,8 @@ larson_thread(void *arg)
 			check_block(s->s_p, size, i);
 			s->s_size = (uint32_t)size;
 			s->s_tag = r;
+			if (la->la_mixed)
+				touch_pages(s->s_p, size);
 			tag_put(s->s_p, size, r);
 		}
 		(void) pthread_barrier_wait(la->la_bar);
@@ -392,14 +428,12 @@ larson_thread(void *arg)
 }
 
 static uint64_t
-wl_larson(void)
+larson_run(int mixed, size_t slots, uint64_t ops)
 {
-	slot_t *arrays = harness_alloc(LARSON_T * LARSON_SLOTS *
-	    sizeof (slot_t));
+	slot_t *arrays = harness_alloc(LARSON_T * slots * sizeof (slot_t));
 	larson_arg_t la[LARSON_T];
 	pthread_t tid[LARSON_T];
 	pthread_barrier_t bar;
-	uint64_t ops = scaled(150000);
 	size_t i;
 	int t;
 
@@ -410,13 +444,15 @@ wl_larson(void)
 		la[t].la_ops = ops;
 		la[t].la_arrays = arrays;
 		la[t].la_bar = &bar;
+		la[t].la_mixed = mixed;
+		la[t].la_slots = slots;
 		if (pthread_create(&tid[t], NULL, larson_thread, &la[t]) != 0)
 			fail("pthread_create", NULL, 0, 0);
 	}
 	for (t = 0; t < LARSON_T; t++)
 		(void) pthread_join(tid[t], NULL);
 	timer_stop();
-	for (i = 0; i < LARSON_T * LARSON_SLOTS; i++) {
+	for (i = 0; i < LARSON_T * slots; i++) {
 		if (arrays[i].s_p != NULL) {
 			tag_check(arrays[i].s_p, arrays[i].s_size,
 			    arrays[i].s_tag, i);
@@ -424,8 +460,23 @@ wl_larson(void)
 		}
 	}
 	(void) pthread_barrier_destroy(&bar);
-	harness_free(arrays, LARSON_T * LARSON_SLOTS * sizeof (slot_t));
+	harness_free(arrays, LARSON_T * slots * sizeof (slot_t));
 	return (ops * LARSON_T * LARSON_ROUNDS);
+}
+
+static uint64_t
+wl_larson(void)
+{
+	return (larson_run(0, LARSON_SLOTS, scaled(150000)));
+}
+
+/* About 23 KB a block on average: 4 x 500 slots hold some 45 MB. */
+#define	MIXED_SLOTS	500
+
+static uint64_t
+wl_mixed(void)
+{
+	return (larson_run(1, MIXED_SLOTS, scaled(20000)));
 }
 
 /*
@@ -796,7 +847,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: mallocbench [-s SCALE] [-i IDLE_MS] WORKLOAD\n"
-	    "  WORKLOAD: pair-SIZE batch larson prodcons realloc frag "
+	    "  WORKLOAD: pair-SIZE batch larson mixed prodcons realloc frag "
 	    "scale-THREADS\n");
 	exit(2);
 }
@@ -838,6 +889,9 @@ main(int argc, char **argv)
 		ops = wl_batch();
 	} else if (strcmp(wl_name, "larson") == 0) {
 		ops = wl_larson();
+		threaded = 1;
+	} else if (strcmp(wl_name, "mixed") == 0) {
+		ops = wl_mixed();
 		threaded = 1;
 	} else if (strcmp(wl_name, "prodcons") == 0) {
 		ops = wl_prodcons();

@@ -328,6 +328,9 @@ slab_create(umem_cache_t *cp)
 	} else {
 		mem = vmem_xalloc_tag(cp->cache_arena, slabsize, xalign,
 		    VM_NOSLEEP, &vtag);
+		/* Pages a destroyed slab kept (slab_destroy): ours now. */
+		if (mem != NULL && cp->cache_arena == umem_default_arena)
+			(void) vmem_heap_claim(mem, slabsize, 0);
 		/* Buffers over a page are often used in part. */
 		if (mem != NULL && chunk > umem_pagesize)
 			vmem_heap_sparse(mem, slabsize);
@@ -454,11 +457,18 @@ slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
 		 * without this, a capped depot (magazine.c) would move the
 		 * memory of the big classes from the cache to the arena, not
 		 * to the OS.  (Smaller slabs stay for reuse: a system call
-		 * per 4 KiB slab made a capped burst ~20% slower.)
+		 * per 4 KiB slab made a capped burst ~20% slower.)  The pages
+		 * stay a pass or two, dirty, for the next slabs or large
+		 * blocks (vmem_heap_keep; slab_create claims them): a burst of
+		 * the big classes otherwise paid a fault per page again.
 		 */
 		if (cp->cache_depot_cap != 0 &&
-		    cp->cache_chunksize >= UMEM_RELEASE_CHUNK_MIN)
-			umem_pages_release(mem, cp->cache_slabsize);
+		    cp->cache_chunksize >= UMEM_RELEASE_CHUNK_MIN) {
+			if (cp->cache_arena == umem_default_arena)
+				vmem_heap_keep(mem, cp->cache_slabsize);
+			else
+				umem_pages_release(mem, cp->cache_slabsize);
+		}
 		vmem_xfree_tag(cp->cache_arena, mem, cp->cache_slabsize, vtag);
 	}
 }

@@ -13,8 +13,9 @@
  * class's cache is created on its first allocation (class_create).
  *
  * Larger sizes are whole pages from the umem_oversize arena (importing from
- * the heap, so freed pages go back to the OS; recently freed blocks up to
- * 1 MiB are kept a little while for reuse, see large_cache_get).
+ * the heap; recently freed blocks up to 1 MiB are kept whole a little
+ * while for reuse, see large_cache_get, and the pages of the others stay
+ * a pass or two for the next blocks, see large_release).
  *
  * No per-block header.  The slabs of the class caches are recorded page by
  * page in the page map (pagemap.h), and so are large blocks (their size in
@@ -77,9 +78,9 @@ static vmem_free_t *umem_heap_free;
 /*
  * Large blocks come from spans of at least UMEM_OVERSIZE_IMPORT, so that
  * a block can often grow in place (realloc) into free pages after it.  A
- * freed block's pages go back to the OS (umem_large_free: at once, or
- * after a stay in the large-block cache), and a span that becomes entirely
- * free goes back to the heap.
+ * freed block's pages go back to the OS after a stay in the large-block
+ * cache or as the heap's dirty pages (large_release), and a span that
+ * becomes entirely free goes back to the heap.
  */
 #define	UMEM_OVERSIZE_IMPORT	(1ul << 20)
 
@@ -91,9 +92,9 @@ umem_oversize_import(vmem_t *heap, size_t *sizep, int vmflag)
 
 	if (size < *sizep)
 		return (NULL);
-	if ((p = umem_heap_alloc(heap, size, vmflag)) == NULL) {
+	if ((p = vmem_heap_alloc_dirty(heap, size, vmflag)) == NULL) {
 		size = *sizep;
-		p = umem_heap_alloc(heap, size, vmflag);
+		p = vmem_heap_alloc_dirty(heap, size, vmflag);
 	}
 	if (p != NULL) {
 		*sizep = size;
@@ -286,8 +287,8 @@ umem_alloc_init(void)
  * all) keep their pages and are reused by an allocation of the same page
  * count: a program that frees and reallocates large buffers (realloc
  * growth, a loop over big temporaries) would otherwise pay a page fault
- * and a kernel page clear per page every time, since a freed large block
- * goes back to the OS at once.  The update thread gives a kept block back
+ * and a kernel page clear per page every time the block's pages had gone
+ * back to the OS.  The update thread gives a kept block's pages to the OS
  * once it has sat unused across a whole pass (within two update
  * intervals), malloc_trim and a short arena at once.  Calloc and
  * umem_zalloc (UMEM_ZERO_LARGE) clear a reused block; fresh pages are zero.
@@ -473,18 +474,31 @@ full:
 	return (0);
 }
 
-/* Pages to the OS, range to the arena (out of the page map already). */
+/*
+ * Range to the arena (out of the page map already), its pages kept dirty
+ * for the next blocks (vmem_heap_keep: until an update pass finds them
+ * unused) or, if aged (a kept block given back by the cache's reap) or
+ * moved (its mapping merges again), to the OS.
+ */
 static void
-large_release(void *buf, size_t rsize, uintptr_t moved)
+large_release_as(void *buf, size_t rsize, uintptr_t moved, int aged)
 {
 	if (moved) {
 		vmem_heap_renew(buf, rsize);
 		(void) __atomic_fetch_sub(&umem_moved_live, 1,
 		    __ATOMIC_RELAXED);
-	} else {
+	} else if (aged) {
 		umem_pages_release(buf, rsize);
+	} else {
+		vmem_heap_keep(buf, rsize);
 	}
 	vmem_xfree(umem_oversize_arena, buf, rsize);
+}
+
+static void
+large_release(void *buf, size_t rsize, uintptr_t moved)
+{
+	large_release_as(buf, rsize, moved, 0);
 }
 
 /*
@@ -512,8 +526,26 @@ umem_large_cache_reap(int all)
 		rsize = LC_PAGES(w) * umem_pagesize;
 		(void) __atomic_fetch_sub(&umem_lc_bytes, rsize,
 		    __ATOMIC_RELAXED);
-		large_release(LC_ADDR(w), rsize, LC_MOVED(w));
+		large_release_as(LC_ADDR(w), rsize, LC_MOVED(w), 1);
 	}
+}
+
+/*
+ * A range just taken from the oversize arena: out of the heap's dirty set
+ * (which a release of freed blocks left it in, vmem_heap_keep), so that
+ * no flush takes its pages now.  A block to be zeroed gets zero pages:
+ * up to UMEM_LC_BLOCK, dirty pages are cleared (cheaper than the page
+ * faults their release would cost the caller), above, given to the OS.
+ */
+static void
+large_claim(void *buf, size_t rsize, size_t size, int umflags)
+{
+	if (!(umflags & UMEM_ZERO_LARGE))
+		(void) vmem_heap_claim(buf, rsize, 0);
+	else if (rsize > UMEM_LC_BLOCK)
+		(void) vmem_heap_claim(buf, rsize, 1);
+	else if (vmem_heap_claim(buf, rsize, 0) != 0)
+		(void) memset(buf, 0, size);
 }
 
 void *
@@ -559,6 +591,7 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 		    NULL, NULL, VM_NOSLEEP);
 		if (buf != NULL && umem_pagemap_set(buf, rsize,
 		    rsize | tagged | UMEM_PM_LARGE, UMEM_PM_INTERIOR) == 0) {
+			large_claim(buf, rsize, size, umflags);
 			if (tagged)
 				umem_debug_large_init(buf, rsize, size);
 			return (buf);
@@ -608,6 +641,7 @@ umem_large_resize(void *buf, size_t rsize, size_t newsize)
 	if (nsize > rsize) {
 		if (vmem_resize(umem_oversize_arena, buf, rsize, nsize) != 0)
 			return (0);
+		(void) vmem_heap_claim((char *)buf + rsize, nsize - rsize, 0);
 		if (umem_pagemap_set(buf, nsize, nsize | moved |
 		    UMEM_PM_LARGE, UMEM_PM_INTERIOR) != 0) {
 			(void) vmem_resize(umem_oversize_arena, buf, nsize,
@@ -622,7 +656,7 @@ umem_large_resize(void *buf, size_t rsize, size_t newsize)
 		if (moved)	/* so that its mappings merge again */
 			vmem_heap_renew(tail, rsize - nsize);
 		else
-			umem_pages_release(tail, rsize - nsize);
+			vmem_heap_keep(tail, rsize - nsize);
 		if (vmem_resize(umem_oversize_arena, buf, rsize, nsize) != 0) {
 			(void) umem_pagemap_set(buf, rsize,
 			    rsize | moved | UMEM_PM_LARGE, UMEM_PM_INTERIOR);
@@ -659,6 +693,7 @@ large_move(void *buf, size_t rsize, size_t nsize)
 	    VM_NOSLEEP);
 	if (nbuf == NULL)
 		goto fail;
+	(void) vmem_heap_claim(nbuf, nsize, 0);
 	if (umem_pagemap_set(nbuf, nsize, nsize | UMEM_PM_MOVED |
 	    UMEM_PM_LARGE, UMEM_PM_INTERIOR) != 0) {
 		vmem_xfree(umem_oversize_arena, nbuf, nsize);

@@ -441,6 +441,7 @@ update_start(void)
 		return;
 	}
 	__atomic_store_n(&umem_update_running, 1, __ATOMIC_RELAXED);
+	vmem_heap_keep_dirty(1);
 	pending_clear(UMEM_PENDING_START);
 	umem_unlock(&umem_update_lock);
 
@@ -455,6 +456,7 @@ update_start(void)
 	if (err != 0) {
 		umem_lock(&umem_update_lock);
 		__atomic_store_n(&umem_update_running, 0, __ATOMIC_RELAXED);
+		vmem_heap_keep_dirty(0);
 		umem_unlock(&umem_update_lock);
 	}
 }
@@ -633,6 +635,7 @@ umem_fork_child(void)
 	    (umem_update_running || (umem_update_pending &
 	    UMEM_PENDING_START)) ? UMEM_PENDING_START : 0, __ATOMIC_RELAXED);
 	umem_update_running = 0;
+	vmem_heap_keep_dirty(0);
 	umem_update_reap = 0;
 	umem_percpu_fork_child();
 	umem_lock_init(&umem_init_lock);

@@ -74,14 +74,21 @@
  *
  * Deferred release.  A range freed while the freeing thread defers
  * (vmem_heap_defer: umem's growth scan, which frees memory because the
- * heap is growing) keeps its pages: it goes back to the heap at once, so
- * it merges with its free neighbours and the growth can take it, but it
- * is recorded as dirty instead of being given to the OS.  Every
+ * heap is growing), or one of VMEM_KEEP_MIN or more while pages are kept
+ * (vmem_heap_keep_dirty: while umem's update thread runs, which flushes),
+ * keeps its pages: it goes back to the heap at once, so it merges with
+ * its free neighbours and the next import can take it, but it is
+ * recorded as dirty instead of being given to the OS.  An arena over the
+ * heap may keep the pages of what it takes back as well (vmem_heap_keep:
+ * umem's large blocks, and the slabs of its big classes in umem_default)
+ * if it claims every range it hands out (vmem_heap_claim) before the
+ * range is used; it imports with vmem_heap_alloc_dirty, which leaves the
+ * dirty pages of an import recorded for those claims.  Every other
  * allocation from the heap takes its range out of the dirty set
  * (dirty_claim) before using it; one whose user counts on zero pages
- * (vmem_heap_alloc) gives the dirty part to the OS
- * first, so only slabs (the dense pair) reuse dirty pages as they are,
- * and they look there first (dirty_alloc).  heap_huge's slabs defer,
+ * (vmem_heap_alloc) gives the dirty part to the OS first, so only slabs
+ * (the dense pair) and the claiming arenas reuse dirty pages as they
+ * are, and slabs look there first (dirty_alloc).  heap_huge's slabs defer,
  * claim and look alike (its chunks lie in the reservations); a flush
  * gives up a block's huge page before its dirty pages, as an immediate
  * release does.
@@ -126,6 +133,7 @@ static size_t vmem_heap_held;		/* handed out by the pairs (atomic) */
 static uint64_t vmem_heap_refused;	/* allocations the limit refused */
 
 #define	VMEM_DIRTY_MAX		(128ul << 20)
+#define	VMEM_KEEP_MIN		(64ul << 10)	/* vmem_heap_give */
 #define	VMEM_DIRTY_RESV		64	/* reservations with a bitmap */
 
 /* A reservation and its dirty pages: bit p of word p / 64, per generation. */
@@ -145,6 +153,7 @@ static int vmem_dirty_miss;		/* dirty_alloc found nothing */
 static umem_lock_t vmem_dirty_lock = UMEM_LOCK_INITIALIZER;
 static __thread int vmem_heap_deferring
     __attribute__((tls_model("initial-exec")));
+static int vmem_heap_keeping;		/* vmem_heap_keep_dirty() (atomic) */
 
 static vmem_t *vmem_heap_huge;		/* made on first use */
 static pthread_once_t vmem_heap_huge_once = PTHREAD_ONCE_INIT;
@@ -332,13 +341,15 @@ dirty_take(vmem_resv_t *r, int g, size_t p0, size_t p1, int release)
 }
 
 /*
- * Record [addr, addr + size), about to go back to the heap, as dirty: 1,
- * or 0 (the caller gives the pages back): over the bound, or no bitmap.
+ * Record [addr, addr + size), about to go back to the heap or to the
+ * arena it was taken from, as dirty: 1, or 0 (the caller gives the pages
+ * back): over the bound, or no bitmap.  Pages dirty already (part of a
+ * span whose blocks were kept dirty) stay in their generation.
  */
 UMEM_TEXT_COLD static int
 dirty_add(void *addr, size_t size)
 {
-	size_t p0, p1, g, words;
+	size_t p0, p1, g, words, added = 0;
 	vmem_resv_t *r;
 
 	umem_lock(&vmem_dirty_lock);
@@ -358,14 +369,22 @@ dirty_add(void *addr, size_t size)
 	g = vmem_dirty_gen;
 	p0 = ((uintptr_t)addr - r->vr_start) / umem_pagesize;
 	p1 = p0 + size / umem_pagesize;
-	for (size_t p = p0; p < p1; p++)
-		r->vr_bits[g][p / 64] |= 1ULL << (p % 64);
+	for (size_t p = p0, n; p < p1; p += n) {
+		size_t w = p / 64, b = p % 64;
+		uint64_t mask, m;
+
+		n = 64 - b < p1 - p ? 64 - b : p1 - p;
+		mask = (n == 64 ? ~0ULL : (1ULL << n) - 1) << b;
+		m = mask & ~(r->vr_bits[0][w] | r->vr_bits[1][w]);
+		r->vr_bits[g][w] |= m;
+		added += (size_t)__builtin_popcountll(m);
+	}
 	if (p0 / 64 < r->vr_lo[g])
 		r->vr_lo[g] = p0 / 64;
 	if ((p1 + 63) / 64 > r->vr_hi[g])
 		r->vr_hi[g] = (p1 + 63) / 64;
-	__atomic_store_n(&vmem_dirty_bytes, vmem_dirty_bytes + size,
-	    __ATOMIC_RELEASE);
+	__atomic_store_n(&vmem_dirty_bytes, vmem_dirty_bytes +
+	    added * umem_pagesize, __ATOMIC_RELEASE);
 	__atomic_store_n(&vmem_dirty_miss, 0, __ATOMIC_RELAXED);
 	umem_unlock(&vmem_dirty_lock);
 	return (1);
@@ -457,18 +476,54 @@ dirty_alloc(vmem_t *heap, size_t size, void **tagp)
 	return (dirty_alloc_some(heap, size, tagp));
 }
 
-/* Pages of a range going back to the heap: to the OS, or kept dirty. */
+/*
+ * Pages of a range going back to the heap: kept dirty while this thread
+ * defers, or if the range is VMEM_KEEP_MIN or more while pages are kept
+ * (vmem_heap_keep_dirty); else to the OS.  A range that size is likely
+ * taken again whole by the next import of its size (the span of a large
+ * block, a span of big slabs).  Single pages, the spans of one-page slabs
+ * freed here and there, rarely are: the imports that follow a free of
+ * scattered slabs need runs of pages, and kept, those pages would only
+ * raise the peak (mallocbench frag: 139 -> 144 MB).  Going to the OS, a
+ * range's pages leave the dirty set first: some may be there, kept by
+ * vmem_heap_keep() (a large block freed inside a span that now goes back).
+ */
 static void
 vmem_heap_give(void *addr, size_t size)
 {
-	if (!vmem_heap_deferring || !dirty_add(addr, size))
-		heap_pages_release(addr, size);
+	if ((vmem_heap_deferring || (size >= VMEM_KEEP_MIN &&
+	    __atomic_load_n(&vmem_heap_keeping, __ATOMIC_RELAXED))) &&
+	    dirty_add(addr, size))
+		return;
+	(void) dirty_claim(addr, size, 0);
+	heap_pages_release(addr, size);
 }
 
 void
 vmem_heap_defer(int on)
 {
 	vmem_heap_deferring = on;
+}
+
+void
+vmem_heap_keep_dirty(int on)
+{
+	__atomic_store_n(&vmem_heap_keeping, on, __ATOMIC_RELAXED);
+}
+
+/* (The range was claimed when it was handed out: none of it is dirty.) */
+void
+vmem_heap_keep(void *addr, size_t size)
+{
+	if (!__atomic_load_n(&vmem_heap_keeping, __ATOMIC_RELAXED) ||
+	    !dirty_add(addr, size))
+		heap_pages_release(addr, size);
+}
+
+size_t
+vmem_heap_claim(void *addr, size_t size, int zero)
+{
+	return (dirty_claim(addr, size, zero));
 }
 
 /*
@@ -601,6 +656,23 @@ vmem_heap_alloc(vmem_t *heap, size_t size, int vmflag)
 	if ((p = vmem_alloc(heap, size, vmflag)) != NULL)
 		dirty_claim(p, size, 1);
 	else
+		heap_uncharge(size);
+	return (p);
+}
+
+/*
+ * The pair of an arena that claims every range it hands out itself
+ * (vmem_heap_claim; umem's large blocks): its imports keep their dirty
+ * pages recorded, to be claimed block by block.
+ */
+void *
+vmem_heap_alloc_dirty(vmem_t *heap, size_t size, int vmflag)
+{
+	void *p;
+
+	if (!heap_charge(size))
+		return (NULL);
+	if ((p = vmem_alloc(heap, size, vmflag)) == NULL)
 		heap_uncharge(size);
 	return (p);
 }

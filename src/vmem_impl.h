@@ -123,8 +123,21 @@ vmem_t *vmem_heap_huge_made(void);
  * it frees to the heap keep their pages (dirty) for the heap's next
  * allocations; vmem_heap_flush() gives to the OS the dirty pages that
  * stayed so over a whole call interval, or all of them.
+ *
+ * An arena over the heap can keep the pages of the ranges it takes back
+ * too, while vmem_heap_keep_dirty() is on (someone calls vmem_heap_flush()
+ * on a clock: umem's update thread): it imports with
+ * vmem_heap_alloc_dirty() (free: the vmem_heap_arena() pair's), gives
+ * each range it takes back to vmem_heap_keep() first (kept dirty, or
+ * given to the OS), and claims each range it hands out with
+ * vmem_heap_claim() before its pages are used (the number of dirty pages
+ * in it, given to the OS first if zero), so that no flush takes them.
  */
 void vmem_heap_defer(int on);
+void vmem_heap_keep_dirty(int on);
+void *vmem_heap_alloc_dirty(vmem_t *heap, size_t size, int vmflag);
+void vmem_heap_keep(void *addr, size_t size);
+size_t vmem_heap_claim(void *addr, size_t size, int zero);
 void vmem_heap_flush(int all);
 size_t vmem_heap_dirty(void);	/* bytes */
 

@@ -1735,6 +1735,189 @@ t_growth_reuse(void)
 }
 
 /*
+ * Large blocks that go back keep their pages a while (vmem_heap_keep:
+ * dirty, until a pass of the update thread finds them unused): the next
+ * blocks take them without page faults, calloc still gives zeros, and
+ * the pages go to the OS within about a second of idleness.  The blocks
+ * are 2 MiB and 900 KiB, 16 and 20 of them: more than the large-block
+ * cache holds.  Prints the page faults of the second round of 2 MiB
+ * blocks (the fewest of three tries: a pass may flush between the
+ * rounds), the callocs that were not zero, and how far the RSS stayed
+ * above its start after an idle 1.5 s.
+ */
+static void
+fill_pages(char *p, size_t n, size_t pg, int c)
+{
+	for (size_t j = 0; j < n; j += pg)
+		memset(p + j, c, n - j < pg ? n - j : pg);
+}
+
+static int
+large_reuse_child(void)
+{
+	enum { NB = 16, BIG = 2 << 20, NM = 20, MID = 900 << 10 };
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), nonzero = 0, rss0;
+	long faults = LONG_MAX;
+	char *v[NM];
+	int i, try;
+
+	pagesize = pg;
+	rss0 = rss_bytes();
+	for (try = 0; try < 3; try++) {
+		struct rusage ru0, ru1;
+
+		for (i = 0; i < NB; i++)
+			if ((v[i] = malloc(tu_opaque(BIG))) == NULL)
+				return (2);
+		for (i = 0; i < NB; i++)
+			fill_pages(v[i], BIG, pg, 1);
+		for (i = 0; i < NB; i++)
+			free(v[i]);
+		(void) getrusage(RUSAGE_SELF, &ru0);
+		for (i = 0; i < NB; i++)
+			if ((v[i] = malloc(tu_opaque(BIG))) == NULL)
+				return (2);
+		for (i = 0; i < NB; i++)
+			fill_pages(v[i], BIG, pg, 2);
+		(void) getrusage(RUSAGE_SELF, &ru1);
+		if (ru1.ru_minflt - ru0.ru_minflt < faults)
+			faults = ru1.ru_minflt - ru0.ru_minflt;
+		for (i = 0; i < NB; i++)
+			free(v[i]);
+	}
+	/* calloc over dirty blocks: cleared (MID) or given back (BIG). */
+	for (int sz = 0; sz < 2; sz++) {
+		size_t n = sz == 0 ? MID : BIG;
+		int k = sz == 0 ? NM : NB;
+
+		for (i = 0; i < k; i++)
+			if ((v[i] = malloc(tu_opaque(n))) == NULL)
+				return (2);
+		for (i = 0; i < k; i++)
+			memset(v[i], 0xa5, n);
+		for (i = 0; i < k; i++)
+			free(v[i]);
+		for (i = 0; i < k; i++) {
+			if ((v[i] = calloc(1, tu_opaque(n))) == NULL)
+				return (2);
+			nonzero += !all_zero(v[i], n);
+		}
+		for (i = 0; i < k; i++)
+			free(v[i]);
+	}
+	(void) usleep(1500 * 1000);
+	printf("faults=%ld of %zu pages, nonzero=%zu, idle rss +%ld KiB\n",
+	    faults, (size_t)NB * BIG / pg, nonzero,
+	    ((long)rss_bytes() - (long)rss0) / 1024);
+	return (0);
+}
+
+/*
+ * A flush never takes the pages of a block in use: two threads make
+ * bursts of blocks, 7 in 8 of 8-64 KiB (classes whose emptied slabs keep
+ * their pages, slab_destroy) and 1 in 8 of 1-3 MiB (past the large-block
+ * cache: from the arena, over the dirty pages of blocks freed before),
+ * write a word on every page, check them all and free the burst, for a
+ * second, while the update thread flushes every 5 ms
+ * (UMEM_OPTIONS=update_interval=5).  Prints the blocks made and those
+ * found changed.
+ */
+struct race_arg {
+	unsigned long	ra_made;
+	unsigned long	ra_bad;
+	unsigned	ra_seed;
+};
+
+static void *
+large_race_thread(void *arg)
+{
+	struct race_arg *ra = arg;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	struct timespec t0, t;
+	unsigned long long seed = ra->ra_seed;
+	enum { K = 128 };
+	uint64_t *v[K];
+	size_t n[K];
+	int k;
+
+	(void) clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		for (k = 0; k < K; k++) {
+			unsigned long long r = test_rand(&seed);
+
+			n[k] = r % 8 != 0 ? (8 << 10) + (size_t)((r >> 8) %
+			    (56 << 10)) : (1 << 20) + (size_t)((r >> 8) %
+			    (2 << 20));
+			if ((v[k] = malloc(tu_opaque(n[k]))) == NULL) {
+				ra->ra_bad++;
+				return (NULL);
+			}
+			for (size_t j = 0; j < n[k]; j += pg)
+				v[k][j / 8] = (uintptr_t)v[k] ^ j;
+		}
+		for (k = 0; k < K; k++) {
+			for (size_t j = 0; j < n[k]; j += pg)
+				ra->ra_bad += v[k][j / 8] !=
+				    ((uintptr_t)v[k] ^ j);
+			free(v[k]);
+		}
+		ra->ra_made += K;
+		(void) clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000000000L +
+	    (t.tv_nsec - t0.tv_nsec) < 1000000000L);
+	return (NULL);
+}
+
+static int
+large_race_child(void)
+{
+	struct race_arg ra[2] = { { 0, 0, 1 }, { 0, 0, 2 } };
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, large_race_thread, &ra[1]) != 0)
+		return (2);
+	(void) large_race_thread(&ra[0]);
+	(void) pthread_join(t, NULL);
+	printf("made=%lu bad=%lu\n", ra[0].ra_made + ra[1].ra_made,
+	    ra[0].ra_bad + ra[1].ra_bad);
+	return (0);
+}
+
+static void
+t_large_reuse(void)
+{
+	static const char *const fast[] = {
+		"UMEM_OPTIONS=update_interval=5", NULL };
+	char out[4096];
+	const char *p;
+	long faults = LONG_MAX, rss = LONG_MAX;
+	size_t pages = 0, nonzero = 1;
+	unsigned long made = 0, bad = 1;
+	int st;
+
+	if ((p = child_says("large_reuse", 60, "faults=", out,
+	    sizeof (out))) != NULL) {
+		CHECKF(sscanf(p, "faults=%ld of %zu pages, nonzero=%zu, "
+		    "idle rss +%ld KiB", &faults, &pages, &nonzero,
+		    &rss) == 4, "output:\n%s", out);
+		CHECKF(nonzero == 0, "%zu callocs not zero", nonzero);
+		/* 8192 faults when the blocks' pages went back at once. */
+		CHECKF(!ours("umem_cache_stats_print") ||
+		    faults < (long)pages / 8, "%ld page faults for %zu "
+		    "pages", faults, pages);
+		/* The 32 MiB kept dirty went back while idle. */
+		CHECKF(!ours("umem_cache_stats_print") || rss < 8 * 1024,
+		    "RSS +%ld KiB after 1.5 s idle", rss);
+	}
+	st = tu_run_self("large_race", fast, 60, out, sizeof (out));
+	p = strstr(out, "made=");
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 && p != NULL &&
+	    sscanf(p, "made=%lu bad=%lu", &made, &bad) == 2,
+	    "child large_race: status %#x, output:\n%s", st, out);
+	CHECKF(bad == 0 && made > 50, "%lu of %lu blocks changed", bad, made);
+}
+
+/*
  * A storm of frees (2M blocks of 64 bytes, freed after all were made)
  * fills magazine after magazine.  The growth scans that the magazines'
  * own memory sets off give the idle full ones' rounds back to the slabs;
@@ -2664,6 +2847,12 @@ main(int argc, char **argv)
 	    strcmp(argv[2], "growth_reuse") == 0)
 		return (growth_reuse_child());
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
+	    strcmp(argv[2], "large_reuse") == 0)
+		return (large_reuse_child());
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
+	    strcmp(argv[2], "large_race") == 0)
+		return (large_race_child());
+	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
 	    strcmp(argv[2], "free_storm") == 0)
 		return (free_storm_child());
 	if (argc == 3 && strcmp(argv[1], "--child") == 0 &&
@@ -2715,6 +2904,7 @@ main(int argc, char **argv)
 	RUN(t_heap_limit);
 	RUN(t_hugepages);
 	RUN(t_growth_reuse);
+	RUN(t_large_reuse);
 	RUN(t_free_storm);
 	RUN(t_slab_populate);
 	RUN(t_address_order);
