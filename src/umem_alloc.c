@@ -533,7 +533,9 @@ umem_large_cache_reap(int all)
 /*
  * A range just taken from the oversize arena: out of the heap's dirty set
  * (which a release of freed blocks left it in, vmem_heap_keep), so that
- * no flush takes its pages now.  A block to be zeroed gets zero pages:
+ * no flush takes its pages now.  (Every free range of the arena has zero
+ * pages or is in the dirty set: a range claimed and then not used goes
+ * back through large_release or vmem_heap_keep too.)  A block to be zeroed gets zero pages:
  * up to UMEM_LC_BLOCK, dirty pages are cleared (cheaper than the page
  * faults their release would cost the caller), above, given to the OS.
  */
@@ -644,6 +646,7 @@ umem_large_resize(void *buf, size_t rsize, size_t newsize)
 		(void) vmem_heap_claim((char *)buf + rsize, nsize - rsize, 0);
 		if (umem_pagemap_set(buf, nsize, nsize | moved |
 		    UMEM_PM_LARGE, UMEM_PM_INTERIOR) != 0) {
+			vmem_heap_keep((char *)buf + rsize, nsize - rsize);
 			(void) vmem_resize(umem_oversize_arena, buf, nsize,
 			    rsize);
 			return (0);
@@ -658,6 +661,9 @@ umem_large_resize(void *buf, size_t rsize, size_t newsize)
 		else
 			vmem_heap_keep(tail, rsize - nsize);
 		if (vmem_resize(umem_oversize_arena, buf, rsize, nsize) != 0) {
+			/* The block keeps its tail: no flush may take it. */
+			if (!moved)
+				(void) vmem_heap_claim(tail, rsize - nsize, 0);
 			(void) umem_pagemap_set(buf, rsize,
 			    rsize | moved | UMEM_PM_LARGE, UMEM_PM_INTERIOR);
 			return (0);
@@ -671,8 +677,9 @@ umem_large_resize(void *buf, size_t rsize, size_t newsize)
 /*
  * Move a large block of rsize bytes to a new range of nsize > rsize bytes
  * without copying: its pages go over with vmem_heap_move(), the rest of
- * the new range is fresh (zero) pages, the old range goes back to the
- * arena with no pages.  The new address, or NULL (nothing changed).
+ * the new range keeps what pages it had (fresh, or kept from a freed
+ * block), the old range goes back to the arena with no pages.  The new
+ * address, or NULL (nothing changed).
  */
 static void *
 large_move(void *buf, size_t rsize, size_t nsize)
@@ -696,7 +703,7 @@ large_move(void *buf, size_t rsize, size_t nsize)
 	(void) vmem_heap_claim(nbuf, nsize, 0);
 	if (umem_pagemap_set(nbuf, nsize, nsize | UMEM_PM_MOVED |
 	    UMEM_PM_LARGE, UMEM_PM_INTERIOR) != 0) {
-		vmem_xfree(umem_oversize_arena, nbuf, nsize);
+		large_release(nbuf, nsize, 0);
 		goto fail;
 	}
 	if (vmem_heap_move(buf, nbuf, rsize) != 0) {
@@ -704,7 +711,7 @@ large_move(void *buf, size_t rsize, size_t nsize)
 			__atomic_store_n(&umem_move_broken, 1,
 			    __ATOMIC_RELAXED);
 		(void) umem_pagemap_set(nbuf, nsize, 0, 0);
-		vmem_xfree(umem_oversize_arena, nbuf, nsize);
+		large_release(nbuf, nsize, 0);
 		goto fail;
 	}
 	/* The old range: no pages now; merge it back if it was moved to. */
