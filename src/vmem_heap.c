@@ -646,24 +646,10 @@ vmem_heap_usage(vmem_heap_usage_t *u)
 	u->hu_refused = __atomic_load_n(&vmem_heap_refused, __ATOMIC_RELAXED);
 }
 
-static void *
-vmem_heap_alloc(vmem_t *heap, size_t size, int vmflag)
-{
-	void *p;
-
-	if (!heap_charge(size))
-		return (NULL);
-	if ((p = vmem_alloc(heap, size, vmflag)) != NULL)
-		dirty_claim(p, size, 1);
-	else
-		heap_uncharge(size);
-	return (p);
-}
-
 /*
- * The pair of an arena that claims every range it hands out itself
- * (vmem_heap_claim; umem's large blocks): its imports keep their dirty
- * pages recorded, to be claimed block by block.
+ * The import of an arena that claims every range it hands out itself
+ * (vmem_heap_claim; umem's large blocks): its dirty pages stay recorded,
+ * to be claimed block by block.
  */
 void *
 vmem_heap_alloc_dirty(vmem_t *heap, size_t size, int vmflag)
@@ -674,6 +660,17 @@ vmem_heap_alloc_dirty(vmem_t *heap, size_t size, int vmflag)
 		return (NULL);
 	if ((p = vmem_alloc(heap, size, vmflag)) == NULL)
 		heap_uncharge(size);
+	return (p);
+}
+
+/* The plain pair's import: zero pages (dirty ones go to the OS first). */
+static void *
+vmem_heap_alloc(vmem_t *heap, size_t size, int vmflag)
+{
+	void *p = vmem_heap_alloc_dirty(heap, size, vmflag);
+
+	if (p != NULL)
+		(void) dirty_claim(p, size, 1);
 	return (p);
 }
 

@@ -1745,13 +1745,6 @@ t_growth_reuse(void)
  * rounds), the callocs that were not zero, and how far the RSS stayed
  * above its start after an idle 1.5 s.
  */
-static void
-fill_pages(char *p, size_t n, size_t pg, int c)
-{
-	for (size_t j = 0; j < n; j += pg)
-		memset(p + j, c, n - j < pg ? n - j : pg);
-}
-
 static int
 large_reuse_child(void)
 {
@@ -1770,7 +1763,7 @@ large_reuse_child(void)
 			if ((v[i] = malloc(tu_opaque(BIG))) == NULL)
 				return (2);
 		for (i = 0; i < NB; i++)
-			fill_pages(v[i], BIG, pg, 1);
+			memset(v[i], 1, BIG);
 		for (i = 0; i < NB; i++)
 			free(v[i]);
 		(void) getrusage(RUSAGE_SELF, &ru0);
@@ -1778,7 +1771,7 @@ large_reuse_child(void)
 			if ((v[i] = malloc(tu_opaque(BIG))) == NULL)
 				return (2);
 		for (i = 0; i < NB; i++)
-			fill_pages(v[i], BIG, pg, 2);
+			memset(v[i], 2, BIG);
 		(void) getrusage(RUSAGE_SELF, &ru1);
 		if (ru1.ru_minflt - ru0.ru_minflt < faults)
 			faults = ru1.ru_minflt - ru0.ru_minflt;
