@@ -141,6 +141,8 @@ umem_pages_reserve(size_t size, size_t align)
 	return (a);
 }
 
+uint64_t umem_pages_release_calls;
+
 /*
  * Give the physical pages behind [addr, addr + size) back to the OS.  The
  * range stays mapped and reads as zero afterwards.  MADV_DONTNEED (not
@@ -151,6 +153,8 @@ umem_pages_release(void *addr, size_t size)
 {
 	int saved = errno;
 
+	(void) __atomic_fetch_add(&umem_pages_release_calls, 1,
+	    __ATOMIC_RELAXED);
 	(void) madvise(addr, size, MADV_DONTNEED);
 	errno = saved;
 }

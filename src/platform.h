@@ -68,6 +68,7 @@ void *umem_pages_map(size_t size);		/* RW, zeroed; NULL on failure */
 void umem_pages_unmap(void *addr, size_t size);
 void *umem_pages_reserve(size_t size, size_t align); /* RW, NORESERVE */
 void umem_pages_release(void *addr, size_t size); /* give pages to the OS */
+extern uint64_t umem_pages_release_calls;	/* (tests) */
 void umem_pages_populate(void *addr, size_t size); /* fault in at once */
 
 /*

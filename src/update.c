@@ -178,6 +178,7 @@ static void
 reap_all(int try)
 {
 	umem_cache_t *cp;
+	int was;
 
 	if (!umem_ready)
 		return;
@@ -188,6 +189,7 @@ reap_all(int try)
 	} else {
 		umem_lock(&umem_cache_lock);
 	}
+	was = vmem_heap_defer(1);
 	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
 	    cp = cp->cache_next) {
 		if (cp->cache_reclaim != NULL) {
@@ -198,6 +200,7 @@ reap_all(int try)
 		(void) umem_slab_release_spare(cp, 1);
 		UMEM_STAT_ADD(cp->cache_reap_count, 1);
 	}
+	(void) vmem_heap_defer(was);
 	umem_unlock(&umem_cache_lock);
 	vmem_heap_flush(1);
 }
@@ -227,9 +230,11 @@ void
 umem_reap_short(void)
 {
 	umem_cache_t *cp;
+	int was;
 
 	if (!umem_ready || !umem_trylock(&umem_cache_lock))
 		return;
+	was = vmem_heap_defer(1);
 	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
 	    cp = cp->cache_next) {
 		if (cp->cache_reclaim != NULL) {
@@ -243,6 +248,7 @@ umem_reap_short(void)
 		(void) umem_slab_release_spare(cp, 1);
 		UMEM_STAT_ADD(cp->cache_reap_count, 1);
 	}
+	(void) vmem_heap_defer(was);
 	umem_unlock(&umem_cache_lock);
 	umem_large_cache_reap(1);
 	vmem_heap_flush(1);
@@ -258,6 +264,7 @@ UMEM_TEXT_COLD static void
 trim_all(int try)
 {
 	umem_cache_t *cp;
+	int was;
 
 	if (!umem_ready)
 		return;
@@ -268,6 +275,7 @@ trim_all(int try)
 	} else {
 		umem_lock(&umem_cache_lock);
 	}
+	was = vmem_heap_defer(1);
 	for (int pass = 0; pass < 2; pass++) {
 		for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
 		    cp = cp->cache_next) {
@@ -280,6 +288,7 @@ trim_all(int try)
 			(void) umem_slab_release_spare(cp, 1);
 		}
 	}
+	(void) vmem_heap_defer(was);
 	umem_unlock(&umem_cache_lock);
 	umem_large_cache_reap(1);
 	vmem_heap_flush(1);
@@ -510,7 +519,7 @@ growth_scan(void)
 
 	if (!umem_ready || !umem_trylock(&umem_cache_lock))
 		return;
-	vmem_heap_defer(__atomic_load_n(&umem_update_running,
+	(void) vmem_heap_defer(__atomic_load_n(&umem_update_running,
 	    __ATOMIC_RELAXED));
 	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
 	    cp = cp->cache_next) {
@@ -518,7 +527,7 @@ growth_scan(void)
 		    umem_depot_purge_idle(cp))
 			UMEM_STAT_ADD(cp->cache_reap_count, 1);
 	}
-	vmem_heap_defer(0);
+	(void) vmem_heap_defer(0);
 	umem_unlock(&umem_cache_lock);
 }
 

@@ -149,7 +149,8 @@ static vmem_resv_t vmem_resv[VMEM_DIRTY_RESV];
 static unsigned vmem_nresv;
 static unsigned vmem_dirty_gen;		/* the generation pages join */
 static size_t vmem_dirty_bytes;		/* read unlocked: 0 = nothing to do */
-static int vmem_dirty_miss;		/* dirty_alloc found nothing */
+/* dirty_alloc found nothing: for slabs (the heap), for vmem_heap_alloc_kept */
+static int vmem_dirty_miss[2];
 static umem_lock_t vmem_dirty_lock = UMEM_LOCK_INITIALIZER;
 static __thread int vmem_heap_deferring
     __attribute__((tls_model("initial-exec")));
@@ -385,7 +386,8 @@ dirty_add(void *addr, size_t size)
 		r->vr_hi[g] = (p1 + 63) / 64;
 	__atomic_store_n(&vmem_dirty_bytes, vmem_dirty_bytes +
 	    added * umem_pagesize, __ATOMIC_RELEASE);
-	__atomic_store_n(&vmem_dirty_miss, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&vmem_dirty_miss[0], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&vmem_dirty_miss[1], 0, __ATOMIC_RELAXED);
 	umem_unlock(&vmem_dirty_lock);
 	return (1);
 no:
@@ -437,7 +439,7 @@ dirty_claim(void *addr, size_t size, int zero)
  * until more pages turn dirty (it walks free lists: not on every import).
  */
 UMEM_TEXT_COLD static void *
-dirty_alloc_some(vmem_t *heap, size_t size, void **tagp)
+dirty_alloc_some(vmem_t *vmp, size_t size, void **tagp, int *missp)
 {
 	uintptr_t lo = 0, hi = 0;
 	void *p;
@@ -460,20 +462,31 @@ dirty_alloc_some(vmem_t *heap, size_t size, void **tagp)
 	umem_unlock(&vmem_dirty_lock);
 	if (hi - lo < size)
 		return (NULL);
-	p = vmem_xalloc_tag_in(heap, size, (void *)lo, (void *)hi,
+	p = vmem_xalloc_tag_in(vmp, size, (void *)lo, (void *)hi,
 	    VM_NOSLEEP | VMEM_TRY, tagp);
 	if (p == NULL)
-		__atomic_store_n(&vmem_dirty_miss, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(missp, 1, __ATOMIC_RELAXED);
 	return (p);
 }
 
 static inline void *
-dirty_alloc(vmem_t *heap, size_t size, void **tagp)
+dirty_alloc(vmem_t *vmp, size_t size, void **tagp, int *missp)
 {
 	if (__atomic_load_n(&vmem_dirty_bytes, __ATOMIC_ACQUIRE) < size ||
-	    __atomic_load_n(&vmem_dirty_miss, __ATOMIC_RELAXED))
+	    __atomic_load_n(missp, __ATOMIC_RELAXED))
 		return (NULL);
-	return (dirty_alloc_some(heap, size, tagp));
+	return (dirty_alloc_some(vmp, size, tagp, missp));
+}
+
+/*
+ * The same for an arena that keeps pages (vmem_heap_keep: umem_oversize's
+ * large blocks), whose instant fit does not know which of its free ranges
+ * have pages either.
+ */
+void *
+vmem_heap_alloc_kept(vmem_t *vmp, size_t size)
+{
+	return (dirty_alloc(vmp, size, NULL, &vmem_dirty_miss[1]));
 }
 
 /*
@@ -499,10 +512,13 @@ vmem_heap_give(void *addr, size_t size)
 	heap_pages_release(addr, size);
 }
 
-void
+int
 vmem_heap_defer(int on)
 {
+	int was = vmem_heap_deferring;
+
 	vmem_heap_deferring = on;
+	return (was);
 }
 
 void
@@ -879,7 +895,7 @@ dense_alloc_in(vmem_t *vmp, size_t size, int vmflag, void **tagp)
 	void *p;
 
 	/* (Slabs: dirty pages will do as they are.) */
-	if ((p = dirty_alloc(vmp, size, tagp)) != NULL) {
+	if ((p = dirty_alloc(vmp, size, tagp, &vmem_dirty_miss[0])) != NULL) {
 		(void) dirty_claim(p, size, 0);
 	} else if ((p = vmem_xalloc_tag(vmp, size, 0, vmflag, tagp)) != NULL &&
 	    dirty_claim(p, size, 0) == 0) {

@@ -133,11 +133,13 @@ vmem_t *vmem_heap_huge_made(void);
  * vmem_heap_claim() before its pages are used (the number of dirty pages
  * in it, given to the OS first if zero), so that no flush takes them.
  */
-void vmem_heap_defer(int on);
+int vmem_heap_defer(int on);	/* the previous setting */
 void vmem_heap_keep_dirty(int on);
 void *vmem_heap_alloc_dirty(vmem_t *heap, size_t size, int vmflag);
 void vmem_heap_keep(void *addr, size_t size);
 size_t vmem_heap_claim(void *addr, size_t size, int zero);
+/* A probe: size bytes of vmp where the heap keeps dirty pages, or NULL. */
+void *vmem_heap_alloc_kept(vmem_t *vmp, size_t size);
 void vmem_heap_flush(int all);
 size_t vmem_heap_dirty(void);	/* bytes */
 

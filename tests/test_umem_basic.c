@@ -613,6 +613,42 @@ test_heap_limit(void)
 	munmap(v, CAP * sizeof (void *));
 }
 
+/*
+ * A trim gives back what it frees with one call per run of pages (the
+ * releases wait in the heap's dirty set until its flush), not one per
+ * slab: a burst of one-page slabs freed whole costs a handful of calls.
+ */
+static void
+test_trim_batches(void)
+{
+	enum { SLABS = 512 };
+	umem_cache_t *cp = umem_cache_create("trim_batches", 64, 0, NULL,
+	    NULL, NULL, NULL, NULL, 0);
+	size_t n = SLABS * (umem_pagesize / 64), i;
+	void **v = mmap(NULL, n * sizeof (void *), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t calls;
+
+	CHECK(cp != NULL && v != MAP_FAILED);
+	if (cp == NULL || v == MAP_FAILED)
+		return;
+	umem_trim();
+	for (i = 0; i < n; i++) {
+		v[i] = umem_cache_alloc(cp, UMEM_DEFAULT);
+		CHECK(v[i] != NULL);
+		memset(v[i], 1, 64);
+	}
+	for (i = 0; i < n; i++)
+		umem_cache_free(cp, v[i]);
+	calls = umem_pages_release_calls;
+	umem_trim();
+	calls = umem_pages_release_calls - calls;
+	CHECKF(calls <= SLABS / 16, "%llu calls to give back %d slabs",
+	    (unsigned long long)calls, SLABS);
+	umem_cache_destroy(cp);
+	munmap(v, n * sizeof (void *));
+}
+
 static int
 run_all(void)
 {
@@ -627,6 +663,7 @@ run_all(void)
 	RUN(test_memory_return);
 	RUN(test_alloc_classes);
 	RUN(test_heap_limit);
+	RUN(test_trim_batches);
 	return (0);
 }
 

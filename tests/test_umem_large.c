@@ -185,14 +185,21 @@ t_grow_in_place(void)
 	CHECK(vmem_verify(umem_oversize_arena) == 0);
 }
 
-/* Growth with the next page taken: the pages move, nothing is copied. */
+/*
+ * Growth with the next page taken and no resident pages to copy into
+ * (none kept: the new range is fresh): the pages move, nothing is copied.
+ */
 static void
 t_grow_by_move(void)
 {
 	size_t rs = 256 * KiB, ns = 1024 * KiB;
 	size_t moved0 = umem_large_moved();
-	unsigned char *p = umem_large_alloc(rs, 0, 0), *q, *r;
+	unsigned char *p, *q, *r;
 	void *pg;
+
+	umem_large_cache_reap(1);
+	vmem_heap_flush(1);
+	p = umem_large_alloc(rs, 0, 0);
 
 	CHECK(p != NULL);
 	if (p == NULL)
@@ -289,6 +296,44 @@ t_grow_into_kept(void)
 }
 
 /*
+ * Growth with the next page taken while a freed block waits with its
+ * pages: the block is copied into those (a copy into resident pages costs
+ * less than moved pages do, see large_move), the freed one is kept in
+ * its place.
+ */
+static void
+t_grow_by_copy(void)
+{
+	size_t rs = 128 * KiB, ns = 256 * KiB, moved0;
+	unsigned char *p, *k, *q;
+	void *pg;
+
+	umem_large_cache_reap(1);
+	k = umem_large_alloc(ns, 0, 0);
+	p = umem_large_alloc(rs, 0, 0);
+	CHECK(k != NULL && p != NULL);
+	if (k == NULL || p == NULL)
+		return;
+	pg = pin(p + rs);
+	fill(k, ns, 9);
+	fill(p, rs, 3);
+	umem_large_free(k, ns);
+	moved0 = umem_large_moved();
+	q = umem_large_realloc(p, rs, ns);
+	CHECK(q == k);
+	if (q != NULL) {
+		CHECK(!is_moved(q) && umem_large_moved() == moved0);
+		CHECK(large_size(q) == ns);
+		CHECK(intact(q, rs, 3));
+		CHECK(umem_pagemap_get(p) == 0);
+		umem_large_free(q, large_size(q));
+	}
+	unpin(pg);
+	umem_large_cache_reap(1);
+	CHECK(vmem_verify(umem_oversize_arena) == 0);
+}
+
+/*
  * realloc's usual pattern: buffers grow side by side, are freed, and the
  * next round allocates their first size again.  The second round takes
  * the kept blocks' heads and grows over their tails: same addresses as
@@ -303,7 +348,9 @@ t_cut_and_regrow(void)
 	size_t moved0;
 	int i, same = 0;
 
+	/* (No pages kept: the first round moves, leaving no small blocks.) */
 	umem_large_cache_reap(1);
+	vmem_heap_flush(1);
 	for (i = 0; i < N; i++) {
 		v[i] = umem_large_alloc(small, 0, 0);
 		CHECK(v[i] != NULL);
@@ -407,7 +454,10 @@ t_mappings(void)
 	CHECK(vmem_verify(umem_oversize_arena) == 0);
 }
 
-/* At most UMEM_MOVED_MAX (8192) moved blocks alive: then realloc copies. */
+/*
+ * At most UMEM_MOVED_MAX (8192) moved blocks alive: then realloc copies
+ * (into the range it took, or, if it returns NULL, the caller does).
+ */
 static void
 t_moved_bound(void)
 {
@@ -415,7 +465,7 @@ t_moved_bound(void)
 	static unsigned char *v[N];
 	static void *pg[N];
 	size_t rs = 68 * KiB, moved0 = umem_large_moved();
-	int i, moved = 0, refused = 0;
+	int i, moved = 0, copied = 0, refused = 0;
 
 	for (i = 0; i < N; i++) {
 		unsigned char *q;
@@ -432,12 +482,13 @@ t_moved_bound(void)
 		} else {
 			CHECK(q[0] == (unsigned char)i);
 			moved += is_moved(q);
+			copied += !is_moved(q);
 			v[i] = q;
 		}
 	}
 	CHECKF(moved0 + (size_t)moved == 8192 &&
-	    moved0 + (size_t)moved + (size_t)refused == N + moved0,
-	    "%d moved, %d refused", moved, refused);
+	    moved0 + (size_t)(moved + copied + refused) == N + moved0,
+	    "%d moved, %d copied, %d refused", moved, copied, refused);
 	CHECK(umem_large_moved() == 8192);
 	for (int j = 0; j < i; j++) {
 		umem_large_free(v[j], large_size(v[j]));
@@ -485,6 +536,7 @@ main(int argc, char **argv)
 	RUN(t_split_join);
 	RUN(t_grow_in_place);
 	RUN(t_grow_by_move);
+	RUN(t_grow_by_copy);
 	RUN(t_grow_into_kept);
 	RUN(t_cut_and_regrow);
 	RUN(t_mappings);
