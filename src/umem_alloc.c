@@ -692,7 +692,7 @@ umem_large_resize(void *buf, size_t rsize, size_t newsize)
 }
 
 /* Copy a block into nbuf (nsize bytes, taken for it), then free it. */
-static void *
+UMEM_TEXT_COLD static void *
 large_copy(void *buf, size_t rsize, void *nbuf, size_t nsize,
     uintptr_t nmoved)
 {
@@ -724,7 +724,7 @@ large_copy(void *buf, size_t rsize, void *nbuf, size_t nsize,
  */
 #define	UMEM_COPY_MAX	(4ul << 20)
 
-static void *
+UMEM_TEXT_COLD static void *
 large_move(void *buf, size_t rsize, size_t nsize)
 {
 	uintptr_t moved = umem_pagemap_get(buf) & UMEM_PM_MOVED, nmoved = 0;
