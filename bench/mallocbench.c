@@ -24,6 +24,10 @@
  *               [objects]
  *   realloc     16 buffers growing side by side: by doubling to 256 KiB,
  *               and by 1..64-byte appends to 16 KiB [realloc calls]
+ *   grow        2 threads, each with 8 large buffers growing side by side
+ *               by 30-120% a step from 64 KiB to 3 MiB, one in 16 steps
+ *               dropped and begun again; each page written when it is
+ *               added and read back after every move [realloc calls]
  *   frag        fragmentation replay: a burst of mixed objects, 7 of 8
  *               freed (holes on every page), a second burst of other
  *               sizes, that burst freed, one idle period; RSS at each step
@@ -39,7 +43,8 @@
  *          cpu_secs=CPU hwm_kb=K rss_kb=K malloc_from=PATH [key=value...]
  *
  * ns_per_op is by the process's CPU time for the single-thread workloads
- * and by wall time for larson, prodcons and scale-T (see timer_start).
+ * and by wall time for larson, mixed, prodcons, grow and scale-T (see
+ * timer_start).
  * hwm_kb is the peak RSS: VmHWM, or the largest VmRSS read if larger.
  *
  * -s scales the amount of work (0.05 for smoke runs); -i is the idle time
@@ -676,6 +681,134 @@ wl_realloc(void)
 
 /*
  * ------------------------------------------------------------------------
+ * grow: large buffers growing side by side in two threads (vectors, byte
+ * buffers, a server's responses being built), as malloc_stress's
+ * t_realloc_side_by_side does.  Neighbours keep a buffer from growing in
+ * place, so each step either moves it (a copy, or its pages) or grows it
+ * into free pages; buffers dropped mid-growth and the round's end free
+ * memory that the next growth can take.  The first word of every page
+ * carries (tag, offset); a page is written when the buffer grows over it
+ * and every page of the old length is checked after each realloc, as a
+ * program reads what it keeps.
+ * ------------------------------------------------------------------------
+ */
+#define	GROW_T		2
+#define	GROW_N		8
+#define	GROW_MIN	(64 * 1024)
+#define	GROW_MAX	(3 * 1024 * 1024)
+
+static void
+grow_put(unsigned char *p, size_t from, size_t to, uint64_t tag)
+{
+	size_t off;
+
+	/* (From the page that holds from: its word may not have fit then.) */
+	for (off = from & ~(size_t)4095; off + 8 <= to; off += 4096) {
+		uint64_t w = tag ^ off;
+
+		memcpy(p + off, &w, 8);
+	}
+}
+
+static void
+grow_check(const unsigned char *p, size_t len, uint64_t tag)
+{
+	size_t off;
+
+	for (off = 0; off + 8 <= len; off += 4096) {
+		uint64_t w;
+
+		memcpy(&w, p + off, 8);
+		if (w != (tag ^ off))
+			fail("realloc lost or moved contents", p, len, off);
+	}
+}
+
+typedef struct grow_arg {
+	int		ga_id;
+	uint64_t	ga_rounds;
+	uint64_t	ga_ops;		/* realloc calls made */
+} grow_arg_t;
+
+static void *
+grow_thread(void *arg)
+{
+	grow_arg_t *ga = arg;
+	uint64_t seed = mix((uint64_t)ga->ga_id + 0x5151), ops = 0;
+	unsigned char *v[GROW_N];
+	size_t n[GROW_N];
+	uint64_t tag[GROW_N];
+	int i, busy;
+
+	for (uint64_t r = 0; r < ga->ga_rounds; r++) {
+		for (i = 0; i < GROW_N; i++) {
+			tag[i] = mix(seed + (uint64_t)i);
+			n[i] = GROW_MIN + 1 + rnd(&seed) % 4096;
+			v[i] = malloc(n[i]);
+			check_block(v[i], n[i], r);
+			grow_put(v[i], 0, n[i], tag[i]);
+		}
+		do {
+			busy = 0;
+			for (i = 0; i < GROW_N; i++) {
+				size_t m = n[i] + n[i] * (30 + rnd(&seed) % 91) /
+				    100;
+				unsigned char *q;
+
+				if (n[i] >= GROW_MAX)
+					continue;
+				busy = 1;
+				q = realloc(v[i], m);
+				check_block(q, m, ops);
+				ops++;
+				grow_check(q, n[i], tag[i]);
+				grow_put(q, n[i], m, tag[i]);
+				v[i] = q;
+				n[i] = m;
+				if (rnd(&seed) % 16 == 0) {
+					free(v[i]);
+					tag[i] = mix(tag[i]);
+					n[i] = GROW_MIN + 1;
+					v[i] = malloc(n[i]);
+					check_block(v[i], n[i], ops);
+					grow_put(v[i], 0, n[i], tag[i]);
+				}
+			}
+		} while (busy);
+		for (i = 0; i < GROW_N; i++) {
+			grow_check(v[i], n[i], tag[i]);
+			free(v[i]);
+		}
+	}
+	ga->ga_ops = ops;
+	return (NULL);
+}
+
+static uint64_t
+wl_grow(void)
+{
+	pthread_t tid[GROW_T];
+	grow_arg_t ga[GROW_T];
+	uint64_t ops = 0;
+	int t;
+
+	timer_start();
+	for (t = 0; t < GROW_T; t++) {
+		ga[t].ga_id = t;
+		ga[t].ga_rounds = scaled(6);
+		if (pthread_create(&tid[t], NULL, grow_thread, &ga[t]) != 0)
+			fail("pthread_create", NULL, 0, 0);
+	}
+	for (t = 0; t < GROW_T; t++) {
+		(void) pthread_join(tid[t], NULL);
+		ops += ga[t].ga_ops;
+	}
+	timer_stop();
+	return (ops);
+}
+
+/*
+ * ------------------------------------------------------------------------
  * frag: RSS under a fragmenting pattern, and whether it comes back.
  *   1. burst A: FRAG_N objects, sizes 16..4 KiB skewed small, filled
  *   2. free 7 of every 8 of A, in allocation order: every page keeps a
@@ -847,8 +980,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: mallocbench [-s SCALE] [-i IDLE_MS] WORKLOAD\n"
-	    "  WORKLOAD: pair-SIZE batch larson mixed prodcons realloc frag "
-	    "scale-THREADS\n");
+	    "  WORKLOAD: pair-SIZE batch larson mixed prodcons realloc grow "
+	    "frag scale-THREADS\n");
 	exit(2);
 }
 
@@ -898,6 +1031,9 @@ main(int argc, char **argv)
 		threaded = 1;
 	} else if (strcmp(wl_name, "realloc") == 0) {
 		ops = wl_realloc();
+	} else if (strcmp(wl_name, "grow") == 0) {
+		ops = wl_grow();
+		threaded = 1;
 	} else if (strcmp(wl_name, "frag") == 0) {
 		ops = wl_frag();
 	} else if (strncmp(wl_name, "scale-", 6) == 0) {

@@ -433,7 +433,8 @@ spread(void)
  * How much of the machine the runs had: the 2-thread scaling runs keep
  * two threads busy, so CPU time / wall time near the number of CPUs
  * says nothing else ran.  Less: the wall-clock rows (larson, mixed,
- * prodcons, scale) measured the machine's other load as much as the allocators.
+ * prodcons, grow, scale) measured the machine's other load as much as the
+ * allocators.
  */
 static void
 busy(void)
@@ -453,7 +454,7 @@ busy(void)
 	    "wall time).\n", median(all, n));
 	if (median(all, n) < 1.8)
 		printf("Fewer than 2: other programs were running, so the "
-		    "wall-clock rows (larson,\nmixed, prodcons, scale) measured them "
+		    "wall-clock rows (larson,\nmixed, prodcons, grow, scale) measured them "
 		    "too; their ratios are less reliable.\n");
 }
 
@@ -549,12 +550,12 @@ tables(void)
 		cell(worst_t[a], a, -1, " %8.2f");
 	printf("\n  Clock: the process's CPU time (user + system) for the "
 	    "one-thread workloads,\n  so that time slices given to other "
-	    "programs do not count; wall time for\n  larson, mixed, prodcons "
-	    "and scale-T.  Per op: pair, batch, scale: a malloc+free\n  pair "
-	    "(scale: wall ns per pair, all threads together); larson, mixed: "
-	    "a\n  free+malloc replacement; prodcons: an object passed; "
-	    "realloc: a realloc call;\n  frag: an object (all steps but the "
-	    "idle).\n");
+	    "programs do not count; wall time for\n  larson, mixed, prodcons, "
+	    "grow and scale-T.  Per op: pair, batch, scale: a\n  malloc+free "
+	    "pair (scale: wall ns per pair, all threads together); larson,\n"
+	    "  mixed: a free+malloc replacement; prodcons: an object passed; "
+	    "realloc, grow:\n  a realloc call; frag: an object (all steps but "
+	    "the idle).\n");
 
 	printf("\nTable 2. Peak RSS (VmHWM of the process), ratio to the best "
 	    "peer.\n");
