@@ -707,19 +707,24 @@ large_copy(void *buf, size_t rsize, void *nbuf, size_t nsize,
 }
 
 /*
- * Move a large block of rsize bytes to a new range of nsize > rsize bytes.
- * Up to UMEM_COPY_MAX, into resident pages (a kept block, or a range of
- * the arena at least 3/4 of whose pages that the copy writes are dirty),
- * by copying; else by moving its pages (vmem_heap_move): the rest of the
+ * Move a large block of rsize bytes to a new range of nsize > rsize bytes,
+ * by copying it or by moving its pages (vmem_heap_move: the rest of the
  * new range keeps what pages it had, the old range goes back to the arena
- * with no pages.  A copy into a resident page costs about 0.05 us; a moved
- * page costs its share of a system call and a TLB shootdown, and, where
- * the hypervisor shadows the page tables (the PVM guests this is measured
- * on), an exit of about 5.4 us on its next touch, as much as a page fault.
- * A fresh page would cost a page fault to copy into.  Where page tables
- * are cheap to change, moving a big block wins (nothing is read or
- * written): hence the bound.  (malloc_stress's blocks of up to 3 MiB
- * growing side by side: 1.8 s moving every time, 0.5 s now.)  The new
+ * with no pages).  A copy into a resident page costs about 0.05 us; a
+ * moved page costs its share of a system call and a TLB shootdown, and,
+ * where the hypervisor shadows the page tables (the PVM guests this is
+ * measured on), an exit of about 5.4 us on its next touch, as much as a
+ * page fault.  A fresh page costs a page fault to copy into, but a copy
+ * leaves the old block's pages kept for the next blocks, where a move
+ * takes them along.  So, up to UMEM_COPY_MAX: a copy into resident pages
+ * (a kept block, or a range at least 3/4 of whose pages that the copy
+ * writes are dirty); above UMEM_LC_BLOCK, a copy wherever the range lies
+ * (the kept-block set holds no block that big, so only the dirty pages a
+ * copy leaves behind can serve the next growth: mallocbench grow 0.54 ->
+ * 0.36 s, its peak 110 -> 125 MB); else a move, which keeps the kept
+ * blocks' cut-and-regrow (mallocbench realloc's peak: 8.0 MB, 11.3 MB
+ * copying every time).  Where page tables are cheap to change, moving a
+ * big block wins (nothing is read or written): hence the bound.  The new
  * address, or NULL (nothing changed: the caller copies).
  */
 #define	UMEM_COPY_MAX	(4ul << 20)
@@ -738,7 +743,8 @@ large_move(void *buf, size_t rsize, size_t nsize)
 	if (nbuf == NULL)
 		return (NULL);
 	dirty = vmem_heap_claim(nbuf, nsize, 0) * umem_pagesize;
-	if ((rsize <= UMEM_COPY_MAX && dirty >= rsize - rsize / 4) ||
+	if ((rsize <= UMEM_COPY_MAX && (rsize > UMEM_LC_BLOCK ||
+	    dirty >= rsize - rsize / 4)) ||
 	    __atomic_load_n(&umem_move_broken, __ATOMIC_RELAXED))
 		return (large_copy(buf, rsize, nbuf, nsize, 0));
 	/* One more moved block alive (unless buf was one already). */

@@ -521,6 +521,64 @@ test_heap_deferred_release(void)
 	CHECK(vmem_verify(heap) == 0);
 }
 
+/*
+ * An arena that keeps the pages of what it takes back (vmem_heap_keep, as
+ * umem_oversize does) finds them again with vmem_heap_alloc_kept, where
+ * its instant fit would not: for a size that is not a power of two it
+ * looks first in the lists that surely fit, here the fresh rest of its
+ * span, and passes over the dirty hole of exactly that size.
+ */
+static void
+test_heap_alloc_kept(void)
+{
+	vmem_alloc_t *af;
+	vmem_free_t *ff;
+	vmem_t *heap = vmem_heap_arena(&af, &ff), *vmp;
+	size_t span = 16 << 20, size = 1536 << 10;
+	unsigned char *base, *l, *a, *r, *p;
+
+	vmem_heap_hugepages(VMEM_THP_NEVER);
+	vmem_heap_flush(1);
+	base = af(heap, span, VM_SLEEP);
+	CHECK(base != NULL);
+	if (base == NULL)
+		return;
+	vmp = vmem_create("kept", base, span, pagesize, NULL, NULL, NULL, 0,
+	    VM_SLEEP);
+	CHECK(vmp != NULL);
+	if (vmp == NULL)
+		return;
+	vmem_heap_keep_dirty(1);
+	l = vmem_alloc(vmp, size, VM_SLEEP);
+	a = vmem_alloc(vmp, size, VM_SLEEP);
+	r = vmem_alloc(vmp, size, VM_SLEEP);
+	memset(a, 0xab, size);
+	vmem_heap_keep(a, size);
+	vmem_free(vmp, a, size);
+	CHECK(vmem_heap_dirty() == size);
+	/* The instant fit takes fresh space... */
+	p = vmem_alloc(vmp, size, VM_SLEEP);
+	CHECKF(p != a, "the instant fit took the hole %p", p);
+	vmem_free(vmp, p, size);
+	/* ...the probe, the hole and its pages. */
+	p = vmem_heap_alloc_kept(vmp, size);
+	CHECKF(p == a, "%p, not the hole %p", p, a);
+	if (p == a) {
+		CHECK(vmem_heap_claim(p, size, 0) == size / pagesize);
+		CHECK(all_bytes(p, size, 0xab));
+		CHECK(vmem_heap_dirty() == 0);
+		vmem_free(vmp, p, size);
+	}
+	vmem_heap_keep_dirty(0);
+	vmem_free(vmp, l, size);
+	vmem_free(vmp, r, size);
+	CHECK(vmem_verify(vmp) == 0);
+	vmem_destroy(vmp);
+	ff(heap, base, span);
+	vmem_heap_flush(1);
+	CHECK(vmem_verify(heap) == 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -538,5 +596,6 @@ main(int argc, char **argv)
 	RUN(test_heap_thp_mappings);
 	RUN(test_heap_address_limit);
 	RUN(test_heap_deferred_release);
+	RUN(test_heap_alloc_kept);
 	return (test_summary(argv[0]));
 }
