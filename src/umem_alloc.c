@@ -72,8 +72,6 @@ uintptr_t umem_free_secret;
 
 static umem_lock_t umem_alloc_init_lock = UMEM_LOCK_INITIALIZER;
 static umem_lock_t umem_class_lock = UMEM_LOCK_INITIALIZER;
-static vmem_alloc_t *umem_heap_alloc;
-static vmem_free_t *umem_heap_free;
 
 /*
  * Large blocks come from spans of at least UMEM_OVERSIZE_IMPORT, so that
@@ -109,11 +107,13 @@ static pthread_once_t umem_oversize_once = PTHREAD_ONCE_INIT;
 static void
 umem_oversize_create(void)
 {
-	vmem_t *heap = vmem_heap_arena(&umem_heap_alloc, &umem_heap_free);
+	/* (Imports through vmem_heap_alloc_dirty: the pair's free only.) */
+	vmem_alloc_t *af;
+	vmem_free_t *ff;
+	vmem_t *heap = vmem_heap_arena(&af, &ff);
 
 	umem_oversize_arena = vmem_xcreate("umem_oversize", NULL, 0,
-	    umem_pagesize, umem_oversize_import, umem_heap_free, heap, 0,
-	    VM_NOSLEEP);
+	    umem_pagesize, umem_oversize_import, ff, heap, 0, VM_NOSLEEP);
 }
 static pthread_t umem_alloc_init_thread;
 static int umem_alloc_initing;
@@ -535,9 +535,10 @@ umem_large_cache_reap(int all)
  * (which a release of freed blocks left it in, vmem_heap_keep), so that
  * no flush takes its pages now.  (Every free range of the arena has zero
  * pages or is in the dirty set: a range claimed and then not used goes
- * back through large_release or vmem_heap_keep too.)  A block to be zeroed gets zero pages:
- * up to UMEM_LC_BLOCK, dirty pages are cleared (cheaper than the page
- * faults their release would cost the caller), above, given to the OS.
+ * back through large_release or vmem_heap_keep too.)  A block to be
+ * zeroed gets zero pages: up to UMEM_LC_BLOCK, dirty pages are cleared
+ * (cheaper than the page faults their release would cost the caller),
+ * above, given to the OS.
  */
 static void
 large_claim(void *buf, size_t rsize, size_t size, int umflags)

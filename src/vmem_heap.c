@@ -149,8 +149,8 @@ static vmem_resv_t vmem_resv[VMEM_DIRTY_RESV];
 static unsigned vmem_nresv;
 static unsigned vmem_dirty_gen;		/* the generation pages join */
 static size_t vmem_dirty_bytes;		/* read unlocked: 0 = nothing to do */
-/* dirty_alloc found nothing: for slabs (the heap), for vmem_heap_alloc_kept */
-static int vmem_dirty_miss[2];
+/* dirty_alloc found nothing, per user: slabs, vmem_heap_alloc_kept's */
+static int vmem_dirty_miss_slabs, vmem_dirty_miss_kept;
 static umem_lock_t vmem_dirty_lock = UMEM_LOCK_INITIALIZER;
 static __thread int vmem_heap_deferring
     __attribute__((tls_model("initial-exec")));
@@ -309,6 +309,16 @@ dirty_give(const vmem_resv_t *r, size_t from, size_t to)
  * r); with release, give the pages whose bits were set to the OS, a call
  * per run.  The number of bits cleared.  vmem_dirty_lock.
  */
+/* The bits of pages [p, p1) in p's bitmap word; *np: how many. */
+static inline uint64_t
+dirty_word_mask(size_t p, size_t p1, size_t *np)
+{
+	size_t b = p % 64, n = 64 - b < p1 - p ? 64 - b : p1 - p;
+
+	*np = n;
+	return ((n == 64 ? ~0ULL : (1ULL << n) - 1) << b);
+}
+
 UMEM_TEXT_COLD static size_t
 dirty_take(vmem_resv_t *r, int g, size_t p0, size_t p1, int release)
 {
@@ -317,10 +327,8 @@ dirty_take(vmem_resv_t *r, int g, size_t p0, size_t p1, int release)
 
 	for (p = p0; p < p1; p += n) {
 		size_t w = p / 64, b = p % 64;
-		uint64_t mask, m;
+		uint64_t mask = dirty_word_mask(p, p1, &n), m;
 
-		n = 64 - b < p1 - p ? 64 - b : p1 - p;
-		mask = (n == 64 ? ~0ULL : (1ULL << n) - 1) << b;
 		m = bits[w] & mask;
 		bits[w] &= ~m;
 		taken += (size_t)__builtin_popcountll(m);
@@ -371,12 +379,10 @@ dirty_add(void *addr, size_t size)
 	p0 = ((uintptr_t)addr - r->vr_start) / umem_pagesize;
 	p1 = p0 + size / umem_pagesize;
 	for (size_t p = p0, n; p < p1; p += n) {
-		size_t w = p / 64, b = p % 64;
-		uint64_t mask, m;
+		size_t w = p / 64;
+		uint64_t m = dirty_word_mask(p, p1, &n) &
+		    ~(r->vr_bits[0][w] | r->vr_bits[1][w]);
 
-		n = 64 - b < p1 - p ? 64 - b : p1 - p;
-		mask = (n == 64 ? ~0ULL : (1ULL << n) - 1) << b;
-		m = mask & ~(r->vr_bits[0][w] | r->vr_bits[1][w]);
 		r->vr_bits[g][w] |= m;
 		added += (size_t)__builtin_popcountll(m);
 	}
@@ -386,8 +392,8 @@ dirty_add(void *addr, size_t size)
 		r->vr_hi[g] = (p1 + 63) / 64;
 	__atomic_store_n(&vmem_dirty_bytes, vmem_dirty_bytes +
 	    added * umem_pagesize, __ATOMIC_RELEASE);
-	__atomic_store_n(&vmem_dirty_miss[0], 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&vmem_dirty_miss[1], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&vmem_dirty_miss_slabs, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&vmem_dirty_miss_kept, 0, __ATOMIC_RELAXED);
 	umem_unlock(&vmem_dirty_lock);
 	return (1);
 no:
@@ -486,7 +492,7 @@ dirty_alloc(vmem_t *vmp, size_t size, void **tagp, int *missp)
 void *
 vmem_heap_alloc_kept(vmem_t *vmp, size_t size)
 {
-	return (dirty_alloc(vmp, size, NULL, &vmem_dirty_miss[1]));
+	return (dirty_alloc(vmp, size, NULL, &vmem_dirty_miss_kept));
 }
 
 /*
@@ -895,7 +901,7 @@ dense_alloc_in(vmem_t *vmp, size_t size, int vmflag, void **tagp)
 	void *p;
 
 	/* (Slabs: dirty pages will do as they are.) */
-	if ((p = dirty_alloc(vmp, size, tagp, &vmem_dirty_miss[0])) != NULL) {
+	if ((p = dirty_alloc(vmp, size, tagp, &vmem_dirty_miss_slabs)) != NULL) {
 		(void) dirty_claim(p, size, 0);
 	} else if ((p = vmem_xalloc_tag(vmp, size, 0, vmflag, tagp)) != NULL &&
 	    dirty_claim(p, size, 0) == 0) {

@@ -1745,6 +1745,25 @@ t_growth_reuse(void)
  * rounds), the callocs that were not zero, and how far the RSS stayed
  * above its start after an idle 1.5 s.
  */
+/* k blocks of n bytes into v, every byte written: 0, or -1 (no memory). */
+static int
+blocks_filled(char **v, int k, size_t n, int byte)
+{
+	for (int i = 0; i < k; i++)
+		if ((v[i] = malloc(tu_opaque(n))) == NULL)
+			return (-1);
+	for (int i = 0; i < k; i++)
+		memset(v[i], byte, n);
+	return (0);
+}
+
+static void
+blocks_free(char **v, int k)
+{
+	for (int i = 0; i < k; i++)
+		free(v[i]);
+}
+
 static int
 large_reuse_child(void)
 {
@@ -1759,44 +1778,31 @@ large_reuse_child(void)
 	for (try = 0; try < 3; try++) {
 		struct rusage ru0, ru1;
 
-		for (i = 0; i < NB; i++)
-			if ((v[i] = malloc(tu_opaque(BIG))) == NULL)
-				return (2);
-		for (i = 0; i < NB; i++)
-			memset(v[i], 1, BIG);
-		for (i = 0; i < NB; i++)
-			free(v[i]);
+		if (blocks_filled(v, NB, BIG, 1) != 0)
+			return (2);
+		blocks_free(v, NB);
 		(void) getrusage(RUSAGE_SELF, &ru0);
-		for (i = 0; i < NB; i++)
-			if ((v[i] = malloc(tu_opaque(BIG))) == NULL)
-				return (2);
-		for (i = 0; i < NB; i++)
-			memset(v[i], 2, BIG);
+		if (blocks_filled(v, NB, BIG, 2) != 0)
+			return (2);
 		(void) getrusage(RUSAGE_SELF, &ru1);
 		if (ru1.ru_minflt - ru0.ru_minflt < faults)
 			faults = ru1.ru_minflt - ru0.ru_minflt;
-		for (i = 0; i < NB; i++)
-			free(v[i]);
+		blocks_free(v, NB);
 	}
 	/* calloc over dirty blocks: cleared (MID) or given back (BIG). */
 	for (int sz = 0; sz < 2; sz++) {
 		size_t n = sz == 0 ? MID : BIG;
 		int k = sz == 0 ? NM : NB;
 
-		for (i = 0; i < k; i++)
-			if ((v[i] = malloc(tu_opaque(n))) == NULL)
-				return (2);
-		for (i = 0; i < k; i++)
-			memset(v[i], 0xa5, n);
-		for (i = 0; i < k; i++)
-			free(v[i]);
+		if (blocks_filled(v, k, n, 0xa5) != 0)
+			return (2);
+		blocks_free(v, k);
 		for (i = 0; i < k; i++) {
 			if ((v[i] = calloc(1, tu_opaque(n))) == NULL)
 				return (2);
 			nonzero += !all_zero(v[i], n);
 		}
-		for (i = 0; i < k; i++)
-			free(v[i]);
+		blocks_free(v, k);
 	}
 	(void) usleep(1500 * 1000);
 	printf("faults=%ld of %zu pages, nonzero=%zu, idle rss +%ld KiB\n",
