@@ -320,12 +320,13 @@ static size_t umem_lc_bytes;
 #define	LC_ADDR(w)	((void *)((w) & ~(uintptr_t)(umem_pagesize - 1)))
 
 /*
- * Realloc growth moves a large block's pages rather than copying them
- * (large_move): vmem_heap_move() costs a mapping of its own per moved
- * block alive, given back when the block's pages are (vmem_heap_renew()).
- * Moved blocks carry UMEM_PM_MOVED in the page map; at most
- * UMEM_MOVED_MAX of them live at a time (2 mappings each at worst, a
- * quarter of Linux's default vm.max_map_count), then realloc copies.
+ * Realloc growth moves the pages of a block over umem_large_copy_max
+ * rather than copying them (large_move): vmem_heap_move() costs a mapping
+ * of its own per moved block alive, given back when the block's pages
+ * are (vmem_heap_renew()).  Moved blocks carry UMEM_PM_MOVED in the page
+ * map; at most UMEM_MOVED_MAX of them live at a time (2 mappings each at
+ * worst, a quarter of Linux's default vm.max_map_count), then realloc
+ * copies.
  */
 #define	UMEM_MOVED_MAX	8192
 
@@ -629,8 +630,12 @@ umem_large_alloc(size_t size, size_t align, int umflags)
 	}
 }
 
-void
-umem_large_free(void *buf, size_t rsize)
+/*
+ * Free a large block: kept whole for a block of its size (large_cache_put)
+ * if keep_whole, else to the arena with its pages (large_release).
+ */
+static void
+large_free(void *buf, size_t rsize, int keep_whole)
 {
 	uintptr_t pm = umem_pagemap_get(buf), moved = pm & UMEM_PM_MOVED;
 
@@ -640,8 +645,14 @@ umem_large_free(void *buf, size_t rsize)
 		return;
 
 	(void) umem_pagemap_set(buf, rsize, 0, 0);
-	if (!large_cache_put(buf, rsize, 0, moved))
+	if (!keep_whole || !large_cache_put(buf, rsize, 0, moved))
 		large_release(buf, rsize, moved);
+}
+
+void
+umem_large_free(void *buf, size_t rsize)
+{
+	large_free(buf, rsize, 1);
 }
 
 /*
@@ -692,7 +703,14 @@ umem_large_resize(void *buf, size_t rsize, size_t newsize)
 	return (1);
 }
 
-/* Copy a block into nbuf (nsize bytes, taken for it), then free it. */
+/*
+ * Copy a block into nbuf (nsize bytes, taken for it), then free it: to
+ * the arena, not kept whole.  The block grew out of its size: a block of
+ * that size is not what the program asks for next, but its pages serve
+ * any block that fits where it lay, merged with its free neighbours
+ * (mallocbench realloc's peak: 11.3 MB with the old blocks kept whole,
+ * 8.6 MB so).
+ */
 UMEM_TEXT_COLD static void *
 large_copy(void *buf, size_t rsize, void *nbuf, size_t nsize,
     uintptr_t nmoved)
@@ -703,7 +721,7 @@ large_copy(void *buf, size_t rsize, void *nbuf, size_t nsize,
 		return (NULL);
 	}
 	(void) memcpy(nbuf, buf, rsize);
-	umem_large_free(buf, rsize);
+	large_free(buf, rsize, 0);
 	return (nbuf);
 }
 
@@ -711,31 +729,29 @@ large_copy(void *buf, size_t rsize, void *nbuf, size_t nsize,
  * Move a large block of rsize bytes to a new range of nsize > rsize bytes,
  * by copying it or by moving its pages (vmem_heap_move: the rest of the
  * new range keeps what pages it had, the old range goes back to the arena
- * with no pages).  A copy into a resident page costs about 0.05 us; a
- * moved page costs its share of a system call and a TLB shootdown, and,
- * where the hypervisor shadows the page tables (the PVM guests this is
- * measured on), an exit of about 5.4 us on its next touch, as much as a
- * page fault.  A fresh page costs a page fault to copy into, but a copy
- * leaves the old block's pages kept for the next blocks, where a move
- * takes them along.  So, up to UMEM_COPY_MAX: a copy into resident pages
- * (a kept block, or a range at least 3/4 of whose pages that the copy
- * writes are dirty); above UMEM_LC_BLOCK, a copy wherever the range lies
- * (the kept-block set holds no block that big, so only the dirty pages a
- * copy leaves behind can serve the next growth: mallocbench grow 0.54 ->
- * 0.36 s, its peak 110 -> 125 MB); else a move, which keeps the kept
- * blocks' cut-and-regrow (mallocbench realloc's peak: 8.0 MB, 11.3 MB
- * copying every time).  Where page tables are cheap to change, moving a
- * big block wins (nothing is read or written): hence the bound.  The new
- * address, or NULL (nothing changed: the caller copies).
+ * with no pages).  Up to umem_large_copy_max (UMEM_COPY_MAX) it is
+ * copied.  A copy into a resident page costs about 0.05 us, into a fresh
+ * one a page fault; a moved page costs its share of a system call and a
+ * TLB shootdown, and, where the hypervisor shadows the page tables (the
+ * PVM guests this is measured on), an exit of about 5.4 us on its next
+ * touch, as much as a page fault.  And a copy leaves the old block's
+ * pages for the next blocks (large_copy), where a move takes them along
+ * and the next growth faults fresh pages in: mallocbench grow 0.29 ->
+ * 0.20 s copying every block up to 4 MiB rather than those of 1 MiB or
+ * more and those going into resident pages, its peak 108 -> 98 MB.
+ * Where page tables are cheap to change, moving a big block wins
+ * (nothing is read or written): hence the bound.  The new address, or
+ * NULL (nothing changed: the caller copies).
  */
 #define	UMEM_COPY_MAX	(4ul << 20)
+
+size_t umem_large_copy_max = UMEM_COPY_MAX;
 
 UMEM_TEXT_COLD static void *
 large_move(void *buf, size_t rsize, size_t nsize)
 {
 	uintptr_t moved = umem_pagemap_get(buf) & UMEM_PM_MOVED, nmoved = 0;
 	void *nbuf;
-	size_t dirty;
 
 	if (nsize <= UMEM_LC_BLOCK &&
 	    (nbuf = large_cache_get(nsize, &nmoved)) != NULL)
@@ -743,9 +759,8 @@ large_move(void *buf, size_t rsize, size_t nsize)
 	nbuf = large_range(nsize, 0);
 	if (nbuf == NULL)
 		return (NULL);
-	dirty = vmem_heap_claim(nbuf, nsize, 0) * umem_pagesize;
-	if ((rsize <= UMEM_COPY_MAX && (rsize > UMEM_LC_BLOCK ||
-	    dirty >= rsize - rsize / 4)) ||
+	(void) vmem_heap_claim(nbuf, nsize, 0);
+	if (rsize <= umem_large_copy_max ||
 	    __atomic_load_n(&umem_move_broken, __ATOMIC_RELAXED))
 		return (large_copy(buf, rsize, nbuf, nsize, 0));
 	/* One more moved block alive (unless buf was one already). */

@@ -41,6 +41,7 @@ void umem_large_free(void *buf, size_t rsize);
 int umem_large_resize(void *buf, size_t rsize, size_t newsize);
 void *umem_large_realloc(void *buf, size_t rsize, size_t newsize);
 size_t umem_large_moved(void);
+extern size_t umem_large_copy_max;	/* realloc copies up to (tests) */
 void *umem_alloc_aligned_any(size_t size, size_t align, int umflags);
 size_t umem_block_size(void *buf);
 

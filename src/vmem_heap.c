@@ -88,7 +88,7 @@
  * (dirty_claim) before using it; one whose user counts on zero pages
  * (vmem_heap_alloc) gives the dirty part to the OS first, so only slabs
  * (the dense pair) and the claiming arenas reuse dirty pages as they
- * are, and slabs look there first (dirty_alloc).  heap_huge's slabs defer,
+ * are, and both look there first (dirty_alloc).  heap_huge's slabs defer,
  * claim and look alike (its chunks lie in the reservations); a flush
  * gives up a block's huge page before its dirty pages, as an immediate
  * release does.
@@ -149,8 +149,9 @@ static vmem_resv_t vmem_resv[VMEM_DIRTY_RESV];
 static unsigned vmem_nresv;
 static unsigned vmem_dirty_gen;		/* the generation pages join */
 static size_t vmem_dirty_bytes;		/* read unlocked: 0 = nothing to do */
-/* dirty_alloc found nothing, per user: slabs, vmem_heap_alloc_kept's */
-static int vmem_dirty_miss_slabs, vmem_dirty_miss_kept;
+/* dirty_alloc found nothing, per user: slabs, vmem_heap_alloc_kept's, */
+/* vmem_heap_alloc_dirty's */
+static int vmem_dirty_miss_slabs, vmem_dirty_miss_kept, vmem_dirty_miss_import;
 static umem_lock_t vmem_dirty_lock = UMEM_LOCK_INITIALIZER;
 static __thread int vmem_heap_deferring
     __attribute__((tls_model("initial-exec")));
@@ -394,6 +395,7 @@ dirty_add(void *addr, size_t size)
 	    added * umem_pagesize, __ATOMIC_RELEASE);
 	__atomic_store_n(&vmem_dirty_miss_slabs, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&vmem_dirty_miss_kept, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&vmem_dirty_miss_import, 0, __ATOMIC_RELAXED);
 	umem_unlock(&vmem_dirty_lock);
 	return (1);
 no:
@@ -668,28 +670,39 @@ vmem_heap_usage(vmem_heap_usage_t *u)
 	u->hu_refused = __atomic_load_n(&vmem_heap_refused, __ATOMIC_RELAXED);
 }
 
+/* A range of the heap, charged to the limit; dirty pages first if asked. */
+UMEM_TEXT_COLD static void *
+heap_alloc_charged(vmem_t *heap, size_t size, int vmflag, int dirty_first)
+{
+	void *p = NULL;
+
+	if (!heap_charge(size))
+		return (NULL);
+	if (dirty_first)
+		p = dirty_alloc(heap, size, NULL, &vmem_dirty_miss_import);
+	if (p == NULL && (p = vmem_alloc(heap, size, vmflag)) == NULL)
+		heap_uncharge(size);
+	return (p);
+}
+
 /*
  * The import of an arena that claims every range it hands out itself
- * (vmem_heap_claim; umem's large blocks): its dirty pages stay recorded,
- * to be claimed block by block.
+ * (vmem_heap_claim; umem's large blocks): dirty pages first, as slabs
+ * look for them (a freed span of large blocks goes back to the heap with
+ * its pages: mallocbench grow 0.20 -> 0.18 s, its peak 105 -> 98 MB);
+ * they stay recorded, to be claimed block by block.
  */
 void *
 vmem_heap_alloc_dirty(vmem_t *heap, size_t size, int vmflag)
 {
-	void *p;
-
-	if (!heap_charge(size))
-		return (NULL);
-	if ((p = vmem_alloc(heap, size, vmflag)) == NULL)
-		heap_uncharge(size);
-	return (p);
+	return (heap_alloc_charged(heap, size, vmflag, 1));
 }
 
 /* The plain pair's import: zero pages (dirty ones go to the OS first). */
 static void *
 vmem_heap_alloc(vmem_t *heap, size_t size, int vmflag)
 {
-	void *p = vmem_heap_alloc_dirty(heap, size, vmflag);
+	void *p = heap_alloc_charged(heap, size, vmflag, 0);
 
 	if (p != NULL)
 		(void) dirty_claim(p, size, 1);

@@ -5,11 +5,13 @@
  *   - vmem_split / vmem_join: cut an allocated segment in two and join two
  *     adjacent ones, with vmem_verify() after each step, and the cases
  *     they must refuse (not allocated, wrong size, not adjacent).
- *   - umem_large_realloc: growth in place; growth by moving the pages
- *     (mremap) when the next page is taken, which keeps the contents, marks
- *     the block moved and leaves the old range free; growth into a kept
- *     block right after it; a kept block cut for a smaller allocation, whose
- *     head then grows back over its tail at the same address.
+ *   - umem_large_realloc: growth in place; when the next page is taken,
+ *     growth by copying (up to umem_large_copy_max), which leaves the old
+ *     range free with its pages, or by moving the pages (mremap), which
+ *     keeps the contents, marks the block moved and leaves the old range
+ *     free without pages; growth into a kept block right after it; a kept
+ *     block cut for a smaller allocation, whose head then grows back over
+ *     its tail at the same address.
  *   - mappings: moved blocks cost mappings only while they live (freed or
  *     shrunk, their ranges merge back, with UMEM_OPTIONS=hugepages too),
  *     and at most UMEM_MOVED_MAX live ones are made.
@@ -87,6 +89,23 @@ is_moved(void *buf)
 	return ((pm & UMEM_PM_LARGE) && (pm & UMEM_PM_MOVED));
 }
 
+/*
+ * The tests of moved blocks: realloc moves every block it cannot grow in
+ * place (on), or copies up to its bound again (off).
+ */
+static void
+moves_only(int on)
+{
+	static size_t copy_max;
+
+	if (on) {
+		copy_max = umem_large_copy_max;
+		umem_large_copy_max = 0;
+	} else {
+		umem_large_copy_max = copy_max;
+	}
+}
+
 /* Take the page at addr in the oversize arena (so nothing grows into it). */
 static void *
 pin(void *addr)
@@ -100,6 +119,28 @@ unpin(void *pg)
 {
 	if (pg != NULL)
 		vmem_xfree(umem_oversize_arena, pg, pagesize);
+}
+
+/*
+ * With nothing kept (no kept block, no dirty page), a block of rs bytes
+ * filled with tag that cannot grow in place (the page after it pinned,
+ * *pgp), or NULL.
+ */
+static unsigned char *
+pinned_block(size_t rs, unsigned tag, void **pgp)
+{
+	unsigned char *p;
+
+	umem_large_cache_reap(1);
+	vmem_heap_flush(1);
+	p = umem_large_alloc(rs, 0, 0);
+	CHECK(p != NULL);
+	if (p == NULL)
+		return (NULL);
+	*pgp = pin(p + rs);
+	CHECK(*pgp != NULL);
+	fill(p, rs, tag);
+	return (p);
 }
 
 /* ---- vmem_split / vmem_join ---- */
@@ -197,16 +238,8 @@ t_grow_by_move(void)
 	unsigned char *p, *q, *r;
 	void *pg;
 
-	umem_large_cache_reap(1);
-	vmem_heap_flush(1);
-	p = umem_large_alloc(rs, 0, 0);
-
-	CHECK(p != NULL);
-	if (p == NULL)
+	if ((p = pinned_block(rs, 2, &pg)) == NULL)
 		return;
-	pg = pin(p + rs);
-	CHECK(pg != NULL);
-	fill(p, rs, 2);
 	q = umem_large_realloc(p, rs, ns);
 	CHECK(q != NULL && q != p);
 	if (q == NULL || q == p) {
@@ -334,6 +367,41 @@ t_grow_by_copy(void)
 }
 
 /*
+ * Growth with the next page taken and nothing kept, up to the copy bound:
+ * a copy into a fresh range, not a move; the old range goes back to the
+ * arena with its pages (dirty, for any block that fits there), not kept
+ * whole for a block of its size, which the program, growing, will not ask
+ * for again.
+ */
+static void
+t_grow_copies(void)
+{
+	size_t rs = 256 * KiB, ns = 512 * KiB, moved0, dirty0;
+	unsigned char *p, *q;
+	void *pg;
+
+	if ((p = pinned_block(rs, 6, &pg)) == NULL)
+		return;
+	moved0 = umem_large_moved();
+	dirty0 = vmem_heap_dirty();
+	q = umem_large_realloc(p, rs, ns);
+	CHECK(q != NULL && q != p);
+	if (q != NULL && q != p) {
+		CHECK(!is_moved(q) && umem_large_moved() == moved0);
+		CHECK(large_size(q) == ns && intact(q, rs, 6));
+		CHECK(umem_pagemap_get(p) == 0);
+		CHECKF(vmem_heap_dirty() >= dirty0 + rs, "dirty %zu KiB, "
+		    "%zu KiB before", vmem_heap_dirty() >> 10, dirty0 >> 10);
+		/* Its pages still there (the range is free: read only). */
+		CHECK(intact(p, rs, 6));
+		umem_large_free(q, large_size(q));
+	}
+	unpin(pg);
+	umem_large_cache_reap(1);
+	CHECK(vmem_verify(umem_oversize_arena) == 0);
+}
+
+/*
  * realloc's usual pattern: buffers grow side by side, are freed, and the
  * next round allocates their first size again.  The second round takes
  * the kept blocks' heads and grows over their tails: same addresses as
@@ -348,7 +416,8 @@ t_cut_and_regrow(void)
 	size_t moved0;
 	int i, same = 0;
 
-	/* (No pages kept: the first round moves, leaving no small blocks.) */
+	/* (Nothing kept: the first round copies into fresh ranges, and */
+	/* the small blocks go back to the arena, not kept whole.) */
 	umem_large_cache_reap(1);
 	vmem_heap_flush(1);
 	for (i = 0; i < N; i++) {
@@ -530,17 +599,21 @@ main(int argc, char **argv)
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
 	if (argc >= 3 && strcmp(argv[1], "--child") == 0 &&
 	    strcmp(argv[2], "mappings") == 0) {
+		moves_only(1);
 		RUN(t_mappings);
 		return (test_summary("test_umem_large(hugepages)"));
 	}
 	RUN(t_split_join);
 	RUN(t_grow_in_place);
-	RUN(t_grow_by_move);
 	RUN(t_grow_by_copy);
+	RUN(t_grow_copies);
 	RUN(t_grow_into_kept);
 	RUN(t_cut_and_regrow);
+	moves_only(1);
+	RUN(t_grow_by_move);
 	RUN(t_mappings);
 	RUN(t_mappings_hugepages);
 	RUN(t_moved_bound);
+	moves_only(0);
 	return (test_summary(argv[0]));
 }
