@@ -294,9 +294,10 @@ umem_heap_import(vmem_t *src, size_t size, int vmflag)
  * dense pair (huge pages for a big heap; vmem_heap.c).
  */
 static void *
-umem_default_import(vmem_t *src, size_t size, int vmflag, void **tagp)
+umem_default_import(vmem_t *src, size_t size, size_t align, int vmflag,
+    void **tagp)
 {
-	void *p = vmem_heap_dense_talloc(src, size, vmflag, tagp);
+	void *p = vmem_heap_dense_talloc(src, size, align, vmflag, tagp);
 
 	if (p != NULL)
 		umem_update_heap_grew(size);

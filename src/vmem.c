@@ -829,18 +829,52 @@ vmem_seg_fits(const vmem_req_t *rq, const vmem_seg_t *vsp, uintptr_t *addrp)
 }
 
 /*
+ * The instant fit's last resort, when no segment surely fits: the first
+ * segment of lists n .. first - 1 that fits after all.
+ */
+static vmem_seg_t *
+vmem_fit_maybe(vmem_t *vmp, const vmem_req_t *rq, int n, int first,
+    uintptr_t *addrp)
+{
+	uint64_t map = vmp->vm_freemap & (~0ull << n) &
+	    (first < VMEM_FREELISTS ? ~(~0ull << first) : ~0ull);
+
+	while (map != 0) {
+		int i = lowbit(map) - 1;
+		vmem_seg_t *vsp;
+
+		map &= map - 1;
+		for (vsp = vmp->vm_freelist[i]; vsp != NULL;
+		    vsp = vsp->vs_knext) {
+			vmp->vm_search++;
+			if (vmem_seg_fits(rq, vsp, addrp))
+				return (vsp);
+		}
+	}
+	return (NULL);
+}
+
+/*
  * Find a free segment for the request under the arena's policy, or NULL.
  */
 static vmem_seg_t *
 vmem_fit(vmem_t *vmp, const vmem_req_t *rq, uintptr_t *addrp)
 {
 	size_t size = rq->vr_size;
+	/* An aligned request surely fits a segment of sure bytes. */
+	size_t sure = size + rq->vr_align - vmp->vm_quantum;
 	int n = vmem_flist_index(size);
 	int bestfit = (rq->vr_flags & VM_BESTFIT) != 0;
 	int instant = !(rq->vr_flags & (VM_BESTFIT | VM_FIRSTFIT));
-	int first = (instant && !IS_P2(size)) ? n + 1 : n;
-	uint64_t map = first < VMEM_FREELISTS ?
-	    vmp->vm_freemap & (~0ull << first) : 0;
+	int first = n;
+	uint64_t map;
+
+	if (instant) {
+		if (sure < size)
+			sure = SIZE_MAX;	/* (wrapped: none surely fits) */
+		first = vmem_flist_index(sure) + !IS_P2(sure);
+	}
+	map = first < VMEM_FREELISTS ? vmp->vm_freemap & (~0ull << first) : 0;
 	vmem_seg_t *best = NULL;
 	uintptr_t bestaddr = 0, addr;
 
@@ -870,17 +904,8 @@ vmem_fit(vmem_t *vmp, const vmem_req_t *rq, uintptr_t *addrp)
 			return (best);
 		}
 	}
-	if (instant && first == n + 1 && (vmp->vm_freemap & (1ull << n))) {
-		/* Nothing surely big enough; list n might still fit. */
-		vmem_seg_t *vsp;
-
-		for (vsp = vmp->vm_freelist[n]; vsp != NULL;
-		    vsp = vsp->vs_knext) {
-			vmp->vm_search++;
-			if (vmem_seg_fits(rq, vsp, addrp))
-				return (vsp);
-		}
-	}
+	if (instant && first > n)
+		return (vmem_fit_maybe(vmp, rq, n, first, addrp));
 	return (NULL);
 }
 
@@ -916,8 +941,9 @@ vmem_import(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
 	if (vmp->vm_source != NULL && vmp->vm_source->vm_quantum > srcq)
 		srcq = vmp->vm_source->vm_quantum;
 	/* An import is srcq-aligned: ask for room to align within it. */
-	slack = rq->vr_align <= srcq ? rq->vr_phase : rq->vr_align - q +
-	    rq->vr_phase;
+	/* (A tagged import aligns itself.) */
+	slack = rq->vr_align <= srcq || vmp->vm_source_talloc != NULL ?
+	    rq->vr_phase : rq->vr_align - q + rq->vr_phase;
 	asize = rq->vr_size + slack;
 	if (asize < rq->vr_size || P2ROUNDUP(asize, srcq) < asize)
 		return (0);
@@ -935,6 +961,7 @@ vmem_import(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
 			    want);
 	} else if (vmp->vm_source_talloc != NULL) {
 		addr = vmp->vm_source_talloc(vmp->vm_source, asize,
+		    rq->vr_align > srcq ? rq->vr_align : 0,
 		    vmflag & VM_KMFLAGS, &tag);
 	} else {
 		addr = vmp->vm_source_alloc(vmp->vm_source, asize,
@@ -1291,10 +1318,10 @@ vmem_xalloc_tag(vmem_t *vmp, size_t size, size_t align, int vmflag,
 }
 
 UMEM_TEXT_COLD void *
-vmem_xalloc_tag_in(vmem_t *vmp, size_t size, void *minaddr, void *maxaddr,
-    int vmflag, void **tagp)
+vmem_xalloc_tag_in(vmem_t *vmp, size_t size, size_t align, void *minaddr,
+    void *maxaddr, int vmflag, void **tagp)
 {
-	return (vmem_xalloc_common(vmp, size, 0, 0, 0, minaddr, maxaddr,
+	return (vmem_xalloc_common(vmp, size, align, 0, 0, minaddr, maxaddr,
 	    vmflag, (vmem_seg_t **)tagp));
 }
 

@@ -440,53 +440,70 @@ dirty_claim(void *addr, size_t size, int zero)
 /*
  * Dirty pages first: a slab's pages from the span of the dirty pages (of
  * the first reservation that has any), if a free segment there fits.
- * The heap's instant fit takes the smallest free segment that fits, which
- * is often the untouched tail of a reservation rather than a longer run
- * of dirty pages: t_growth_reuse's second burst took 8 MiB of fresh pages
- * that way, with 14 MiB dirty beside them.  Within the span, the best
- * fit: the instant fit takes any segment of a list whose sizes surely fit,
- * cutting long runs that a later, bigger import then cannot find
- * (mallocbench mixed's peak 106 -> 97 MB).  A miss turns the search off
+ * The heap's instant fit takes a segment of the smallest list whose
+ * sizes surely fit, which is often the untouched tail of a reservation
+ * rather than a run of dirty pages: t_growth_reuse's second burst took
+ * 8 MiB of fresh pages that way, with 14 MiB dirty beside them.  Within
+ * the span, the best fit: the instant fit there cut long runs that a
+ * later, bigger import then could not find (mallocbench mixed's peak
+ * 106 -> 97 MB).  A miss turns the search off
  * until more pages turn dirty (it walks free lists: not on every import).
  */
-UMEM_TEXT_COLD static void *
-dirty_alloc_some(vmem_t *vmp, size_t size, void **tagp, int *missp)
+/*
+ * The span of the dirty pages of the next reservation from *ip that has
+ * any, [*lop, *hip); *ip moves past it.  0 if none is left.
+ */
+static int
+dirty_span(unsigned *ip, uintptr_t *lop, uintptr_t *hip)
 {
-	uintptr_t lo = 0, hi = 0;
-	void *p;
+	int found = 0;
 
 	umem_lock(&vmem_dirty_lock);
-	for (unsigned i = 0; i < vmem_nresv && lo == hi; i++) {
-		vmem_resv_t *r = &vmem_resv[i];
+	for (; *ip < vmem_nresv && !found; (*ip)++) {
+		vmem_resv_t *r = &vmem_resv[*ip];
 		size_t w0 = r->vr_lo[0] < r->vr_lo[1] ? r->vr_lo[0] :
 		    r->vr_lo[1];
 		size_t w1 = r->vr_hi[0] > r->vr_hi[1] ? r->vr_hi[0] :
 		    r->vr_hi[1];
 
 		if (w0 < w1) {
-			lo = r->vr_start + w0 * 64 * umem_pagesize;
-			hi = r->vr_start + w1 * 64 * umem_pagesize;
-			if (hi > r->vr_end)
-				hi = r->vr_end;
+			*lop = r->vr_start + w0 * 64 * umem_pagesize;
+			*hip = r->vr_start + w1 * 64 * umem_pagesize;
+			if (*hip > r->vr_end)
+				*hip = r->vr_end;
+			found = 1;
 		}
 	}
 	umem_unlock(&vmem_dirty_lock);
-	if (hi - lo < size)
-		return (NULL);
-	p = vmem_xalloc_tag_in(vmp, size, (void *)lo, (void *)hi,
-	    VM_NOSLEEP | VM_BESTFIT | VMEM_TRY, tagp);
-	if (p == NULL)
-		__atomic_store_n(missp, 1, __ATOMIC_RELAXED);
-	return (p);
+	return (found);
+}
+
+UMEM_TEXT_COLD static void *
+dirty_alloc_some(vmem_t *vmp, size_t size, size_t align, void **tagp,
+    int *missp)
+{
+	uintptr_t lo = 0, hi = 0;
+	unsigned i = 0;
+	void *p;
+
+	while (dirty_span(&i, &lo, &hi)) {
+		if (hi - lo >= size && (p = vmem_xalloc_tag_in(vmp, size,
+		    align, (void *)lo, (void *)hi, VM_NOSLEEP | VM_BESTFIT |
+		    VMEM_TRY, tagp)) != NULL)
+			return (p);
+	}
+	__atomic_store_n(missp, 1, __ATOMIC_RELAXED);
+	return (NULL);
 }
 
 static inline void *
-dirty_alloc(vmem_t *vmp, size_t size, void **tagp, int *missp)
+dirty_alloc(vmem_t *vmp, size_t size, size_t align, void **tagp,
+    int *missp)
 {
 	if (__atomic_load_n(&vmem_dirty_bytes, __ATOMIC_ACQUIRE) < size ||
 	    __atomic_load_n(missp, __ATOMIC_RELAXED))
 		return (NULL);
-	return (dirty_alloc_some(vmp, size, tagp, missp));
+	return (dirty_alloc_some(vmp, size, align, tagp, missp));
 }
 
 /*
@@ -497,7 +514,7 @@ dirty_alloc(vmem_t *vmp, size_t size, void **tagp, int *missp)
 void *
 vmem_heap_alloc_kept(vmem_t *vmp, size_t size)
 {
-	return (dirty_alloc(vmp, size, NULL, &vmem_dirty_miss_kept));
+	return (dirty_alloc(vmp, size, 0, NULL, &vmem_dirty_miss_kept));
 }
 
 /*
@@ -674,7 +691,7 @@ vmem_heap_usage(vmem_heap_usage_t *u)
 }
 
 /* A range of the heap, charged to the limit; dirty pages first if asked. */
-UMEM_TEXT_COLD static void *
+static void *
 heap_alloc_charged(vmem_t *heap, size_t size, int vmflag, int dirty_first)
 {
 	void *p = NULL;
@@ -682,7 +699,7 @@ heap_alloc_charged(vmem_t *heap, size_t size, int vmflag, int dirty_first)
 	if (!heap_charge(size))
 		return (NULL);
 	if (dirty_first)
-		p = dirty_alloc(heap, size, NULL, &vmem_dirty_miss_import);
+		p = dirty_alloc(heap, size, 0, NULL, &vmem_dirty_miss_import);
 	if (p == NULL && (p = vmem_alloc(heap, size, vmflag)) == NULL)
 		heap_uncharge(size);
 	return (p);
@@ -912,15 +929,17 @@ static __thread uintptr_t vmem_heap_fresh_lo, vmem_heap_fresh_hi
  * held no dirty page is recorded as fresh (vmem_heap_populate).
  */
 static void *
-dense_alloc_in(vmem_t *vmp, size_t size, int vmflag, void **tagp)
+dense_alloc_in(vmem_t *vmp, size_t size, size_t align, int vmflag,
+    void **tagp)
 {
 	void *p;
 
 	/* (Slabs: dirty pages will do as they are.) */
-	if ((p = dirty_alloc(vmp, size, tagp, &vmem_dirty_miss_slabs)) != NULL) {
+	if ((p = dirty_alloc(vmp, size, align, tagp,
+	    &vmem_dirty_miss_slabs)) != NULL) {
 		(void) dirty_claim(p, size, 0);
-	} else if ((p = vmem_xalloc_tag(vmp, size, 0, vmflag, tagp)) != NULL &&
-	    dirty_claim(p, size, 0) == 0) {
+	} else if ((p = vmem_xalloc_tag(vmp, size, align, vmflag,
+	    tagp)) != NULL && dirty_claim(p, size, 0) == 0) {
 		vmem_heap_fresh_lo = (uintptr_t)p / umem_pagesize;
 		vmem_heap_fresh_hi = ((uintptr_t)p + size) / umem_pagesize;
 	}
@@ -952,7 +971,8 @@ vmem_heap_populate(void *addr, size_t size)
 }
 
 void *
-vmem_heap_dense_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp)
+vmem_heap_dense_talloc(vmem_t *heap, size_t size, size_t align, int vmflag,
+    void **tagp)
 {
 	vmem_t *huge;
 	void *p;
@@ -960,8 +980,8 @@ vmem_heap_dense_talloc(vmem_t *heap, size_t size, int vmflag, void **tagp)
 	if (!heap_charge(size))
 		return (NULL);
 	if (((huge = vmem_heap_huge_arena()) == NULL ||
-	    (p = dense_alloc_in(huge, size, vmflag, tagp)) == NULL) &&
-	    (p = dense_alloc_in(heap, size, vmflag, tagp)) == NULL)
+	    (p = dense_alloc_in(huge, size, align, vmflag, tagp)) == NULL) &&
+	    (p = dense_alloc_in(heap, size, align, vmflag, tagp)) == NULL)
 		heap_uncharge(size);
 	return (p);
 }

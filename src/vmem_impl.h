@@ -62,8 +62,8 @@ void *vmem_xalloc_tag(vmem_t *vmp, size_t size, size_t align, int vmflag,
  * caches, no failure counted and errno untouched.
  */
 #define	VMEM_TRY	0x00010000
-void *vmem_xalloc_tag_in(vmem_t *vmp, size_t size, void *minaddr,
-    void *maxaddr, int vmflag, void **tagp);
+void *vmem_xalloc_tag_in(vmem_t *vmp, size_t size, size_t align,
+    void *minaddr, void *maxaddr, int vmflag, void **tagp);
 void vmem_xfree_tag(vmem_t *vmp, void *addr, size_t size, void *tag);
 
 /*
@@ -72,10 +72,14 @@ void vmem_xfree_tag(vmem_t *vmp, void *addr, size_t size, void *tag);
  * span marker and gives it back on release, so neither side of an import
  * touches the source's hash.  Set before the arena's first import; it
  * replaces the arena's plain pair (which may be NULL, NULL): with it the
- * arena imports, and gives spans back when tfree is not NULL.
+ * arena imports, and gives spans back when tfree is not NULL.  talloc
+ * aligns its range to align when that is above the source's quantum (an
+ * import for an aligned request then needs no room to align in: a span
+ * of just the slab, with no slack pieces piling up as free segments that
+ * no slab fits in).
  */
-typedef void *vmem_talloc_t(vmem_t *src, size_t size, int vmflag,
-    void **tagp);
+typedef void *vmem_talloc_t(vmem_t *src, size_t size, size_t align,
+    int vmflag, void **tagp);
 typedef void vmem_tfree_t(vmem_t *src, void *addr, size_t size, void *tag);
 void vmem_set_tagged_import(vmem_t *vmp, vmem_talloc_t *afunc,
     vmem_tfree_t *ffunc);
@@ -110,8 +114,8 @@ void vmem_heap_hugepages(int mode);
  * mode says.  vmem_heap_sparse(): a range of it will be used in part (a
  * slab of buffers bigger than a page): no huge pages there.
  */
-void *vmem_heap_dense_talloc(vmem_t *heap, size_t size, int vmflag,
-    void **tagp);
+void *vmem_heap_dense_talloc(vmem_t *heap, size_t size, size_t align,
+    int vmflag, void **tagp);
 void vmem_heap_dense_tfree(vmem_t *heap, void *addr, size_t size, void *tag);
 void vmem_heap_sparse(void *addr, size_t size);
 void vmem_heap_populate(void *addr, size_t size);

@@ -462,7 +462,7 @@ test_heap_deferred_release(void)
 	ff(heap, b, size);
 	vmem_heap_defer(0);
 	CHECK(vmem_heap_dirty() == size);
-	p = vmem_heap_dense_talloc(heap, pagesize, VM_SLEEP, &tag);
+	p = vmem_heap_dense_talloc(heap, pagesize, 0, VM_SLEEP, &tag);
 	CHECKF(p >= b && p < b + size, "%p outside the dirty hole %p", p, b);
 	if (p >= b && p < b + size)
 		CHECK(all_bytes(p, pagesize, 0xab));
@@ -497,7 +497,7 @@ test_heap_deferred_release(void)
 	 * hugepages=always faulted 8631 of its 12288 pages.
 	 */
 	vmem_heap_hugepages(VMEM_THP_ALWAYS);
-	a = vmem_heap_dense_talloc(heap, size, VM_SLEEP, &tag);
+	a = vmem_heap_dense_talloc(heap, size, 0, VM_SLEEP, &tag);
 	CHECK(a != NULL && vmem_heap_huge_made() != NULL);
 	if (a == NULL)
 		return;
@@ -507,7 +507,7 @@ test_heap_deferred_release(void)
 	vmem_heap_defer(0);
 	CHECK(vmem_heap_dirty() == size);
 	CHECK(resident_pages(a, N) == N);
-	p = vmem_heap_dense_talloc(heap, pagesize, VM_SLEEP, &tag);
+	p = vmem_heap_dense_talloc(heap, pagesize, 0, VM_SLEEP, &tag);
 	CHECKF(p >= a && p < a + size, "%p outside the dirty range %p", p, a);
 	if (p >= a && p < a + size)
 		CHECK(all_bytes(p, pagesize, 0xab));

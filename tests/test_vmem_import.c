@@ -58,11 +58,11 @@ count_ff(vmem_t *src, void *addr, size_t size)
 
 /* The tagged import pair, counted (vmem_set_tagged_import). */
 static void *
-count_taf(vmem_t *src, size_t size, int flag, void **tagp)
+count_taf(vmem_t *src, size_t size, size_t align, int flag, void **tagp)
 {
 	n_af++;
 	af_last_size = size;
-	return (vmem_xalloc_tag(src, size, 0, flag, tagp));
+	return (vmem_xalloc_tag(src, size, align, flag, tagp));
 }
 
 static void
@@ -486,7 +486,10 @@ free_walked(void *arg, void *addr, size_t size)
  * source with vmem_xalloc_tag and go back with their tags, whichever way
  * a span empties (a free, a reentrant walk's free, vmem_destroy of an
  * arena still holding some); the source's hash is never used, and every
- * tag given back matches (a wrong one aborts: bad free).
+ * tag given back matches (a wrong one aborts: bad free).  An aligned
+ * request's import is aligned by the source: no room to align in (the
+ * slack pieces piled up as free segments that no aligned slab fitted,
+ * and every slab's creation walked them all).
  */
 static void
 tagged_child(void *arg)
@@ -503,9 +506,11 @@ tagged_child(void *arg)
 	vmem_set_tagged_import(vmp, count_taf, count_tff);
 	p = vmem_alloc(vmp, 3 * 4096, VM_SLEEP);
 	q = vmem_xalloc(vmp, 4096, 8 * 4096, 0, 0, NULL, NULL, VM_SLEEP);
+	if (q == NULL || ((uintptr_t)q & (8 * 4096 - 1)) != 0 ||
+	    af_last_size != 4096)
+		_exit(15);
 	r = vmem_alloc(vmp, 2 * 4096, VM_SLEEP);
-	/* (r may fit beside q in q's aligned import) */
-	if (p == NULL || q == NULL || r == NULL || n_af < 2 ||
+	if (p == NULL || r == NULL || n_af != 3 ||
 	    vmem_size(par, VMEM_ALLOC) != vmem_size(vmp, VMEM_ALLOC |
 	    VMEM_FREE) || stat_of(par).vk_nsegs_alloc != (uint64_t)n_af ||
 	    vmem_verify(par) != 0)
