@@ -631,7 +631,7 @@ mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 	size_t done = 0;
 	uint32_t n0, n1;
 	ccown_t o;
-	int fo, trimmed;
+	int fo, trimmed, was;
 
 	for (;;) {
 		if (cc_own(cp, &o) != 0)
@@ -684,10 +684,13 @@ mag_push(umem_cache_t *cp, void *const *bufs, size_t n, int count)
 				o.co_cc->cc_xalloc = o.co_cc->cc_alloc;
 				mtp = cp->cache_magtype;   /* stable: we own */
 				cc_release(&o);
+				/* (Emptied slabs keep their pages: see above.) */
+				was = vmem_heap_defer(umem_update_flushes());
 				if (t0 != NULL)
 					mag_trim(cp, mtp, t0, n0);
 				if (t1 != NULL)
 					mag_trim(cp, mtp, t1, n1);
+				(void) vmem_heap_defer(was);
 				trimmed = 1;	/* and retry */
 				break;
 			}

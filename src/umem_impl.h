@@ -389,6 +389,7 @@ umem_update_poll(void)
 }
 void umem_update_heap_grew(size_t bytes); /* heap imports: lazy start */
 void umem_update_wanted(void);		/* depot contention: lazy start */
+int umem_update_flushes(void);		/* pages may stay dirty: a flusher */
 void umem_update_all(void);		/* one pass (the thread's body) */
 void umem_reap_now(void);		/* unthrottled reap of every cache */
 void umem_trim(void);			/* purge every cache: malloc_trim */

@@ -490,6 +490,16 @@ umem_update_heap_grew(size_t bytes)
 		pending_set(UMEM_PENDING_START);
 }
 
+/*
+ * Whether memory freed now may keep its pages (vmem_heap_defer): only
+ * while the thread runs, whose passes give back what nothing took.
+ */
+int
+umem_update_flushes(void)
+{
+	return (__atomic_load_n(&umem_update_running, __ATOMIC_RELAXED));
+}
+
 /* Depot contention (magazine resizing), or a cache of the program's own. */
 void
 umem_update_wanted(void)
@@ -519,8 +529,7 @@ growth_scan(void)
 
 	if (!umem_ready || !umem_trylock(&umem_cache_lock))
 		return;
-	(void) vmem_heap_defer(__atomic_load_n(&umem_update_running,
-	    __ATOMIC_RELAXED));
+	(void) vmem_heap_defer(umem_update_flushes());
 	for (cp = umem_null_cache.cache_next; cp != &umem_null_cache;
 	    cp = cp->cache_next) {
 		if (cp->cache_constructor == NULL &&

@@ -649,6 +649,46 @@ test_trim_batches(void)
 	munmap(v, n * sizeof (void *));
 }
 
+/*
+ * A burst of blocks of a class whose depot is capped (over 2 KiB), freed
+ * and taken again, twice: the slabs the cap empties keep their pages for
+ * the next burst (while the update thread runs, whose passes give back
+ * what stays unused).  They went to the OS a slab at a time, each taken
+ * again with a page fault a page: 3000-byte blocks in bursts of 20000
+ * took 22 us a pair (tcmalloc 1.1 us), 1.1 us so.
+ */
+static void
+test_burst_reuse(void)
+{
+	enum { N = 4000 };
+	size_t size = 3000, i;
+	void **v = mmap(NULL, N * sizeof (void *), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t calls = 0;
+
+	CHECK(v != MAP_FAILED);
+	if (v == MAP_FAILED)
+		return;
+	for (int round = 0; round < 3; round++) {
+		if (round == 1) {
+			/* (it starts once the heap grew by 1 MiB) */
+			CHECK(umem_update_flushes());
+			calls = umem_pages_release_calls;
+		}
+		for (i = 0; i < N; i++) {
+			v[i] = umem_alloc(size, UMEM_DEFAULT);
+			CHECK(v[i] != NULL);
+			memset(v[i], round, 64);
+		}
+		for (i = 0; i < N; i++)
+			umem_free(v[i], size);
+	}
+	calls = umem_pages_release_calls - calls;
+	CHECKF(calls <= N / 64, "%llu calls to give pages back over two "
+	    "bursts of %d blocks", (unsigned long long)calls, N);
+	munmap(v, N * sizeof (void *));
+}
+
 static int
 run_all(void)
 {
@@ -664,6 +704,7 @@ run_all(void)
 	RUN(test_alloc_classes);
 	RUN(test_heap_limit);
 	RUN(test_trim_batches);
+	RUN(test_burst_reuse);
 	return (0);
 }
 
