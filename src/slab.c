@@ -24,7 +24,8 @@
  *
  *  slabmap (large malloc classes without debugging, UMF_SLABMAP): the
  *	large geometry, with the slab record from umem_slab but no bufctls:
- *	free buffers are linked through their last word as in a small slab,
+ *	free buffers are linked through their last word as in a small slab
+ *	(the last on their first page, when they span pages: slabmap_link),
  *	and the record is found from the address, in the page map's slab
  *	word of the slab's first page (slabs are aligned to a power of two).
  *	No hash to search or rescale, and 24 bytes less per buffer.  Debug
@@ -101,6 +102,25 @@ umem_slab_pagemap_geometry(umem_cache_t *cp)
 	    cp->cache_chunk_tz);
 }
 
+/*
+ * Where a UMF_SLABMAP buffer holds its free-list link: its last word, but
+ * on the buffer's first page.  A buffer bigger than a page is often used
+ * in part (an I/O buffer), and a link on its last page cost a page fault
+ * there when the slab was made, for the link alone: bursts of 8000-byte
+ * blocks faulted 2 pages a block, tcmalloc 1.  Buffers start at multiples
+ * of the chunk, so at multiples of g = gcd(chunk, page) within a page:
+ * offset g - 8 is on the first page of every one.
+ */
+static size_t
+slabmap_link(size_t chunk)
+{
+	size_t g = chunk & -chunk;
+
+	if (chunk <= umem_pagesize)
+		return (chunk - sizeof (void *));
+	return ((g < umem_pagesize ? g : umem_pagesize) - sizeof (void *));
+}
+
 int
 umem_slab_geometry(umem_cache_t *cp, size_t forced)
 {
@@ -157,7 +177,7 @@ umem_slab_geometry(umem_cache_t *cp, size_t forced)
 		if ((cp->cache_flags & (UMF_PAGEMAP | UMF_NOTOUCH |
 		    UMF_DEBUG)) == UMF_PAGEMAP) {
 			cp->cache_flags |= UMF_SLABMAP;
-			cp->cache_bufctl = chunk - sizeof (void *);
+			cp->cache_bufctl = slabmap_link(chunk);
 		} else {
 			cp->cache_flags |= UMF_HASH;
 		}

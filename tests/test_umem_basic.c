@@ -689,6 +689,36 @@ test_burst_reuse(void)
 	munmap(v, N * sizeof (void *));
 }
 
+/*
+ * A malloc class buffer bigger than a page keeps its free-list link on
+ * its first page (slab.c, slabmap_link): a link on its last page cost a
+ * page fault there when the slab was made, for a page the program may
+ * never use.
+ */
+static void
+test_link_first_page(void)
+{
+	for (size_t size = umem_pagesize + 1024; size <= UMEM_MAXBUF;
+	    size += 1024) {
+		void *p = umem_alloc(size, UMEM_DEFAULT);
+		umem_cache_t *cp = umem_alloc_table_large[(size + 255) >> 8];
+
+		CHECK(p != NULL && cp != NULL);
+		if (p == NULL || cp == NULL)
+			continue;
+		for (uint32_t k = 0; (cp->cache_flags & UMF_SLABMAP) &&
+		    k < cp->cache_chunks; k++) {
+			size_t off = k * cp->cache_chunksize % umem_pagesize;
+
+			CHECKF(off + cp->cache_bufctl + sizeof (void *) <=
+			    umem_pagesize, "%s: buffer %u's link at %zu past "
+			    "its first page", cp->cache_name, k,
+			    cp->cache_bufctl);
+		}
+		umem_free(p, size);
+	}
+}
+
 static int
 run_all(void)
 {
@@ -705,6 +735,7 @@ run_all(void)
 	RUN(test_heap_limit);
 	RUN(test_trim_batches);
 	RUN(test_burst_reuse);
+	RUN(test_link_first_page);
 	return (0);
 }
 
