@@ -91,7 +91,7 @@ for a in $allocs; do
 done
 
 workloads="pair-16 pair-64 pair-256 pair-1024 pair-4096 pair-16384 pair-65536
-batch larson mixed prodcons realloc grow frag scale-1 scale-2 scale-4"
+batch burst larson mixed prodcons realloc grow frag scale-1 scale-2 scale-4"
 workloads=$(echo $workloads)
 
 ver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }

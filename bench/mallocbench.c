@@ -13,6 +13,8 @@
  * Workloads (ops counted for ns_per_op in brackets):
  *   pair-SIZE   one thread: malloc(SIZE), touch, free, hot loop [pairs]
  *   batch       100k mixed-size objects allocated, then all freed [pairs]
+ *   burst       8000 blocks of 2..8 KiB (I/O buffers, the first 256 bytes
+ *               written) allocated, then all freed [pairs]
  *   larson      server-like: 4 threads replace random objects in slot
  *               arrays; the arrays change hands every round, so objects
  *               are freed by a thread other than the one that made them
@@ -308,37 +310,71 @@ wl_pair(size_t size)
 /*
  * ------------------------------------------------------------------------
  * batch: allocate 100k, free them all (in allocation order), repeat.
+ * burst: the same with blocks of 2..8 KiB, a burst of I/O buffers or
+ * pages of a cache that a server fills and drops: 8000 of them (32 MiB
+ * in all), only the first 256 bytes of each written (blocks this big are
+ * often used in part).
  * ------------------------------------------------------------------------
  */
 #define	BATCH_N		100000
+#define	BURST_N		8000
+#define	BURST_USED	256
+
+/* reps rounds of: n blocks of sizes sz allocated, then freed in order. */
+static uint64_t
+alloc_free_rounds(const uint32_t *sz, size_t n, uint64_t reps, size_t used)
+{
+	void **ptr = harness_alloc(n * sizeof (void *));
+	size_t i;
+
+	timer_start();
+	for (uint64_t r = 0; r < reps; r++) {
+		for (i = 0; i < n; i++) {
+			size_t u = sz[i] < used ? sz[i] : used;
+
+			ptr[i] = malloc(sz[i]);
+			check_block(ptr[i], sz[i], i);
+			tag_put(ptr[i], u, mix(r * n + i));
+		}
+		for (i = 0; i < n; i++) {
+			size_t u = sz[i] < used ? sz[i] : used;
+
+			tag_check(ptr[i], u, mix(r * n + i), i);
+			free(ptr[i]);
+		}
+	}
+	timer_stop();
+	harness_free(ptr, n * sizeof (void *));
+	return (reps * n);
+}
 
 static uint64_t
 wl_batch(void)
 {
-	uint64_t reps = scaled(60), r;
-	void **ptr = harness_alloc(BATCH_N * sizeof (void *));
 	uint32_t *sz = harness_alloc(BATCH_N * sizeof (uint32_t));
+	uint64_t ops;
 	size_t i;
 
 	for (i = 0; i < BATCH_N; i++)		/* mostly small, some 1 KiB */
 		sz[i] = (uint32_t)(mix(i) % 8 == 0 ? rnd_range(mix(~i), 16,
 		    1024) : rnd_range(mix(~i), 16, 128));
-	timer_start();
-	for (r = 0; r < reps; r++) {
-		for (i = 0; i < BATCH_N; i++) {
-			ptr[i] = malloc(sz[i]);
-			check_block(ptr[i], sz[i], i);
-			tag_put(ptr[i], sz[i], mix(r * BATCH_N + i));
-		}
-		for (i = 0; i < BATCH_N; i++) {
-			tag_check(ptr[i], sz[i], mix(r * BATCH_N + i), i);
-			free(ptr[i]);
-		}
-	}
-	timer_stop();
-	harness_free(ptr, BATCH_N * sizeof (void *));
+	ops = alloc_free_rounds(sz, BATCH_N, scaled(60), SIZE_MAX);
 	harness_free(sz, BATCH_N * sizeof (uint32_t));
-	return (reps * BATCH_N);
+	return (ops);
+}
+
+static uint64_t
+wl_burst(void)
+{
+	uint32_t *sz = harness_alloc(BURST_N * sizeof (uint32_t));
+	uint64_t ops;
+	size_t i;
+
+	for (i = 0; i < BURST_N; i++)
+		sz[i] = (uint32_t)rnd_range(mix(i ^ 0xb0b), 2048, 8192);
+	ops = alloc_free_rounds(sz, BURST_N, scaled(30), BURST_USED);
+	harness_free(sz, BURST_N * sizeof (uint32_t));
+	return (ops);
 }
 
 /*
@@ -980,8 +1016,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: mallocbench [-s SCALE] [-i IDLE_MS] WORKLOAD\n"
-	    "  WORKLOAD: pair-SIZE batch larson mixed prodcons realloc grow "
-	    "frag scale-THREADS\n");
+	    "  WORKLOAD: pair-SIZE batch burst larson mixed prodcons realloc "
+	    "grow frag scale-THREADS\n");
 	exit(2);
 }
 
@@ -1020,6 +1056,8 @@ main(int argc, char **argv)
 		ops = wl_pair((size_t)size);
 	} else if (strcmp(wl_name, "batch") == 0) {
 		ops = wl_batch();
+	} else if (strcmp(wl_name, "burst") == 0) {
+		ops = wl_burst();
 	} else if (strcmp(wl_name, "larson") == 0) {
 		ops = wl_larson();
 		threaded = 1;

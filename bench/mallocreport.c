@@ -551,11 +551,11 @@ tables(void)
 	printf("\n  Clock: the process's CPU time (user + system) for the "
 	    "one-thread workloads,\n  so that time slices given to other "
 	    "programs do not count; wall time for\n  larson, mixed, prodcons, "
-	    "grow and scale-T.  Per op: pair, batch, scale: a\n  malloc+free "
-	    "pair (scale: wall ns per pair, all threads together); larson,\n"
-	    "  mixed: a free+malloc replacement; prodcons: an object passed; "
-	    "realloc, grow:\n  a realloc call; frag: an object (all steps but "
-	    "the idle).\n");
+	    "grow and scale-T.  Per op: pair, batch, burst, scale:\n  a "
+	    "malloc+free pair (scale: wall ns per pair, all threads\n  "
+	    "together); larson, mixed: a free+malloc replacement; prodcons:\n"
+	    "  an object passed; realloc, grow: a realloc call; frag: an "
+	    "object (all\n  steps but the idle).\n");
 
 	printf("\nTable 2. Peak RSS (VmHWM of the process), ratio to the best "
 	    "peer.\n");

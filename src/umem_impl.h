@@ -304,6 +304,7 @@ void umem_slab_free_batch(umem_cache_t *cp, void **bufs, size_t n);
 size_t umem_slab_alloc_batch(umem_cache_t *cp, void **bufs, size_t n);
 /* all: 0 if unused since the last pass, 1 anyway, 2 update pass */
 int umem_slab_release_spare(umem_cache_t *cp, int all);
+int umem_slab_trim_spares(umem_cache_t *cp);
 uint64_t umem_slab_destroy_all(umem_cache_t *cp);	/* -> buffers in use */
 int umem_hash_init(umem_cache_t *cp);		/* 0 or -1 */
 void umem_hash_fini(umem_cache_t *cp);

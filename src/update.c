@@ -513,9 +513,10 @@ umem_update_wanted(void)
  * UMEM_GROWTH_SCAN_BYTES (umem_update_poll; no lock held there): depot
  * magazines that sat unused across that growth go back to their slabs
  * (umem_depot_purge_idle), whose emptied pages the growing classes then
- * reuse.  A program that frees a burst of one size and then allocates
- * another would otherwise take fresh pages for all of the second while
- * the first waited in the depot for the timed reap.  Caches with a
+ * reuse, and the spare slabs a burst left beyond UMEM_SPARE_BYTES go too
+ * (umem_slab_trim_spares).  A program that frees a burst of one size and
+ * then allocates another would otherwise take fresh pages for all of the
+ * second while the first waited in the depot for the timed reap.  Caches with a
  * constructor keep their objects: those cost more to make again.  The
  * pages the scan frees keep their contents (vmem_heap_defer): the growth
  * takes them back at once, and giving them to the OS first cost a
@@ -535,6 +536,7 @@ growth_scan(void)
 		if (cp->cache_constructor == NULL &&
 		    umem_depot_purge_idle(cp))
 			UMEM_STAT_ADD(cp->cache_reap_count, 1);
+		(void) umem_slab_trim_spares(cp);
 	}
 	(void) vmem_heap_defer(0);
 	umem_unlock(&umem_cache_lock);

@@ -987,12 +987,11 @@ test_malloc_classes(void)
 	    (unsigned long long)st.cs_depot_full,
 	    (unsigned long long)st.cs_magsize);
 	/*
-	 * depot (4) + loaded + previous, and spare slabs: 16 for buffers of
-	 * 8 KiB and up (slab.c)
+	 * depot (4) + loaded + previous, and the emptied slabs kept as spares
+	 * for the next burst (slab.c; below: until another class grows)
 	 */
 	CHECKF(st.cs_mem_total - st.cs_slab_spare * st.cs_slabsize <=
-	    (CAP / BIG + 2) * st.cs_slabsize && st.cs_slab_spare <= 16,
-	    "%llu KiB of slabs left after "
+	    (CAP / BIG + 2) * st.cs_slabsize, "%llu KiB of slabs left after "
 	    "freeing %d blocks of 16 KiB, %llu spares",
 	    (unsigned long long)(st.cs_mem_total / 1024), NBIG,
 	    (unsigned long long)st.cs_slab_spare);
@@ -1014,9 +1013,11 @@ test_malloc_classes(void)
 
 	/*
 	 * The cap covers the classes above 2 KiB: a burst of 3 KiB blocks
-	 * freed goes back to its slabs (4 buffers each), which go back to
-	 * the arena.  The class has no bufctls or hash: its slab records
-	 * are found through the page map (UMF_SLABMAP).
+	 * freed goes back to its slabs (4 buffers each), which the class
+	 * keeps empty for its next burst until another class grows: then
+	 * they go back to the arena (the growth scan, umem_slab_trim_spares),
+	 * for the growing class to take.  The class has no bufctls or hash:
+	 * its slab records are found through the page map (UMF_SLABMAP).
 	 */
 	umem_free(umem_alloc(MID, UMEM_DEFAULT), MID);
 	cp = umem_cache_lookup("umem_alloc_3072");
@@ -1037,10 +1038,21 @@ test_malloc_classes(void)
 	    "the depot of umem_alloc_3072 holds %llu full magazines of %llu",
 	    (unsigned long long)st.cs_depot_full,
 	    (unsigned long long)st.cs_magsize);
-	CHECKF(st.cs_slab_destroy * 2 >= st.cs_slab_create, "%llu of %llu "
-	    "slabs of 3 KiB blocks given back after freeing all %d",
-	    (unsigned long long)st.cs_slab_destroy,
+	CHECKF(st.cs_slab_spare * 2 >= st.cs_slab_create, "%llu of %llu "
+	    "slabs of 3 KiB blocks kept empty after freeing all %d",
+	    (unsigned long long)st.cs_slab_spare,
 	    (unsigned long long)st.cs_slab_create, NMID);
+	for (i = 0; i < NMID; i++)		/* 20 MB of 5 KiB blocks */
+		v[i] = umem_alloc(5000, UMEM_DEFAULT);
+	for (i = 0; i < NMID; i++)
+		umem_free(v[i], 5000);
+	st = tu_stat(cp);
+	CHECKF(st.cs_slab_destroy * 2 >= st.cs_slab_create &&
+	    st.cs_slab_spare * st.cs_slabsize <= 128 * 1024, "%llu of %llu "
+	    "slabs of 3 KiB blocks given back, %llu kept, after another "
+	    "class grew by 20 MB", (unsigned long long)st.cs_slab_destroy,
+	    (unsigned long long)st.cs_slab_create,
+	    (unsigned long long)st.cs_slab_spare);
 	CHECKF(!st.cs_hashed && st.cs_hash_size == 0, "umem_alloc_3072 "
 	    "has a bufctl hash of %llu buckets", (unsigned long long)
 	    st.cs_hash_size);
