@@ -85,15 +85,17 @@
  *    When the depot holds UMEM_DEPOT_CAP_BYTES of full magazines, a full
  *    magazine that would go there gives its rounds to the slab layer
  *    instead (outside the slot).  Their slabs hold at most 8 objects, so
- *    a burst freed even sparsely empties most of them, and an empty slab
- *    goes back to the arena, where any class (or a large block) can reuse
- *    it; slabs of UMEM_RELEASE_CHUNK_MIN classes also give their pages to
- *    the OS (slab_destroy: once a pass found them unused).  Without the
- *    cap every class a program passed through keeps the largest burst it
- *    ever freed until the working-set reap, and a burst of other sizes
- *    needs new memory (mallocbench frag: peak 166 -> 141 MB, time within
- *    noise; from 1 KiB up, 140 MB for 8% more time); an object of these
- *    classes costs little in the slab layer against touching it.
+ *    a burst freed even sparsely empties most of them; an empty slab is
+ *    kept for the class's next burst until another class grows (slab.c:
+ *    spares), then goes back to the arena, where any class (or a large
+ *    block) can reuse it, its pages kept a pass (vmem_heap_defer here,
+ *    while the update thread runs to give back what stays unused).
+ *    Without the cap every class a program passed through keeps the
+ *    largest burst it ever freed until the working-set reap, and a burst
+ *    of other sizes needs new memory (mallocbench frag: peak 166 -> 141
+ *    MB, time within noise; from 1 KiB up, 140 MB for 8% more time); an
+ *    object of these classes costs little in the slab layer against
+ *    touching it.
  */
 #include <errno.h>
 #include <string.h>

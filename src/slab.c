@@ -540,8 +540,8 @@ slab_unlink(umem_cache_t *cp, umem_slab_t *sp)
  * together) made and destroyed every slab of it again at every round:
  * while no other cache grows, a malloc class (UMC_PAGEMAP; other caches
  * keep the paper's rules) keeps up to UMEM_SPARE_BURST_BYTES of spares
- * (UMEM_SPARE_TOTAL in all), and the heap's growth scan cuts them back
- * to UMEM_SPARE_BYTES (umem_slab_trim_spares): another cache needs
+ * (UMEM_SPARE_BURST_TOTAL in all), and the heap's growth scan cuts them
+ * back to UMEM_SPARE_BYTES (umem_slab_trim_spares): another cache needs
  * memory, and takes their pages (mallocbench burst: 0.28 -> 0.12 s, its
  * peak 56 -> 33 MB).
  * A firewall slab is never kept: a stale pointer into it must fault.  A
@@ -552,7 +552,8 @@ slab_unlink(umem_cache_t *cp, umem_slab_t *sp)
 #define	UMEM_SPARE_BYTES	(128ul << 10)
 #define	UMEM_SPARE_BURST_BYTES	(16ul << 20)
 #define	UMEM_SPARE_SLABS	16
-#define	UMEM_SPARE_TOTAL	(64ul << 20)
+#define	UMEM_SPARE_TOTAL	(1ul << 20)
+#define	UMEM_SPARE_BURST_TOTAL	(64ul << 20)
 
 static size_t umem_spare_bytes;	/* spares beyond each cache's first */
 
@@ -588,12 +589,14 @@ slab_spare_put(umem_cache_t *cp, umem_slab_t *sp)
 	if (cp->cache_flags & UMF_FIREWALL)
 		return (0);
 	if (n > 0) {
-		if (n + 1 > spare_max(cp, (cp->cache_cflags & UMC_PAGEMAP) ?
-		    UMEM_SPARE_BURST_BYTES : UMEM_SPARE_BYTES) ||
-		    (cp->cache_flags & UMF_NOTOUCH))
+		int burst = (cp->cache_cflags & UMC_PAGEMAP) != 0;
+
+		if (n + 1 > spare_max(cp, burst ? UMEM_SPARE_BURST_BYTES :
+		    UMEM_SPARE_BYTES) || (cp->cache_flags & UMF_NOTOUCH))
 			return (0);
 		if (__atomic_add_fetch(&umem_spare_bytes, cp->cache_slabsize,
-		    __ATOMIC_RELAXED) > UMEM_SPARE_TOTAL) {
+		    __ATOMIC_RELAXED) > (burst ? UMEM_SPARE_BURST_TOTAL :
+		    UMEM_SPARE_TOTAL)) {
 			(void) __atomic_fetch_sub(&umem_spare_bytes,
 			    cp->cache_slabsize, __ATOMIC_RELAXED);
 			return (0);
