@@ -882,13 +882,9 @@ umem_slab_free_batch(umem_cache_t *cp, void **bufs, size_t n)
 }
 
 /*
- * Give spare slabs back to the source arena: all of them (all = 1), or,
- * at an update pass (all = 0), those unused since the previous pass, and
- * every one if the cache took no buffer from its slabs since then (the
- * spares are for churn, which an idle cache does not have).  Returns how
- * many went back.
+ * The newest keep spares stay, the rest go back to the source arena
+ * (cache_lock held, dropped).  How many went.
  */
-/* The newest keep spares stay, the rest go (cache_lock, dropped). */
 UMEM_TEXT_COLD static int
 spare_cut(umem_cache_t *cp, uint32_t keep)
 {
@@ -914,6 +910,13 @@ spare_cut(umem_cache_t *cp, uint32_t keep)
 	return ((int)(n - keep));
 }
 
+/*
+ * Give spare slabs back to the source arena: all of them (all = 1), or,
+ * at an update pass (all = 0), those unused since the previous pass, and
+ * every one if the cache took no buffer from its slabs since then (the
+ * spares are for churn, which an idle cache does not have).  Returns how
+ * many went back.
+ */
 UMEM_TEXT_COLD int
 umem_slab_release_spare(umem_cache_t *cp, int all)
 {

@@ -868,6 +868,8 @@ vmem_fit(vmem_t *vmp, const vmem_req_t *rq, uintptr_t *addrp)
 	int instant = !(rq->vr_flags & (VM_BESTFIT | VM_FIRSTFIT));
 	int first = n;
 	uint64_t map;
+	vmem_seg_t *best = NULL;
+	uintptr_t bestaddr = 0, addr;
 
 	if (instant) {
 		if (sure < size)
@@ -875,8 +877,6 @@ vmem_fit(vmem_t *vmp, const vmem_req_t *rq, uintptr_t *addrp)
 		first = vmem_flist_index(sure) + !IS_P2(sure);
 	}
 	map = first < VMEM_FREELISTS ? vmp->vm_freemap & (~0ull << first) : 0;
-	vmem_seg_t *best = NULL;
-	uintptr_t bestaddr = 0, addr;
 
 	while (map != 0) {
 		int i = lowbit(map) - 1;

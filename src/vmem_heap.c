@@ -438,18 +438,6 @@ dirty_claim(void *addr, size_t size, int zero)
 }
 
 /*
- * Dirty pages first: a slab's pages from the span of the dirty pages (of
- * the first reservation that has any), if a free segment there fits.
- * The heap's instant fit takes a segment of the smallest list whose
- * sizes surely fit, which is often the untouched tail of a reservation
- * rather than a run of dirty pages: t_growth_reuse's second burst took
- * 8 MiB of fresh pages that way, with 14 MiB dirty beside them.  Within
- * the span, the best fit: the instant fit there cut long runs that a
- * later, bigger import then could not find (mallocbench mixed's peak
- * 106 -> 97 MB).  A miss turns the search off
- * until more pages turn dirty (it walks free lists: not on every import).
- */
-/*
  * The span of the dirty pages of the next reservation from *ip that has
  * any, [*lop, *hip); *ip moves past it.  0 if none is left.
  */
@@ -478,6 +466,19 @@ dirty_span(unsigned *ip, uintptr_t *lop, uintptr_t *hip)
 	return (found);
 }
 
+/*
+ * Dirty pages first: a slab's pages from the span of the dirty pages of
+ * a reservation (each that has any, in turn), if a free segment there
+ * fits.
+ * The heap's instant fit takes a segment of the smallest list whose
+ * sizes surely fit, which is often the untouched tail of a reservation
+ * rather than a run of dirty pages: t_growth_reuse's second burst took
+ * 8 MiB of fresh pages that way, with 14 MiB dirty beside them.  Within
+ * the span, the best fit: the instant fit there cut long runs that a
+ * later, bigger import then could not find (mallocbench mixed's peak
+ * 106 -> 97 MB).  A miss turns the search off until more pages turn
+ * dirty (it walks free lists: not on every import).
+ */
 UMEM_TEXT_COLD static void *
 dirty_alloc_some(vmem_t *vmp, size_t size, size_t align, void **tagp,
     int *missp)
