@@ -669,12 +669,16 @@ test_burst_reuse(void)
 	CHECK(v != MAP_FAILED);
 	if (v == MAP_FAILED)
 		return;
+	umem_update_wanted();	/* (started by the next slow path) */
 	for (int round = 0; round < 3; round++) {
-		if (round == 1) {
-			/* (it starts once the heap grew by 1 MiB) */
-			CHECK(umem_update_flushes());
-			calls = umem_pages_release_calls;
+		if (round == 1 && !umem_update_flushes()) {
+			/* No thread to give the pages back: they go at once. */
+			fprintf(stderr, "  skip %s: no update thread (a TSan "
+			    "child of fork, or update_interval=0)\n", __func__);
+			break;
 		}
+		if (round == 1)
+			calls = umem_pages_release_calls;
 		for (i = 0; i < N; i++) {
 			v[i] = umem_alloc(size, UMEM_DEFAULT);
 			CHECK(v[i] != NULL);
@@ -684,8 +688,9 @@ test_burst_reuse(void)
 			umem_free(v[i], size);
 	}
 	calls = umem_pages_release_calls - calls;
-	CHECKF(calls <= N / 64, "%llu calls to give pages back over two "
-	    "bursts of %d blocks", (unsigned long long)calls, N);
+	CHECKF(!umem_update_flushes() || calls <= N / 64, "%llu calls to "
+	    "give pages back over two bursts of %d blocks",
+	    (unsigned long long)calls, N);
 	munmap(v, N * sizeof (void *));
 }
 
