@@ -829,54 +829,15 @@ vmem_seg_fits(const vmem_req_t *rq, const vmem_seg_t *vsp, uintptr_t *addrp)
 }
 
 /*
- * The instant fit's last resort, when no segment surely fits: the first
- * segment of lists n .. first - 1 that fits after all.
+ * The first free segment of the lists in map that fits the request, or
+ * with bestfit the smallest one of the first list where any fits.
  */
 static vmem_seg_t *
-vmem_fit_maybe(vmem_t *vmp, const vmem_req_t *rq, int n, int first,
+vmem_fit_lists(vmem_t *vmp, const vmem_req_t *rq, uint64_t map, int bestfit,
     uintptr_t *addrp)
 {
-	uint64_t map = vmp->vm_freemap & (~0ull << n) &
-	    (first < VMEM_FREELISTS ? ~(~0ull << first) : ~0ull);
-
-	while (map != 0) {
-		int i = lowbit(map) - 1;
-		vmem_seg_t *vsp;
-
-		map &= map - 1;
-		for (vsp = vmp->vm_freelist[i]; vsp != NULL;
-		    vsp = vsp->vs_knext) {
-			vmp->vm_search++;
-			if (vmem_seg_fits(rq, vsp, addrp))
-				return (vsp);
-		}
-	}
-	return (NULL);
-}
-
-/*
- * Find a free segment for the request under the arena's policy, or NULL.
- */
-static vmem_seg_t *
-vmem_fit(vmem_t *vmp, const vmem_req_t *rq, uintptr_t *addrp)
-{
-	size_t size = rq->vr_size;
-	/* An aligned request surely fits a segment of sure bytes. */
-	size_t sure = size + rq->vr_align - vmp->vm_quantum;
-	int n = vmem_flist_index(size);
-	int bestfit = (rq->vr_flags & VM_BESTFIT) != 0;
-	int instant = !(rq->vr_flags & (VM_BESTFIT | VM_FIRSTFIT));
-	int first = n;
-	uint64_t map;
 	vmem_seg_t *best = NULL;
 	uintptr_t bestaddr = 0, addr;
-
-	if (instant) {
-		if (sure < size)
-			sure = SIZE_MAX;	/* (wrapped: none surely fits) */
-		first = vmem_flist_index(sure) + !IS_P2(sure);
-	}
-	map = first < VMEM_FREELISTS ? vmp->vm_freemap & (~0ull << first) : 0;
 
 	while (map != 0) {
 		int i = lowbit(map) - 1;
@@ -895,7 +856,7 @@ vmem_fit(vmem_t *vmp, const vmem_req_t *rq, uintptr_t *addrp)
 			if (best == NULL || VS_SIZE(vsp) < VS_SIZE(best)) {
 				best = vsp;
 				bestaddr = addr;
-				if (VS_SIZE(vsp) == size)
+				if (VS_SIZE(vsp) == rq->vr_size)
 					break;
 			}
 		}
@@ -904,9 +865,37 @@ vmem_fit(vmem_t *vmp, const vmem_req_t *rq, uintptr_t *addrp)
 			return (best);
 		}
 	}
-	if (instant && first > n)
-		return (vmem_fit_maybe(vmp, rq, n, first, addrp));
 	return (NULL);
+}
+
+/*
+ * Find a free segment for the request under the arena's policy, or NULL.
+ * The instant fit looks in the lists whose segments surely fit (counting
+ * the alignment), then, as a last resort, in the lists below them.
+ */
+static vmem_seg_t *
+vmem_fit(vmem_t *vmp, const vmem_req_t *rq, uintptr_t *addrp)
+{
+	size_t size = rq->vr_size;
+	/* An aligned request surely fits a segment of sure bytes. */
+	size_t sure = size + rq->vr_align - vmp->vm_quantum;
+	int n = vmem_flist_index(size);
+	int instant = !(rq->vr_flags & (VM_BESTFIT | VM_FIRSTFIT));
+	int first = n;
+	uint64_t sure_lists;
+	vmem_seg_t *vsp;
+
+	if (instant) {
+		if (sure < size)
+			sure = SIZE_MAX;	/* (wrapped: none surely fits) */
+		first = vmem_flist_index(sure) + !IS_P2(sure);
+	}
+	sure_lists = first < VMEM_FREELISTS ? ~0ull << first : 0;
+	if ((vsp = vmem_fit_lists(vmp, rq, vmp->vm_freemap & sure_lists,
+	    (rq->vr_flags & VM_BESTFIT) != 0, addrp)) != NULL || first == n)
+		return (vsp);
+	return (vmem_fit_lists(vmp, rq, vmp->vm_freemap & (~0ull << n) &
+	    ~sure_lists, 0, addrp));
 }
 
 /* Give an imported range back to the source (no lock held). */
