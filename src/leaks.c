@@ -817,7 +817,9 @@ lk_vmem_walk(lk_state_t *ls, vmem_t *heap, int what)
 		vmem_walk_locked(heap, VMEM_SPAN, lk_walk_cb, &w);
 		break;
 	case LW_HEAPSEG:
-		vmem_walk_locked(heap, VMEM_ALLOC, lk_walk_cb, &w);
+		/* (Tagged: the dense pair's slabs, umem_default's.) */
+		vmem_walk_locked(heap, VMEM_ALLOC | VMEM_WALK_UNTAGGED,
+		    lk_walk_cb, &w);
 		break;
 	case LW_LIBSPAN:
 		(void) lk_lib_arenas(lib);

@@ -244,7 +244,8 @@ umem_hash_rescale_needed(umem_cache_t *cp)
 	    size > UMEM_HASH_INITIAL)) && hash_target(total) != size);
 }
 
-void
+/* (Cold: malloc's caches have no hash, only debugging and big user ones.) */
+UMEM_TEXT_COLD void
 umem_hash_rescale(umem_cache_t *cp)
 {
 	umem_bufctl_t **newtab, **oldtab;

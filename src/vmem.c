@@ -56,7 +56,13 @@
  * every slab made or destroyed.  The tag is checked (allocated, tagged,
  * same start and size) before anything changes.  An importing arena can
  * do the same with its source (vmem_set_tagged_import): the span marker
- * keeps the source's tag (vs_srctag) for the span's release.
+ * keeps the source's tag (vs_srctag) for the span's release.  Such an
+ * arena passes its own tagged allocations straight to the source
+ * (vmem_direct_alloc): a slab of umem_default is then one tag, the
+ * heap's, rather than three (the heap's, a span marker and the
+ * allocation), and one lock rather than two.  The arena only counts them
+ * (vm_mem_direct); the tag it hands out is the source's, marked in its
+ * low bit so that vmem_xfree_tag() knows where it belongs.
  *
  * Boundary tags come from a record pool that maps its own pages (platform),
  * so vmem needs no heap.  Each arena keeps a small reserve of tags, topped
@@ -148,6 +154,7 @@ struct vmem {
 	uint64_t	vm_mem_inuse;
 	uint64_t	vm_mem_import;
 	uint64_t	vm_mem_total;
+	uint64_t	vm_mem_direct;	/* tagged, straight from the source */
 	uint64_t	vm_nsegs_alloc;	/* hashed */
 	uint64_t	vm_nsegs_tagged; /* allocated, not hashed */
 	uint64_t	vm_nsegs_free;
@@ -1072,6 +1079,60 @@ vmem_roundsize(vmem_t *vmp, size_t size)
 	return (r);
 }
 
+/* A tag from the source, handed out by vmem_direct_alloc(). */
+#define	VMEM_TAG_DIRECT		((uintptr_t)1)
+
+/*
+ * vmem_direct_alloc()'s source failed: reap once, then wait (VM_SLEEP) or
+ * fail.  1 to try again.
+ */
+UMEM_TEXT_COLD static int
+vmem_direct_retry(vmem_t *vmp, size_t size, int vmflag, int *reapedp)
+{
+	umem_lock(&vmp->vm_lock);
+	vmp->vm_import_fail++;
+	if (!*reapedp && vmem_qcache_ops.qc_reap != NULL &&
+	    !(vmflag & VMEM_TRY)) {
+		*reapedp = 1;
+		umem_unlock(&vmp->vm_lock);
+		vmem_qcache_ops.qc_reap();
+		return (1);
+	}
+	if (vmflag & VM_NOSLEEP) {
+		umem_unlock(&vmp->vm_lock);
+		vmem_fail(vmp, vmflag, size);
+		return (0);
+	}
+	vmem_wait(vmp);
+	umem_unlock(&vmp->vm_lock);
+	return (1);
+}
+
+/*
+ * A tagged allocation of an arena with a tagged import: the source's range
+ * and tag, marked (see above).  Fails, waits and reaps as an import would.
+ */
+static void *
+vmem_direct_alloc(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
+{
+	size_t srcq = vmp->vm_source->vm_quantum;
+	int reaped = 0;
+	void *addr, *tag = NULL;
+
+	while ((addr = vmp->vm_source_talloc(vmp->vm_source, rq->vr_size,
+	    rq->vr_align > srcq ? rq->vr_align : 0, vmflag & VM_KMFLAGS,
+	    &tag)) == NULL)
+		if (!vmem_direct_retry(vmp, rq->vr_size, vmflag, &reaped))
+			return (NULL);
+	umem_lock(&vmp->vm_lock);
+	vmp->vm_mem_direct += rq->vr_size;
+	vmp->vm_import++;
+	VMEM_COUNT(vmp, vm_alloc);
+	umem_unlock(&vmp->vm_lock);
+	*rq->vr_tagp = (vmem_seg_t *)((uintptr_t)tag | VMEM_TAG_DIRECT);
+	return (addr);
+}
+
 /* vmem_xalloc(), and vmem_xalloc_tag() with tagp != NULL. */
 static void *
 vmem_xalloc_common(vmem_t *vmp, size_t size, size_t align, size_t phase,
@@ -1112,6 +1173,9 @@ vmem_xalloc_common(vmem_t *vmp, size_t size, size_t align, size_t phase,
 		errno = EINVAL;
 		return (NULL);
 	}
+	if (tagp != NULL && vmp->vm_source_talloc != NULL && phase == 0 &&
+	    nocross == 0 && minaddr == NULL && maxaddr == NULL)
+		return (vmem_direct_alloc(vmp, &rq, vmflag));
 	return (vmem_xalloc_locked(vmp, &rq, vmflag));
 }
 
@@ -1320,6 +1384,15 @@ vmem_xfree_tag(vmem_t *vmp, void *vaddr, size_t size, void *tag)
 	vmem_seg_t *vsp = tag;
 	size_t rounded = P2ROUNDUP(size, vmp->vm_quantum);
 
+	if ((uintptr_t)tag & VMEM_TAG_DIRECT) {
+		umem_lock(&vmp->vm_lock);
+		vmp->vm_mem_direct -= rounded;
+		VMEM_COUNT(vmp, vm_free);
+		umem_unlock(&vmp->vm_lock);
+		vmp->vm_source_tfree(vmp->vm_source, vaddr, rounded,
+		    (void *)((uintptr_t)tag & ~VMEM_TAG_DIRECT));
+		return;
+	}
 	umem_lock(&vmp->vm_lock);
 	if (vsp == NULL || vsp->vs_type != VMEM_ALLOC || !vsp->vs_tagged ||
 	    vsp->vs_start != (uintptr_t)vaddr || VS_SIZE(vsp) != rounded) {
@@ -1639,7 +1712,7 @@ vmem_size(vmem_t *vmp, int typemask)
 
 	umem_lock(&vmp->vm_lock);
 	if (typemask & VMEM_ALLOC)
-		size += vmp->vm_mem_inuse;
+		size += vmp->vm_mem_inuse + vmp->vm_mem_direct;
 	if (typemask & VMEM_FREE)
 		size += vmp->vm_mem_total - vmp->vm_mem_inuse;
 	umem_unlock(&vmp->vm_lock);
@@ -1664,9 +1737,9 @@ vmem_getstat(vmem_t *vmp, vmem_stat_t *sp)
 	(void) memcpy(sp->vk_name, vmp->vm_name, sizeof (vmp->vm_name));
 	sp->vk_quantum = vmp->vm_quantum;
 	sp->vk_qcache_max = vmp->vm_qcache_max;
-	sp->vk_mem_inuse = vmp->vm_mem_inuse;
-	sp->vk_mem_import = vmp->vm_mem_import;
-	sp->vk_mem_total = vmp->vm_mem_total;
+	sp->vk_mem_inuse = vmp->vm_mem_inuse + vmp->vm_mem_direct;
+	sp->vk_mem_import = vmp->vm_mem_import + vmp->vm_mem_direct;
+	sp->vk_mem_total = vmp->vm_mem_total + vmp->vm_mem_direct;
 	sp->vk_alloc = __atomic_load_n(&vmp->vm_alloc, __ATOMIC_RELAXED);
 	sp->vk_free = __atomic_load_n(&vmp->vm_free, __ATOMIC_RELAXED);
 	sp->vk_seg_alloc = vmp->vm_seg_alloc;
@@ -1866,9 +1939,10 @@ vmem_destroy(vmem_t *vmp)
 	 * reach it, so no lock is needed (and none may be held while calling
 	 * the source's free function).
 	 */
-	if (vmp->vm_mem_inuse != 0)
+	if (vmp->vm_mem_inuse + vmp->vm_mem_direct != 0)
 		umem_report("vmem_destroy('%s'): leaked %zu bytes",
-		    vmp->vm_name, (size_t)vmp->vm_mem_inuse);
+		    vmp->vm_name,
+		    (size_t)(vmp->vm_mem_inuse + vmp->vm_mem_direct));
 	/* Give imported spans back, then every tag to the pool. */
 	for (vsp = vmp->vm_seg0.vs_knext; vsp != &vmp->vm_seg0;
 	    vsp = vsp->vs_knext) {
@@ -2090,8 +2164,9 @@ vmem_walk_locked(vmem_t *vmp, int typemask,
 {
 	for (vmem_seg_t *vsp = vmp->vm_seg0.vs_anext; vsp != &vmp->vm_seg0;
 	    vsp = vsp->vs_anext)
-		if (vsp->vs_type & typemask & (VMEM_ALLOC | VMEM_FREE |
-		    VMEM_SPAN))
+		if ((vsp->vs_type & typemask & (VMEM_ALLOC | VMEM_FREE |
+		    VMEM_SPAN)) && !(vsp->vs_tagged &&
+		    (typemask & VMEM_WALK_UNTAGGED)))
 			func(arg, (void *)vsp->vs_start, VS_SIZE(vsp));
 }
 

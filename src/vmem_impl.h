@@ -76,7 +76,10 @@ void vmem_xfree_tag(vmem_t *vmp, void *addr, size_t size, void *tag);
  * aligns its range to align when that is above the source's quantum (an
  * import for an aligned request then needs no room to align in: a span
  * of just the slab, with no slack pieces piling up as free segments that
- * no slab fits in).
+ * no slab fits in).  The arena's own tagged allocations (vmem_xalloc_tag,
+ * no window) go straight to talloc and come back through tfree: the
+ * source's range and tag, with no span or segment in the arena, which
+ * only counts them (vmem_size, vmem_getstat).  tfree must be set then.
  */
 typedef void *vmem_talloc_t(vmem_t *src, size_t size, size_t align,
     int vmflag, void **tagp);
@@ -180,6 +183,7 @@ void vmem_fork_child(void);
  * every arena structure and boundary tag vmem keeps (live or free), which a
  * conservative scan must not take for references.
  */
+#define	VMEM_WALK_UNTAGGED	0x100	/* vmem_walk_locked: skip tagged */
 void vmem_walk_locked(vmem_t *vmp, int typemask,
     void (*func)(void *arg, void *start, size_t size), void *arg);
 void vmem_walk_records(void (*func)(void *arg, void *rec, size_t size),

@@ -489,7 +489,8 @@ free_walked(void *arg, void *addr, size_t size)
  * tag given back matches (a wrong one aborts: bad free).  An aligned
  * request's import is aligned by the source: no room to align in (the
  * slack pieces piled up as free segments that no aligned slab fitted,
- * and every slab's creation walked them all).
+ * and every slab's creation walked them all).  The child's own tagged
+ * allocations pass straight through to the source (exit 16, 17).
  */
 static void
 tagged_child(void *arg)
@@ -521,6 +522,35 @@ tagged_child(void *arg)
 	vmem_walk(vmp, VMEM_ALLOC | VMEM_REENTRANT, free_walked, vmp);
 	if (n_ff != n_af || vmem_size(par, VMEM_ALLOC) != 0)
 		_exit(13);
+	/*
+	 * The child's own tagged allocations go straight to the source: its
+	 * range and tag, aligned there, no span or segment in the child; the
+	 * child counts them, and the free goes straight back.
+	 */
+	reset_counts();
+	{
+		void *t1 = NULL, *t2 = NULL;
+		void *a = vmem_xalloc_tag(vmp, 4096, 16 * 4096, VM_SLEEP, &t1);
+		void *b = vmem_xalloc_tag(vmp, 2 * 4096, 0, VM_SLEEP, &t2);
+		vmem_stat_t cs = stat_of(vmp);
+
+		if (a == NULL || b == NULL || n_af != 2 ||
+		    ((uintptr_t)a & (16 * 4096 - 1)) != 0 ||
+		    cs.vk_nspans != 0 || cs.vk_nsegs_alloc != 0 ||
+		    vmem_size(vmp, VMEM_ALLOC) != 3 * 4096 ||
+		    vmem_size(vmp, VMEM_FREE) != 0 ||
+		    stat_of(par).vk_nsegs_alloc != 2 ||
+		    vmem_size(par, VMEM_ALLOC) != 3 * 4096 ||
+		    vmem_verify(vmp) != 0 || vmem_verify(par) != 0)
+			_exit(16);
+		vmem_xfree_tag(vmp, a, 4096, t1);
+		vmem_xfree_tag(vmp, b, 2 * 4096, t2);
+		if (n_ff != 2 || ff_bytes != 3 * 4096 ||
+		    vmem_size(vmp, VMEM_ALLOC) != 0 ||
+		    vmem_size(par, VMEM_ALLOC) != 0 ||
+		    vmem_verify(vmp) != 0 || vmem_verify(par) != 0)
+			_exit(17);
+	}
 	(void) vmem_alloc(vmp, 4096, VM_SLEEP);	/* leaked into destroy */
 	vmem_destroy(vmp);
 	if (n_ff != n_af || vmem_size(par, VMEM_ALLOC) != 0 ||
