@@ -1009,6 +1009,31 @@ vmem_wait(vmem_t *vmp)
 }
 
 /*
+ * An allocation found nothing (lock held): caches may hold what it needs,
+ * so ask them back once; then wait (VM_SLEEP) or fail.  1 to try again
+ * (lock held), 0 if failed (lock dropped, failure counted).
+ */
+static int
+vmem_retry(vmem_t *vmp, size_t size, int vmflag, int *reapedp)
+{
+	if (!*reapedp && vmem_qcache_ops.qc_reap != NULL &&
+	    !(vmflag & VMEM_TRY)) {
+		*reapedp = 1;
+		umem_unlock(&vmp->vm_lock);
+		vmem_qcache_ops.qc_reap();
+		umem_lock(&vmp->vm_lock);
+		return (1);
+	}
+	if (vmflag & VM_NOSLEEP) {
+		umem_unlock(&vmp->vm_lock);
+		vmem_fail(vmp, vmflag, size);
+		return (0);
+	}
+	vmem_wait(vmp);
+	return (1);
+}
+
+/*
  * The segment-list allocator behind vmem_xalloc() and vmem_alloc().
  * Arguments are validated and rounded.
  */
@@ -1033,21 +1058,8 @@ vmem_xalloc_locked(vmem_t *vmp, const vmem_req_t *rq, int vmflag)
 			break;
 		if (can_import && vmem_import(vmp, rq, vmflag))
 			continue;
-		if (!reaped && vmem_qcache_ops.qc_reap != NULL &&
-		    !(vmflag & VMEM_TRY)) {
-			/* Caches may hold what we need: ask them back. */
-			reaped = 1;
-			umem_unlock(&vmp->vm_lock);
-			vmem_qcache_ops.qc_reap();
-			umem_lock(&vmp->vm_lock);
-			continue;
-		}
-		if (vmflag & VM_NOSLEEP) {
-			umem_unlock(&vmp->vm_lock);
-			vmem_fail(vmp, vmflag, rq->vr_size);
+		if (!vmem_retry(vmp, rq->vr_size, vmflag, &reaped))
 			return (NULL);
-		}
-		vmem_wait(vmp);
 	}
 	vsp = vmem_seg_alloc(vmp, vsp, addr, rq->vr_size, rq->vr_tagp == NULL);
 	if (rq->vr_tagp != NULL)
@@ -1082,28 +1094,14 @@ vmem_roundsize(vmem_t *vmp, size_t size)
 /* A tag from the source, handed out by vmem_direct_alloc(). */
 #define	VMEM_TAG_DIRECT		((uintptr_t)1)
 
-/*
- * vmem_direct_alloc()'s source failed: reap once, then wait (VM_SLEEP) or
- * fail.  1 to try again.
- */
+/* vmem_direct_alloc()'s source failed: 1 to try again (vmem_retry). */
 UMEM_TEXT_COLD static int
 vmem_direct_retry(vmem_t *vmp, size_t size, int vmflag, int *reapedp)
 {
 	umem_lock(&vmp->vm_lock);
 	vmp->vm_import_fail++;
-	if (!*reapedp && vmem_qcache_ops.qc_reap != NULL &&
-	    !(vmflag & VMEM_TRY)) {
-		*reapedp = 1;
-		umem_unlock(&vmp->vm_lock);
-		vmem_qcache_ops.qc_reap();
-		return (1);
-	}
-	if (vmflag & VM_NOSLEEP) {
-		umem_unlock(&vmp->vm_lock);
-		vmem_fail(vmp, vmflag, size);
+	if (!vmem_retry(vmp, size, vmflag, reapedp))
 		return (0);
-	}
-	vmem_wait(vmp);
 	umem_unlock(&vmp->vm_lock);
 	return (1);
 }
