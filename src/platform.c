@@ -63,6 +63,28 @@ umem_strlcpy(char *dst, const char *src, size_t len)
 	dst[i] = '\0';
 }
 
+/*
+ * prefix and then num in decimal, cut to len - 1 characters (len > 0):
+ * the names of the caches made as a program runs.  (umem_format, which
+ * does much more, is cold code: reports and statistics.)
+ */
+void
+umem_name(char *dst, size_t len, const char *prefix, size_t num)
+{
+	char digits[20];
+	size_t i, d = 0;
+
+	for (i = 0; i + 1 < len && prefix[i] != '\0'; i++)
+		dst[i] = prefix[i];
+	do {
+		digits[d++] = (char)('0' + num % 10);
+		num /= 10;
+	} while (num != 0);
+	while (d > 0 && i + 1 < len)
+		dst[i++] = digits[--d];
+	dst[i] = '\0';
+}
+
 /* getenv() without libc's code; as thread-safe as getenv() is. */
 const char *
 umem_getenv(const char *name)
@@ -385,7 +407,7 @@ fmt_putc(fmtbuf_t *fb, char c)
 	fb->fb_pos++;
 }
 
-static void
+UMEM_TEXT_COLD static void
 fmt_num(fmtbuf_t *fb, uint64_t v, unsigned base, int neg, int width, int zero)
 {
 	char tmp[24];
@@ -405,7 +427,7 @@ fmt_num(fmtbuf_t *fb, uint64_t v, unsigned base, int neg, int width, int zero)
 		fmt_putc(fb, tmp[--n]);
 }
 
-size_t
+UMEM_TEXT_COLD size_t
 umem_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 {
 	fmtbuf_t fb = { buf, len, 0 };
@@ -492,7 +514,7 @@ umem_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 	return (fb.fb_pos);
 }
 
-size_t
+UMEM_TEXT_COLD size_t
 umem_format(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;

@@ -149,6 +149,7 @@ umem_gethrtime_coarse(void)
 /* Start-up string helpers that keep libc's pages out (platform.c). */
 size_t umem_strnlen(const char *s, size_t max);
 void umem_strlcpy(char *dst, const char *src, size_t len);
+void umem_name(char *dst, size_t len, const char *prefix, size_t num);
 const char *umem_getenv(const char *name);
 
 /*

@@ -263,8 +263,7 @@ umem_magtype_cache(umem_magtype_t *mtp)
 
 	if (UMEM_LIKELY(cp != NULL))
 		return (cp);
-	(void) umem_format(name, sizeof (name), "umem_magazine_%u",
-	    mtp->mt_magsize);
+	umem_name(name, sizeof (name), "umem_magazine_", mtp->mt_magsize);
 	if ((cp = internal_cache(name, (mtp->mt_magsize + 1) *
 	    sizeof (void *), mtp->mt_align)) == NULL)
 		return (NULL);
@@ -321,8 +320,8 @@ umem_init_locked(void)
 
 	umem_null_cache.cache_next = umem_null_cache.cache_prev =
 	    &umem_null_cache;
-	(void) umem_format(umem_null_cache.cache_name,
-	    sizeof (umem_null_cache.cache_name), "umem_null_cache");
+	umem_strlcpy(umem_null_cache.cache_name, "umem_null_cache",
+	    sizeof (umem_null_cache.cache_name));
 
 	if ((heap = vmem_heap_arena(&af, &ff)) == NULL)
 		return (-1);
@@ -474,8 +473,7 @@ umem_cache_create_internal(const char *name, size_t bufsize, size_t align,
 	}
 	memset(cp, 0, offsetof(umem_cache_t, cache_cpu));
 	cp->cache_size = size;
-	(void) umem_format(cp->cache_name, sizeof (cp->cache_name), "%s",
-	    name);
+	umem_strlcpy(cp->cache_name, name, sizeof (cp->cache_name));
 	cp->cache_cflags = (uint32_t)cflags;
 	if (notouch)
 		cp->cache_flags |= UMF_NOTOUCH;

@@ -215,7 +215,7 @@ class_create(size_t i)
 	{
 		char name[32];
 
-		(void) umem_format(name, sizeof (name), "umem_alloc_%zu", size);
+		umem_name(name, sizeof (name), "umem_alloc_", size);
 		cp = umem_cache_create_internal(name, size, align, NULL, NULL,
 		    NULL, NULL, NULL, UMC_PAGEMAP, 0);
 	}

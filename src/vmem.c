@@ -1857,9 +1857,12 @@ vmem_create_common(const char *name, void *base, size_t size, size_t quantum,
 
 		for (i = 0; i < n; i++) {
 			char cname[64];
+			size_t nl;
 
-			(void) umem_format(cname, sizeof (cname), "%s_%zu",
-			    vmp->vm_name, (i + 1) * quantum);
+			umem_strlcpy(cname, vmp->vm_name, sizeof (cname));
+			nl = umem_strnlen(cname, sizeof (cname));
+			umem_name(cname + nl, sizeof (cname) - nl, "_",
+			    (i + 1) * quantum);
 			vmp->vm_qcache[i] = vmem_qcache_ops.qc_create(cname,
 			    (i + 1) * quantum, quantum, slabsize, vmp);
 			if (vmp->vm_qcache[i] == NULL)
