@@ -5,7 +5,8 @@
  *   - vmem_split / vmem_join: cut an allocated segment in two and join two
  *     adjacent ones, with vmem_verify() after each step, and the cases
  *     they must refuse (not allocated, wrong size, not adjacent).
- *   - umem_large_realloc: growth in place; when the next page is taken,
+ *   - umem_large_realloc: growth in place (where the block's span has
+ *     room: each block is a span of its own); when the next page is taken,
  *     growth by copying (up to umem_large_copy_max), which leaves the old
  *     range free with its pages, or by moving the pages (mremap), which
  *     keeps the contents, marks the block moved and leaves the old range
@@ -106,18 +107,30 @@ moves_only(int on)
 	}
 }
 
-/* Take the page at addr in the oversize arena (so nothing grows into it). */
+/*
+ * Keep anything from growing into the page at addr: take it if it is free
+ * in the oversize arena.  If it is allocated, or outside the arena's
+ * spans (each block is a span of its own), nothing can grow there:
+ * NOGROW.
+ */
+#define	NOGROW	((void *)1)
+
 static void *
 pin(void *addr)
 {
-	return (vmem_xalloc(umem_oversize_arena, pagesize, 0, 0, 0, addr,
-	    (char *)addr + pagesize, VM_NOSLEEP));
+	void *pg = NULL;
+
+	if (vmem_contains(umem_oversize_arena, addr, pagesize))
+		pg = vmem_xalloc_tag_in(umem_oversize_arena, pagesize, 0,
+		    addr, (char *)addr + pagesize, VM_NOSLEEP | VMEM_TRY,
+		    NULL);
+	return (pg != NULL ? pg : NOGROW);
 }
 
 static void
 unpin(void *pg)
 {
-	if (pg != NULL)
+	if (pg != NULL && pg != NOGROW)
 		vmem_xfree(umem_oversize_arena, pg, pagesize);
 }
 
@@ -286,18 +299,15 @@ t_grow_into_kept(void)
 	void *pg;
 
 	umem_large_cache_reap(1);
-	a = umem_large_alloc(rs, 0, 0);
+	a = umem_large_alloc(2 * rs, 0, 0);
 	CHECK(a != NULL);
 	if (a == NULL)
 		return;
-	/* Place b right after a (xalloc the range, then call it a block). */
-	b = vmem_xalloc(umem_oversize_arena, rs, 0, 0, 0, a + rs, a + 2 * rs,
-	    VM_NOSLEEP);
-	CHECK(b == a + rs);
-	if (b != a + rs) {
-		umem_large_free(a, rs);
-		return;
-	}
+	/* Cut it in two blocks, a and b right after it (one span). */
+	CHECK(vmem_split(umem_oversize_arena, a, 2 * rs, rs) == 0);
+	b = a + rs;
+	CHECK(umem_pagemap_set(a, rs, rs | UMEM_PM_LARGE,
+	    UMEM_PM_INTERIOR) == 0);
 	CHECK(umem_pagemap_set(b, rs, rs | UMEM_PM_LARGE,
 	    UMEM_PM_INTERIOR) == 0);
 	pg = pin(b + rs);
@@ -597,6 +607,9 @@ int
 main(int argc, char **argv)
 {
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
+	/* The update thread: freed ranges keep their pages while it runs. */
+	umem_update_wanted();
+	umem_large_free(umem_large_alloc(pagesize, 0, 0), pagesize);
 	if (argc >= 3 && strcmp(argv[1], "--child") == 0 &&
 	    strcmp(argv[2], "mappings") == 0) {
 		moves_only(1);
