@@ -80,6 +80,15 @@ bench_rotate() {
 	echo $_head $_tail
 }
 
+# The CPUs this shell may run on, one per word (taskset's list, ranges
+# expanded); nothing without taskset.
+bench_cpus() {
+	command -v taskset >/dev/null 2>&1 || return 0
+	taskset -cp $$ 2>/dev/null | sed 's/.*: *//' | tr ',' '\n' |
+	    awk -F- 'NF == 1 { print $1 } NF == 2 { for (c = $1; c <= $2; c++) print c }' |
+	    tr '\n' ' '
+}
+
 # From a run's output $1: sets line (the last RESULT line's fields) and
 # from (its malloc_from=, the file malloc came from).
 bench_result() {

@@ -93,6 +93,17 @@ done
 workloads="pair-16 pair-64 pair-256 pair-1024 pair-4096 pair-16384 pair-65536
 batch burst larson mixed prodcons realloc grow frag scale-1 scale-2 scale-4"
 workloads=$(echo $workloads)
+# The one-thread workloads run on one CPU, the same for every allocator
+# of a workload in a repetition, and the next CPU for the next: the CPUs
+# of a shared machine can differ for hours (2026-12-05: glibc's pair-64
+# took 11.9 ns on CPU 0 and 6.0 on CPU 1, ours 6.8 and 4.0, each in six
+# runs out of six), and a process that the scheduler put on either made
+# the paired ratios of a repetition a coin toss (realloc's and scale-1's
+# "bimodal" repetitions, under every allocator).
+pinned="pair-16 pair-64 pair-256 pair-1024 pair-4096 pair-16384 pair-65536
+batch burst realloc frag scale-1"
+cpus=$(bench_cpus)
+ncpus=$(echo $cpus | wc -w)
 
 ver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 {
@@ -109,6 +120,8 @@ ver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 	    "tbbmalloc $(ver libtbbmalloc2)"
 	echo "# meta reps $reps, work scale $scale, frag idle $idle ms;" \
 	    "load average at start: $(bench_loadavg)"
+	[ "$ncpus" -lt 2 ] || echo "# meta one-thread workloads pinned," \
+	    "in turn, to CPU $(echo $cpus | sed 's/ /, /g')"
 } >"$raw"
 
 # 3. The runs.
@@ -118,6 +131,11 @@ while [ $rep -le "$reps" ]; do
 	echo "malloc_bench: repetition $rep of $reps" >&2
 	wi=0
 	for w in $workloads; do
+		pin=""
+		case " $(echo $pinned) " in
+		*" $w "*) [ "$ncpus" -lt 2 ] || pin="taskset -c $(echo $cpus |
+		    cut -d' ' -f$(( (rep + wi) % ncpus + 1 )))" ;;
+		esac
 		# rotate the allocator order by (rep + workload index)
 		for a in $(bench_rotate $((rep + wi)) $allocs); do
 			eval "why=\$na_$a pre=\$pre_$a expect=\$from_$a"
@@ -129,8 +147,8 @@ while [ $rep -le "$reps" ]; do
 				continue
 			fi
 			# -k: a hung allocator may have blocked SIGTERM
-			if out=$(timeout -k 5 $tmo env ${pre:+LD_PRELOAD=$pre} \
-			    "$bin" -s "$scale" -i "$idle" "$w" 2>"$err"); then
+			if out=$(timeout -k 5 $tmo $pin env \
+			    ${pre:+LD_PRELOAD=$pre} "$bin" -s "$scale" -i "$idle" "$w" 2>"$err"); then
 				rc=0
 			else
 				rc=$?
