@@ -5,6 +5,8 @@
  *   - vmem_split / vmem_join: cut an allocated segment in two and join two
  *     adjacent ones, with vmem_verify() after each step, and the cases
  *     they must refuse (not allocated, wrong size, not adjacent).
+ *   - one span a block: the oversize arena grows by a block's size and
+ *     shrinks back when it is freed.
  *   - umem_large_realloc: growth in place (where the block's span has
  *     room: each block is a span of its own); when the next page is taken,
  *     growth by copying (up to umem_large_copy_max), which leaves the old
@@ -207,6 +209,33 @@ t_split_join(void)
 	CHECK(vmem_verify(vmp) == 0);
 	CHECK(vmem_getstat(vmp, &st) == 0 && st.vk_mem_inuse == 0);
 	vmem_destroy(vmp);
+}
+
+/*
+ * Each block is a span of its own, imported at its size: the arena grows
+ * by the block and, once the block is freed (and not kept), shrinks back,
+ * its range back in the heap for any import.
+ */
+static void
+t_span_per_block(void)
+{
+	size_t rs = 200 * KiB, span0;
+	unsigned char *p;
+
+	umem_large_cache_reap(1);
+	span0 = vmem_size(umem_oversize_arena, VMEM_ALLOC | VMEM_FREE);
+	p = umem_large_alloc(rs, 0, 0);
+	CHECK(p != NULL);
+	if (p == NULL)
+		return;
+	CHECKF(vmem_size(umem_oversize_arena, VMEM_ALLOC | VMEM_FREE) ==
+	    span0 + rs, "spans %zu KiB, %zu KiB before a block of %zu KiB",
+	    vmem_size(umem_oversize_arena, VMEM_ALLOC | VMEM_FREE) >> 10,
+	    span0 >> 10, rs >> 10);
+	umem_large_free(p, rs);
+	umem_large_cache_reap(1);
+	CHECK(vmem_size(umem_oversize_arena, VMEM_ALLOC | VMEM_FREE) == span0);
+	CHECK(vmem_verify(umem_oversize_arena) == 0);
 }
 
 /* ---- realloc growth ---- */
@@ -617,6 +646,7 @@ main(int argc, char **argv)
 		return (test_summary("test_umem_large(hugepages)"));
 	}
 	RUN(t_split_join);
+	RUN(t_span_per_block);
 	RUN(t_grow_in_place);
 	RUN(t_grow_by_copy);
 	RUN(t_grow_copies);
