@@ -12,8 +12,8 @@
  * aligned to their size, which is what the aligned allocators use.  A
  * class's cache is created on its first allocation (class_create).
  *
- * Larger sizes are whole pages from the umem_oversize arena (importing from
- * the heap; recently freed blocks up to 1 MiB are kept whole a little
+ * Larger sizes are whole pages from the umem_oversize arena (each block a
+ * span imported from the heap at its size; recently freed blocks up to 1 MiB are kept whole a little
  * while for reuse, see large_cache_get, and the pages of the others stay
  * a pass or two for the next blocks, see large_release).
  *
@@ -650,7 +650,7 @@ umem_large_free(void *buf, size_t rsize)
 
 /*
  * Grow or shrink a large block in place; 1 if done.  (Growth succeeds when
- * the pages after it are free in the arena.)
+ * the pages after it are free in its span: a tail cut from it.)
  */
 int
 umem_large_resize(void *buf, size_t rsize, size_t newsize)
@@ -853,8 +853,8 @@ large_trim(void *buf, size_t size, size_t keep)
 /*
  * realloc of a large block (rsize bytes) to newsize > UMEM_REALLOC_PAGES
  * bytes without copying: in place if it can (shrink; growth into free pages
- * after it, or into a kept block after it), else by moving its pages
- * (growth).  The block, at its old or new address, or NULL: nothing
+ * after it in its span, or into a kept block after it), else by copying it
+ * or moving its pages (growth, large_move).  The block, at its old or new address, or NULL: nothing
  * changed, the caller must copy.
  */
 void *
