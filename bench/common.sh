@@ -85,7 +85,8 @@ bench_rotate() {
 bench_cpus() {
 	command -v taskset >/dev/null 2>&1 || return 0
 	taskset -cp $$ 2>/dev/null | sed 's/.*: *//' | tr ',' '\n' |
-	    awk -F- 'NF == 1 { print $1 } NF == 2 { for (c = $1; c <= $2; c++) print c }' |
+	    awk -F- 'NF == 1 { print $1 }
+		NF == 2 { for (c = $1; c <= $2; c++) print c }' |
 	    tr '\n' ' '
 }
 

@@ -148,7 +148,8 @@ while [ $rep -le "$reps" ]; do
 			fi
 			# -k: a hung allocator may have blocked SIGTERM
 			if out=$(timeout -k 5 $tmo $pin env \
-			    ${pre:+LD_PRELOAD=$pre} "$bin" -s "$scale" -i "$idle" "$w" 2>"$err"); then
+			    ${pre:+LD_PRELOAD=$pre} "$bin" -s "$scale" \
+			    -i "$idle" "$w" 2>"$err"); then
 				rc=0
 			else
 				rc=$?

@@ -13,9 +13,10 @@
  * class's cache is created on its first allocation (class_create).
  *
  * Larger sizes are whole pages from the umem_oversize arena (each block a
- * span imported from the heap at its size; recently freed blocks up to 1 MiB are kept whole a little
- * while for reuse, see large_cache_get, and the pages of the others stay
- * a pass or two for the next blocks, see large_release).
+ * span imported from the heap at its size; recently freed blocks up to
+ * 1 MiB are kept whole a little while for reuse, see large_cache_get, and
+ * the pages of the others stay a pass or two for the next blocks, see
+ * large_release).
  *
  * No per-block header.  The slabs of the class caches are recorded page by
  * page in the page map (pagemap.h), and so are large blocks (their size in
@@ -80,17 +81,16 @@ static umem_lock_t umem_class_lock = UMEM_LOCK_INITIALIZER;
  * the next import of any size, a slab's as well.  Spans of 1 MiB left a
  * block room to grow in place, but kept their free part from everything
  * but large blocks (mallocbench grow's peak 95.5 -> 87.4 MB, and 9%
- * faster; realloc's 8.60 -> 8.15 MB).  A block still grows in place into a kept
- * tail that was cut from it (large_join_next).  A span that becomes
- * entirely free goes back to the heap.
+ * faster; realloc's 8.60 -> 8.15 MB).  A block still grows in place into
+ * a kept tail that was cut from it (large_join_next).
  */
 static void *
-umem_oversize_import(vmem_t *heap, size_t *sizep, int vmflag)
+umem_oversize_import(vmem_t *heap, size_t size, int vmflag)
 {
-	void *p = vmem_heap_alloc_dirty(heap, *sizep, vmflag);
+	void *p = vmem_heap_alloc_dirty(heap, size, vmflag);
 
 	if (p != NULL)
-		umem_update_heap_grew(*sizep);
+		umem_update_heap_grew(size);
 	return (p);
 }
 
@@ -105,7 +105,7 @@ umem_oversize_create(void)
 	vmem_free_t *ff;
 	vmem_t *heap = vmem_heap_arena(&af, &ff);
 
-	umem_oversize_arena = vmem_xcreate("umem_oversize", NULL, 0,
+	umem_oversize_arena = vmem_create("umem_oversize", NULL, 0,
 	    umem_pagesize, umem_oversize_import, ff, heap, 0, VM_NOSLEEP);
 }
 static pthread_t umem_alloc_init_thread;
@@ -854,8 +854,8 @@ large_trim(void *buf, size_t size, size_t keep)
  * realloc of a large block (rsize bytes) to newsize > UMEM_REALLOC_PAGES
  * bytes without copying: in place if it can (shrink; growth into free pages
  * after it in its span, or into a kept block after it), else by copying it
- * or moving its pages (growth, large_move).  The block, at its old or new address, or NULL: nothing
- * changed, the caller must copy.
+ * or moving its pages (growth, large_move).  The block, at its old or new
+ * address, or NULL: nothing changed, the caller must copy.
  */
 void *
 umem_large_realloc(void *buf, size_t rsize, size_t newsize)
